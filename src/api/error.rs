@@ -1,0 +1,130 @@
+//! One error type for the HTTP API and its one JSON shape:
+//! `{"error": {"code": "...", "message": "...", "field": "..."}}`.
+//!
+//! Internal failures are logged with their cause and answered with a generic message: no stack trace, SQL
+//! or secret ever reaches a client.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::storage::StoreError;
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code (`validation_failed`, `not_found`, `conflict`, ...).
+    pub code: &'static str,
+    /// Human-readable explanation.
+    pub message: String,
+    /// The request field at fault (dotted path), when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// Every way an API request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No or an unknown bearer token (401).
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// The token's scope does not allow this (403).
+    #[error("this token's scope does not allow {0}")]
+    Forbidden(&'static str),
+    /// The addressed resource does not exist (404).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request conflicts with the current state (409).
+    #[error("{message}")]
+    Conflict {
+        /// What conflicts.
+        message: String,
+        /// The field at fault.
+        field: Option<String>,
+    },
+    /// The body or query is well-formed but a field is invalid (422).
+    #[error("{field}: {message}")]
+    Validation {
+        /// Dotted path of the field.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The body is not JSON at all (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The body is not `application/json` (415).
+    #[error("expected Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// Something failed inside slotline (500); the cause is logged, not returned.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+    /// The database cannot be reached (503).
+    #[error("database unavailable")]
+    Unavailable(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    /// A 422 naming `field`.
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation { field: field.into(), message: message.into() }
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
+            Self::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict { what } => {
+                ApiError::Conflict { message: format!("{what} already exists"), field: None }
+            }
+            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => ApiError::Unavailable(error.into()),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let Self::Internal(cause) | Self::Unavailable(cause) = &self {
+            tracing::error!(error = %format!("{cause:#}"), "request failed");
+        }
+        let field = match &self {
+            Self::Validation { field, .. } => Some(field.clone()),
+            Self::Conflict { field, .. } => field.clone(),
+            _ => None,
+        };
+        let message = match &self {
+            Self::Validation { message, .. } => message.clone(),
+            other => other.to_string(),
+        };
+        let mut response = (status, Json(ErrorBody { error: ErrorDetail { code, message, field } })).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,105 @@
+//! The admin HTTP API (axum): agents, numbers, bookings, calls, health, and its OpenAPI document.
+//!
+//! - [`router`] assembles every route; each handler carries its `#[utoipa::path]`, and the routes are
+//!   registered through `utoipa_axum` so the OpenAPI document covers exactly the routes served;
+//! - [`auth`]: bearer tokens and scopes; [`error`]: the one JSON error shape; [`extract`]: body/query
+//!   extractors whose errors name the field;
+//! - `routes/`: one module per resource.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+mod routes;
+
+pub use routes::agents::{default_greeting, DEFAULT_PROMPT};
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::{Extension, Router};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::metrics::{HTTP_REQUESTS_TOTAL, HTTP_REQUEST_DURATION_SECONDS};
+use crate::storage::crypto::MasterKey;
+use crate::storage::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// Seals secrets (Cal.com keys) before they are stored.
+    pub master_key: Arc<MasterKey>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "slotline admin API",
+        description = "Agents, phone numbers, bookings and calls of a slotline voice gateway. \
+                       Every /v1 route except the OpenAPI document needs `Authorization: Bearer <token>`.",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "agents", description = "Voice agents and their calendars"),
+        (name = "numbers", description = "Phone numbers routed to agents"),
+        (name = "bookings", description = "Bookings made by agents"),
+        (name = "calls", description = "Calls handled by the gateway"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Every route of the API with its state, metrics middleware and OpenAPI document.
+pub fn router(state: AppState) -> Router {
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(routes::health::healthz))
+        .routes(routes!(routes::health::readyz))
+        .routes(routes!(routes::health::openapi_json))
+        .routes(routes!(routes::agents::list_agents, routes::agents::create_agent))
+        .routes(routes!(routes::agents::get_agent, routes::agents::update_agent, routes::agents::delete_agent))
+        .routes(routes!(routes::numbers::list_numbers))
+        .routes(routes!(routes::numbers::get_number, routes::numbers::put_number, routes::numbers::delete_number))
+        .routes(routes!(routes::bookings::list_bookings))
+        .routes(routes!(routes::calls::list_calls))
+        .with_state(state)
+        .split_for_parts();
+    router
+        .fallback(routes::health::not_found)
+        .layer(Extension(Arc::new(doc)))
+        .layer(middleware::from_fn(record_http_metrics))
+}
+
+/// Counts requests and measures latency by method, matched route template and status.
+async fn record_http_metrics(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route =
+        request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(HTTP_REQUESTS_TOTAL, "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!(HTTP_REQUEST_DURATION_SECONDS, "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,160 @@
+//! Builds the running system from a [`Config`] and runs it until shutdown.
+//!
+//! [`Application::build`] opens and migrates the database, loads the master key, seeds the demo agent on
+//! an empty database and binds the listeners (port 0 works, so tests run the real server); [`Application::run`]
+//! serves until the [`CancellationToken`] fires, then drains in-flight requests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use chrono::Utc;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::api::{self, AppState};
+use crate::calendar::CalendarKind;
+use crate::config::{Config, DemoConfig};
+use crate::dialplan::e164;
+use crate::storage::crypto::{KeySource, MasterKey, KEY_FILE};
+use crate::storage::{self, AgentRecord, CalendarConfig, Store, StoreError};
+
+/// Name of the agent created on an empty database.
+pub const DEMO_AGENT_NAME: &str = "Demo Agent";
+
+/// A built, bound, not yet running slotline.
+pub struct Application {
+    state: AppState,
+    api_listener: TcpListener,
+    metrics_listener: TcpListener,
+    metrics: PrometheusHandle,
+}
+
+impl Application {
+    /// Opens storage, seeds the demo agent when the database is empty, and binds every listener.
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let store = open_store(config).await?;
+        let (master_key, source) = MasterKey::load(config.master_key.as_ref().map(|k| k.expose()), &config.data_dir)
+            .context("loading the master key")?;
+        if source == KeySource::GeneratedFile {
+            tracing::warn!(
+                path = %config.data_dir.join(KEY_FILE).display(),
+                "no master_key configured: generated a key file (mode 0600); back it up, the stored Cal.com keys \
+                 cannot be read without it, and set SLOTLINE_MASTER_KEY when several instances share a database"
+            );
+        }
+        seed_demo(store.as_ref(), &config.demo).await.context("creating the demo agent")?;
+        if store.count_tokens().await? == 0 {
+            tracing::info!("no API tokens yet: create one with `slotline token create --name admin --scope admin`");
+        }
+        let metrics = crate::metrics::install();
+        let api_listener = TcpListener::bind(config.api.addr)
+            .await
+            .with_context(|| format!("binding api.addr {}", config.api.addr))?;
+        let metrics_listener = TcpListener::bind(config.metrics.addr)
+            .await
+            .with_context(|| format!("binding metrics.addr {}", config.metrics.addr))?;
+        let state = AppState { store, master_key: Arc::new(master_key) };
+        Ok(Self { state, api_listener, metrics_listener, metrics })
+    }
+
+    /// Where the admin API listens.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Where `/metrics` is served.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// The database this application uses.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.state.store.clone()
+    }
+
+    /// Serves until `shutdown` fires, then finishes in-flight requests.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        tracing::info!(api = %self.api_addr(), metrics = %self.metrics_addr(), "slotline is serving");
+        let api = axum::serve(self.api_listener, api::router(self.state))
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let metrics = axum::serve(self.metrics_listener, metrics_router(self.metrics))
+            .with_graceful_shutdown(shutdown.cancelled_owned());
+        let (api, metrics) = tokio::join!(api, metrics);
+        api.context("admin API server")?;
+        metrics.context("metrics server")?;
+        tracing::info!("slotline stopped");
+        Ok(())
+    }
+}
+
+/// Connects to the configured database and applies pending migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let store = storage::connect(&config.database_url(), config.database.max_connections)
+        .await
+        .context("opening the database (database.url)")?;
+    store.migrate().await.context("migrating the database")?;
+    Ok(store)
+}
+
+fn metrics_router(handle: PrometheusHandle) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let handle = handle.clone();
+            async move {
+                ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()
+            }
+        }),
+    )
+}
+
+/// Creates the demo agent (demo calendar) and maps the demo number to it, when the database has no agent.
+pub async fn seed_demo(store: &dyn Store, demo: &DemoConfig) -> Result<(), StoreError> {
+    if !demo.enabled || !store.list_agents().await?.is_empty() {
+        return Ok(());
+    }
+    let number = match e164::normalize(&demo.number) {
+        Ok(number) => number,
+        Err(e) => {
+            tracing::warn!(error = %e, "demo.number is not a phone number; demo agent not created");
+            return Ok(());
+        }
+    };
+    let now = Utc::now();
+    let agent = AgentRecord {
+        id: Uuid::new_v4(),
+        name: DEMO_AGENT_NAME.to_string(),
+        description: "Created on first start: books into the demo calendar (30-minute slots, 09:00-18:00 on weekdays)."
+            .to_string(),
+        prompt: api::DEFAULT_PROMPT.to_string(),
+        greeting: api::default_greeting("the slotline demo"),
+        language: "en".to_string(),
+        timezone: demo.timezone.clone(),
+        calendar: CalendarConfig {
+            kind: CalendarKind::Demo,
+            calcom_api_key: None,
+            event_type_slug: None,
+            event_type_id: None,
+            username: None,
+            slot_minutes: 30,
+        },
+        created_at: now,
+        updated_at: now,
+    };
+    match store.insert_agent(&agent).await {
+        Ok(()) => {}
+        // Another instance sharing the database seeded it first.
+        Err(StoreError::Conflict { .. }) => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    store.put_number(number.as_str(), agent.id).await?;
+    tracing::info!(agent_id = %agent.id, number = %number, timezone = %demo.timezone, "created the demo agent");
+    Ok(())
+}

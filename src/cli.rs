@@ -1,0 +1,240 @@
+//! The `slotline` command line: `serve`, `migrate`, `token create`, `dialplan check|apply`.
+//!
+//! Exit codes: 0 success, 1 runtime failure, 2 invalid configuration, usage or dialplan file.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::api::auth::generate_token;
+use crate::app::{open_store, Application};
+use crate::config::{Config, Overrides};
+use crate::dialplan;
+use crate::storage::{ApiTokenRecord, TokenScope};
+
+/// Exit code for invalid configuration, usage or input files.
+pub const EXIT_INVALID: u8 = 2;
+
+/// slotline: a telephony-first SIP voice gateway whose AI voice agents book appointments.
+#[derive(Debug, Parser)]
+#[command(name = "slotline", version, about)]
+pub struct Cli {
+    /// Configuration file (default: ./slotline.toml when it exists).
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory (setting `data_dir`, env SLOTLINE_DATA_DIR).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL, sqlite://PATH or postgres://... (setting `database.url`, env SLOTLINE_DATABASE__URL).
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway: admin API and /metrics (migrates the database first).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Validate or load dialplan files (numbers → agents).
+    #[command(subcommand)]
+    Dialplan(DialplanCommand),
+}
+
+/// Flags of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Admin API address (setting `api.addr`, env SLOTLINE_API__ADDR).
+    #[arg(long, value_name = "ADDR")]
+    pub api_addr: Option<std::net::SocketAddr>,
+    /// Metrics address (setting `metrics.addr`, env SLOTLINE_METRICS__ADDR).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+/// `token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token; it is printed once on standard output and stored hashed.
+    Create {
+        /// Who or what the token is for.
+        #[arg(long)]
+        name: String,
+        /// `admin` (read and write) or `analyst` (read only).
+        #[arg(long, value_enum)]
+        scope: TokenScope,
+    },
+}
+
+/// `dialplan` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DialplanCommand {
+    /// Validate a dialplan file (syntax, numbers, agent names); exit 2 with FILE:LINE:COL errors.
+    Check {
+        /// The dialplan file.
+        file: PathBuf,
+    },
+    /// Validate, then upsert every route of a dialplan file (running it twice changes nothing).
+    Apply {
+        /// The dialplan file.
+        file: PathBuf,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let overrides = Overrides {
+        data_dir: cli.data_dir.clone(),
+        database_url: cli.database_url.clone(),
+        api_addr: match &cli.command {
+            Command::Serve(args) => args.api_addr,
+            _ => None,
+        },
+        metrics_addr: match &cli.command {
+            Command::Serve(args) => args.metrics_addr,
+            _ => None,
+        },
+    };
+    let config = match Config::load(cli.config.as_deref(), &overrides) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("slotline: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    crate::telemetry::init(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("slotline: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, &config)) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "slotline failed");
+            eprintln!("slotline: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: &Config) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(_) => serve(config).await,
+        Command::Migrate => {
+            open_store(config).await?;
+            println!("database is up to date");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token(TokenCommand::Create { name, scope }) => create_token(config, &name, scope).await,
+        Command::Dialplan(DialplanCommand::Check { file }) => dialplan_command(config, &file, false).await,
+        Command::Dialplan(DialplanCommand::Apply { file }) => dialplan_command(config, &file, true).await,
+    }
+}
+
+async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
+    let app = Application::build(config).await?;
+    eprintln!("slotline: admin API on http://{}  metrics on http://{}/metrics", app.api_addr(), app.metrics_addr());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signal_shutdown(shutdown.clone()));
+    app.run(shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Cancels `shutdown` on SIGTERM or Ctrl-C.
+async fn signal_shutdown(shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutdown requested");
+    shutdown.cancel();
+}
+
+async fn create_token(config: &Config, name: &str, scope: TokenScope) -> anyhow::Result<ExitCode> {
+    let name = name.trim();
+    if name.is_empty() {
+        eprintln!("slotline: --name must not be empty");
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
+    let store = open_store(config).await?;
+    let token = generate_token();
+    let record = ApiTokenRecord {
+        id: Uuid::new_v4(),
+        name: name.to_string(),
+        scope,
+        token_hash: token.hash,
+        created_at: Utc::now(),
+    };
+    store.insert_token(&record).await.context("storing the token")?;
+    tracing::info!(token_id = %record.id, name, scope = scope.as_str(), "API token created");
+    eprintln!(
+        "Created {} token `{name}`. It is shown once; use it as `Authorization: Bearer <token>`:",
+        scope.as_str()
+    );
+    println!("{}", token.secret);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn dialplan_command(config: &Config, file: &Path, apply: bool) -> anyhow::Result<ExitCode> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("{}: cannot read: {e}", file.display());
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+    };
+    let report_errors = |errors: &[dialplan::DialplanError]| {
+        for error in errors {
+            eprintln!("{}:{error}", file.display());
+        }
+        eprintln!("{}: {} error(s)", file.display(), errors.len());
+        ExitCode::from(EXIT_INVALID)
+    };
+    let plan = match dialplan::file::parse(&text) {
+        Ok(plan) => plan,
+        Err(errors) => return Ok(report_errors(&errors)),
+    };
+    let store = open_store(config).await?;
+    let errors = dialplan::check(store.as_ref(), &plan).await?;
+    if !errors.is_empty() {
+        return Ok(report_errors(&errors));
+    }
+    if apply {
+        let report = dialplan::apply(store.as_ref(), &plan).await?;
+        println!("{}: applied {} number(s) and {} prefix(es)", file.display(), report.numbers, report.prefixes);
+    } else {
+        println!("{}: ok, {} route(s)", file.display(), plan.routes.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,335 @@
+//! Configuration: defaults → optional `slotline.toml` (or `--config FILE`) → `SLOTLINE_*` environment
+//! variables (`__` separates nesting levels) → command-line flags.
+//!
+//! Every setting has a default that works on one machine. [`Config::load`] returns a [`ConfigError`] that
+//! names the offending setting; the binary turns it into exit code 2.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The file read when `--config` is not given (only if it exists).
+pub const DEFAULT_CONFIG_FILE: &str = "slotline.toml";
+
+/// Prefix of every environment variable that configures slotline.
+pub const ENV_PREFIX: &str = "SLOTLINE_";
+
+/// The whole configuration of one slotline process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Directory for the SQLite database, the generated master key and recordings.
+    pub data_dir: PathBuf,
+    /// Key that encrypts secrets at rest (64 hex characters or base64 of 32 bytes). When absent, a key
+    /// file `master.key` is generated once in `data_dir`.
+    pub master_key: Option<Secret>,
+    /// Database connection.
+    pub database: DatabaseConfig,
+    /// Admin HTTP API listener.
+    pub api: ApiConfig,
+    /// Prometheus `/metrics` listener.
+    pub metrics: MetricsConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// The demo agent created on first start.
+    pub demo: DemoConfig,
+}
+
+/// `database.*` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://...`; defaults to `sqlite://<data_dir>/slotline.db`.
+    pub url: Option<Secret>,
+    /// Upper bound of the connection pool.
+    pub max_connections: u32,
+}
+
+/// `api.*` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address the admin API listens on.
+    pub addr: SocketAddr,
+}
+
+/// `metrics.*` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address the Prometheus exporter listens on (`GET /metrics`).
+    pub addr: SocketAddr,
+}
+
+/// `log.*` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter such as `info` or `slotline=debug,sqlx=warn`.
+    pub level: String,
+    /// Output format.
+    pub format: LogFormat,
+}
+
+/// How log lines are written to standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `demo.*` settings: the agent created when the database has no agent at all.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Create the demo agent and number on an empty database.
+    pub enabled: bool,
+    /// IANA time zone of the demo agent.
+    pub timezone: String,
+    /// Phone number (E.164) mapped to the demo agent.
+    pub number: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            master_key: None,
+            database: DatabaseConfig { url: None, max_connections: 10 },
+            api: ApiConfig { addr: SocketAddr::from(([127, 0, 0, 1], 8080)) },
+            metrics: MetricsConfig { addr: SocketAddr::from(([127, 0, 0, 1], 9464)) },
+            log: LogConfig { level: "info".into(), format: LogFormat::Pretty },
+            demo: DemoConfig { enabled: true, timezone: "America/New_York".into(), number: "+15550100000".into() },
+        }
+    }
+}
+
+/// A configuration value that must never be printed (keys, database passwords).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; call only where it is used, never to log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// Values given on the command line; they win over every other layer.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Overrides {
+    /// `--data-dir`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url`
+    #[serde(skip_serializing_if = "Option::is_none", rename = "database.url")]
+    pub database_url: Option<String>,
+    /// `--api-addr`
+    #[serde(skip_serializing_if = "Option::is_none", rename = "api.addr")]
+    pub api_addr: Option<SocketAddr>,
+    /// `--metrics-addr`
+    #[serde(skip_serializing_if = "Option::is_none", rename = "metrics.addr")]
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+/// Why the configuration cannot be used. `setting` is the dotted name an operator writes.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting `{setting}`: {message}")]
+pub struct ConfigError {
+    /// Dotted setting name, e.g. `api.addr`.
+    pub setting: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(setting: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { setting: setting.into(), message: message.into() }
+    }
+}
+
+impl Config {
+    /// Loads the layered configuration. `file` is `--config`; without it `slotline.toml` is read when present.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigError::new("--config", format!("file {} does not exist", path.display())));
+                }
+                figment = figment.merge(Toml::file(path));
+            }
+            None => figment = figment.merge(Toml::file(DEFAULT_CONFIG_FILE)),
+        }
+        let figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__")).merge(dotted_overrides(overrides));
+        let config: Config = figment.extract().map_err(from_figment)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The database URL in effect (the SQLite file in the data dir unless `database.url` is set).
+    pub fn database_url(&self) -> Secret {
+        match &self.database.url {
+            Some(url) => url.clone(),
+            None => Secret::new(format!("sqlite://{}", self.data_dir.join("slotline.db").display())),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::new("data_dir", "must not be empty"));
+        }
+        let url = self.database_url();
+        if !(url.expose().starts_with("sqlite:")
+            || url.expose().starts_with("postgres://")
+            || url.expose().starts_with("postgresql://"))
+        {
+            return Err(ConfigError::new("database.url", "must start with sqlite:, postgres:// or postgresql://"));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::new("database.max_connections", "must be at least 1"));
+        }
+        if self.api.addr == self.metrics.addr && self.api.addr.port() != 0 {
+            return Err(ConfigError::new("metrics.addr", "must differ from api.addr"));
+        }
+        if let Some(key) = &self.master_key {
+            crate::storage::crypto::parse_master_key(key.expose())
+                .map_err(|e| ConfigError::new("master_key", e.to_string()))?;
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| ConfigError::new("log.level", e.to_string()))?;
+        if self.demo.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(ConfigError::new(
+                "demo.timezone",
+                format!("`{}` is not an IANA time zone", self.demo.timezone),
+            ));
+        }
+        crate::dialplan::e164::normalize(&self.demo.number)
+            .map_err(|e| ConfigError::new("demo.number", e.to_string()))?;
+        Ok(())
+    }
+}
+
+/// Flags are given as dotted keys so they merge into nested tables.
+fn dotted_overrides(overrides: &Overrides) -> Figment {
+    let mut figment = Figment::new();
+    if let Some(dir) = &overrides.data_dir {
+        figment = figment.merge(Serialized::default("data_dir", dir));
+    }
+    if let Some(url) = &overrides.database_url {
+        figment = figment.merge(Serialized::default("database.url", url));
+    }
+    if let Some(addr) = overrides.api_addr {
+        figment = figment.merge(Serialized::default("api.addr", addr));
+    }
+    if let Some(addr) = overrides.metrics_addr {
+        figment = figment.merge(Serialized::default("metrics.addr", addr));
+    }
+    figment
+}
+
+fn from_figment(error: figment::Error) -> ConfigError {
+    use figment::error::Kind;
+    let mut setting = error.path.join(".");
+    let field = match &error.kind {
+        Kind::UnknownField(field, _) => Some(field.to_string()),
+        Kind::MissingField(field) => Some(field.to_string()),
+        _ => None,
+    };
+    if let Some(field) = field {
+        if setting.is_empty() {
+            setting = field;
+        } else if !setting.ends_with(&field) {
+            setting = format!("{setting}.{field}");
+        }
+    }
+    let source = match &error.metadata {
+        Some(meta) => format!(" (from {})", meta.name),
+        None => String::new(),
+    };
+    let message = match &error.kind {
+        Kind::UnknownField(..) => "is not a slotline setting".to_string(),
+        other => other.to_string(),
+    };
+    ConfigError::new(if setting.is_empty() { "<root>".into() } else { setting }, format!("{message}{source}"))
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_work_on_one_machine() {
+        figment::Jail::expect_with(|_jail| {
+            let config = Config::load(None, &Overrides::default()).expect("defaults load");
+            assert_eq!(config.api.addr.to_string(), "127.0.0.1:8080");
+            assert_eq!(config.metrics.addr.to_string(), "127.0.0.1:9464");
+            assert_eq!(config.database_url().expose(), "sqlite://./data/slotline.db");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn env_nests_with_double_underscore_and_flags_win() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("slotline.toml", "data_dir = \"/srv/slotline\"\n[api]\naddr = \"127.0.0.1:1\"\n")?;
+            jail.set_env("SLOTLINE_API__ADDR", "127.0.0.1:2");
+            jail.set_env("SLOTLINE_DATABASE__URL", "postgres://db/slotline");
+            let flags = Overrides { metrics_addr: Some("127.0.0.1:3".parse().expect("addr")), ..Default::default() };
+            let config = Config::load(None, &flags).expect("loads");
+            assert_eq!(config.data_dir, PathBuf::from("/srv/slotline"));
+            assert_eq!(config.api.addr.port(), 2);
+            assert_eq!(config.metrics.addr.port(), 3);
+            assert_eq!(config.database_url().expose(), "postgres://db/slotline");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SLOTLINE_API__ADDR", "not an address");
+            let err = Config::load(None, &Overrides::default()).expect_err("invalid");
+            assert_eq!(err.setting, "api.addr");
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SLOTLINE_DEMO__TIMEZONE", "Mars/Olympus");
+            let err = Config::load(None, &Overrides::default()).expect_err("invalid");
+            assert_eq!(err.setting, "demo.timezone");
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("slotline.toml", "[api]\nadress = \"127.0.0.1:1\"\n")?;
+            let err = Config::load(None, &Overrides::default()).expect_err("typo");
+            assert_eq!(err.setting, "api.adress");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_do_not_debug_print() {
+        let secret = Secret::new("cal_live_supersecret");
+        assert!(!format!("{secret:?}").contains("supersecret"));
+    }
+}

@@ -1,0 +1,21 @@
+//! slotline: a telephony-first SIP voice gateway whose AI voice agents book appointments.
+//!
+//! Module map (see `DESIGN.md` for the whole architecture):
+//! - [`config`]: layered settings (defaults → `slotline.toml` → `SLOTLINE_*` env → flags);
+//! - [`app`]: builds the running system (storage, API, metrics) and runs it until shutdown;
+//! - [`cli`]: the `slotline` subcommands, called by the thin `main.rs`;
+//! - [`telemetry`] / [`metrics`]: tracing setup and every Prometheus metric, declared once;
+//! - [`storage`]: the [`storage::Store`] trait on SQLite and PostgreSQL, secrets sealed at rest;
+//! - [`dialplan`]: E.164 normalisation, number → agent routing, dialplan files;
+//! - [`calendar`]: the calendars agents book into;
+//! - [`api`]: the authenticated admin HTTP API (axum) and its OpenAPI document.
+
+pub mod api;
+pub mod app;
+pub mod calendar;
+pub mod cli;
+pub mod config;
+pub mod dialplan;
+pub mod metrics;
+pub mod storage;
+pub mod telemetry;

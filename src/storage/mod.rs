@@ -1,0 +1,348 @@
+//! Persistence: the [`Store`] trait and its records, implemented for SQLite (the embedded default) and
+//! PostgreSQL (several instances sharing one database).
+//!
+//! - `sql.rs` holds the SQL both backends share (one text, `$n` placeholders work on both);
+//! - `sqlite.rs` / `postgres.rs` add what differs (pool options, migrations, locking);
+//! - `crypto.rs` seals secrets before they are stored.
+//!
+//! Migrations live in `migrations/sqlite/` and `migrations/postgres/` with the same numbering and are
+//! embedded in the binary.
+
+pub mod crypto;
+mod postgres;
+mod sql;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::calendar::CalendarKind;
+use crate::config::Secret;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// Storage failures, separated so the API can map them to status codes.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint refused the write (`what` names the constraint's subject).
+    #[error("{what} already exists")]
+    Conflict {
+        /// e.g. `agent name`.
+        what: &'static str,
+    },
+    /// A referenced row does not exist.
+    #[error("{what} does not exist")]
+    MissingReference {
+        /// e.g. `agent`.
+        what: &'static str,
+    },
+    /// A stored value cannot be read back (a bug or a hand-edited database).
+    #[error("corrupt {column} in the database: {detail}")]
+    Corrupt {
+        /// The column.
+        column: &'static str,
+        /// What failed to parse.
+        detail: String,
+    },
+    /// Applying migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database refused or could not be reached.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// A sealed secret plus the last characters an operator may see to recognise it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    /// `crypto::MasterKey::seal` output.
+    pub sealed: Vec<u8>,
+    /// Last 4 characters of the plaintext.
+    pub hint: String,
+}
+
+/// An agent's calendar settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarConfig {
+    /// Which calendar.
+    pub kind: CalendarKind,
+    /// Cal.com API key, sealed.
+    pub calcom_api_key: Option<SealedSecret>,
+    /// Cal.com event type slug (created when missing).
+    pub event_type_slug: Option<String>,
+    /// Cal.com event type id, learned at initialisation.
+    pub event_type_id: Option<i64>,
+    /// Cal.com username, learned from `GET /v2/me` or configured.
+    pub username: Option<String>,
+    /// Length of one appointment.
+    pub slot_minutes: i32,
+}
+
+/// One voice agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRecord {
+    /// Stable id.
+    pub id: Uuid,
+    /// Unique display name (dialplans refer to agents by name).
+    pub name: String,
+    /// Free text for admins.
+    pub description: String,
+    /// Instructions for the dialog engine.
+    pub prompt: String,
+    /// First sentence spoken on answer.
+    pub greeting: String,
+    /// BCP 47 language tag.
+    pub language: String,
+    /// IANA time zone the agent speaks and books in.
+    pub timezone: String,
+    /// The calendar.
+    pub calendar: CalendarConfig,
+    /// Creation instant.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An exact phone number routed to an agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneNumberRecord {
+    /// E.164 number.
+    pub e164: String,
+    /// The agent answering it.
+    pub agent_id: Uuid,
+    /// Creation instant.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A number prefix (`+1555020…`) routed to an agent when no exact number matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberPrefixRecord {
+    /// `+` and 1–15 digits.
+    pub prefix: String,
+    /// The agent answering numbers under it.
+    pub agent_id: Uuid,
+}
+
+/// What an API token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenScope {
+    /// Read and write.
+    Admin,
+    /// Read only.
+    Analyst,
+}
+
+impl TokenScope {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Analyst => "analyst",
+        }
+    }
+}
+
+/// An API token; only its SHA-256 hash is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTokenRecord {
+    /// Stable id.
+    pub id: Uuid,
+    /// Who or what it is for.
+    pub name: String,
+    /// Permissions.
+    pub scope: TokenScope,
+    /// Hex SHA-256 of the token.
+    pub token_hash: String,
+    /// Creation instant.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A booking as slotline recorded it, whatever the calendar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct BookingRecord {
+    /// slotline's id.
+    pub id: Uuid,
+    /// The agent (absent once the agent is deleted).
+    pub agent_id: Option<Uuid>,
+    /// Calendar that holds it.
+    pub calendar_kind: String,
+    /// The calendar's own id (Cal.com uid).
+    pub external_uid: Option<String>,
+    /// Start, UTC.
+    pub start_at: DateTime<Utc>,
+    /// End, UTC.
+    pub end_at: DateTime<Utc>,
+    /// Attendee name.
+    pub attendee_name: String,
+    /// Attendee email.
+    pub attendee_email: Option<String>,
+    /// Attendee phone, E.164.
+    pub attendee_phone: Option<String>,
+    /// Notes given when booking.
+    pub notes: Option<String>,
+    /// `confirmed`, `cancelled` or `rescheduled`.
+    pub status: String,
+    /// The call or chat that made it.
+    pub source_call_id: Option<String>,
+    /// Client-chosen key that makes retries safe.
+    pub idempotency_key: Option<String>,
+    /// Creation instant.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One call (SIP or LiveKit) as slotline handled it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct CallRecord {
+    /// slotline's id.
+    pub id: Uuid,
+    /// SIP Call-ID (or LiveKit room name).
+    pub sip_call_id: String,
+    /// The agent that answered (absent when routing failed or the agent was deleted).
+    pub agent_id: Option<Uuid>,
+    /// Dialed number (E.164 when it normalised, raw otherwise).
+    pub dialed: String,
+    /// Caller id.
+    pub caller: String,
+    /// `udp`, `tcp` or `livekit`.
+    pub transport: String,
+    /// INVITE received.
+    pub started_at: DateTime<Utc>,
+    /// 200 OK sent.
+    pub answered_at: Option<DateTime<Utc>>,
+    /// Call over.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Why it ended (`caller_bye`, `agent_bye`, `media_timeout`, ...).
+    pub end_reason: Option<String>,
+    /// Final SIP status sent for the INVITE.
+    pub sip_status: Option<i32>,
+}
+
+/// Filters of the list endpoints.
+#[derive(Debug, Clone, Default)]
+pub struct RecordFilter {
+    /// Only this agent.
+    pub agent_id: Option<Uuid>,
+    /// Starting at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Starting before.
+    pub to: Option<DateTime<Utc>>,
+    /// At most this many (newest first for calls, soonest first for bookings).
+    pub limit: i64,
+}
+
+/// Outcome of deleting an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentDeletion {
+    /// Gone (with its numbers when forced).
+    Deleted,
+    /// No such agent.
+    NotFound,
+    /// The agent still has this many numbers and deletion was not forced.
+    HasNumbers(i64),
+}
+
+/// Everything slotline persists. One conformance suite (`tests/it/store.rs`) runs against every backend.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which database this is.
+    fn backend(&self) -> Backend;
+    /// Applies pending migrations.
+    async fn migrate(&self) -> Result<(), StoreError>;
+    /// Checks the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Inserts an agent; a duplicate name is a [`StoreError::Conflict`].
+    async fn insert_agent(&self, agent: &AgentRecord) -> Result<(), StoreError>;
+    /// Replaces an agent's fields; `false` when it does not exist.
+    async fn update_agent(&self, agent: &AgentRecord) -> Result<bool, StoreError>;
+    /// One agent.
+    async fn get_agent(&self, id: Uuid) -> Result<Option<AgentRecord>, StoreError>;
+    /// One agent by its unique name.
+    async fn find_agent_by_name(&self, name: &str) -> Result<Option<AgentRecord>, StoreError>;
+    /// All agents by name.
+    async fn list_agents(&self) -> Result<Vec<AgentRecord>, StoreError>;
+    /// Deletes an agent; with numbers it needs `force`, which deletes them too.
+    async fn delete_agent(&self, id: Uuid, force: bool) -> Result<AgentDeletion, StoreError>;
+
+    /// Maps a number to an agent; `true` when the number is new.
+    async fn put_number(&self, e164: &str, agent_id: Uuid) -> Result<(PhoneNumberRecord, bool), StoreError>;
+    /// One number.
+    async fn get_number(&self, e164: &str) -> Result<Option<PhoneNumberRecord>, StoreError>;
+    /// Numbers, optionally of one agent.
+    async fn list_numbers(&self, agent_id: Option<Uuid>) -> Result<Vec<PhoneNumberRecord>, StoreError>;
+    /// Removes a number; `false` when it was not there.
+    async fn delete_number(&self, e164: &str) -> Result<bool, StoreError>;
+    /// Maps a prefix to an agent (insert or replace).
+    async fn put_prefix(&self, prefix: &str, agent_id: Uuid) -> Result<(), StoreError>;
+    /// All prefixes.
+    async fn list_prefixes(&self) -> Result<Vec<NumberPrefixRecord>, StoreError>;
+    /// The agent for a dialed number: the exact number first, then the longest matching prefix.
+    async fn route_number(&self, e164: &str) -> Result<Option<Uuid>, StoreError>;
+
+    /// Stores a new API token.
+    async fn insert_token(&self, token: &ApiTokenRecord) -> Result<(), StoreError>;
+    /// The token with this hash.
+    async fn find_token(&self, token_hash: &str) -> Result<Option<ApiTokenRecord>, StoreError>;
+    /// Number of tokens.
+    async fn count_tokens(&self) -> Result<i64, StoreError>;
+
+    /// Bookings matching the filter, soonest first.
+    async fn list_bookings(&self, filter: &RecordFilter) -> Result<Vec<BookingRecord>, StoreError>;
+    /// Records a call as it starts.
+    async fn insert_call(&self, call: &CallRecord) -> Result<(), StoreError>;
+    /// Calls matching the filter, newest first.
+    async fn list_calls(&self, filter: &RecordFilter) -> Result<Vec<CallRecord>, StoreError>;
+}
+
+/// Opens the database named by `url` (`sqlite:` or `postgres://`), creating a SQLite file when missing.
+pub async fn connect(url: &Secret, max_connections: u32) -> Result<Arc<dyn Store>, StoreError> {
+    if url.expose().starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url.expose(), max_connections).await?))
+    } else {
+        Ok(Arc::new(PostgresStore::connect(url.expose(), max_connections).await?))
+    }
+}
+
+fn map_unique(error: sqlx::Error, what: &'static str) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict { what },
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::MissingReference { what: "agent" },
+        _ => StoreError::Database(error),
+    }
+}
+
+fn parse_uuid(column: &'static str, text: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(text).map_err(|e| StoreError::Corrupt { column, detail: e.to_string() })
+}
+
+fn parse_kind(text: &str) -> Result<CalendarKind, StoreError> {
+    text.parse().map_err(|detail| StoreError::Corrupt { column: "calendar_kind", detail })
+}
+
+fn parse_scope(text: &str) -> Result<TokenScope, StoreError> {
+    match text {
+        "admin" => Ok(TokenScope::Admin),
+        "analyst" => Ok(TokenScope::Analyst),
+        other => Err(StoreError::Corrupt { column: "scope", detail: other.to_string() }),
+    }
+}

@@ -1,0 +1,385 @@
+//! The SQL both backends share. SQLite and PostgreSQL accept the same text for everything here (`$n`
+//! placeholders, `ON CONFLICT`, `RETURNING`), so it is written once and expanded for each backend's pool
+//! and row type by [`shared_store`]; what differs is passed in as backend-specific trait items.
+
+/// Implements [`crate::storage::Store`] for `$store` (with a `pool` field) whose rows are `$row`.
+/// `$specific` are the trait items the backend writes itself.
+macro_rules! shared_store {
+    ($store:ty, $row:ty, { $($specific:tt)* }) => {
+        impl $store {
+            fn agent_from_row(row: &$row) -> Result<AgentRecord, StoreError> {
+                use sqlx::Row as _;
+                let sealed: Option<Vec<u8>> = row.try_get("calcom_api_key_sealed")?;
+                let hint: Option<String> = row.try_get("calcom_api_key_hint")?;
+                Ok(AgentRecord {
+                    id: parse_uuid("agents.id", row.try_get("id")?)?,
+                    name: row.try_get("name")?,
+                    description: row.try_get("description")?,
+                    prompt: row.try_get("prompt")?,
+                    greeting: row.try_get("greeting")?,
+                    language: row.try_get("language")?,
+                    timezone: row.try_get("timezone")?,
+                    calendar: CalendarConfig {
+                        kind: parse_kind(row.try_get("calendar_kind")?)?,
+                        calcom_api_key: sealed.map(|sealed| SealedSecret { sealed, hint: hint.unwrap_or_default() }),
+                        event_type_slug: row.try_get("calcom_event_type_slug")?,
+                        event_type_id: row.try_get("calcom_event_type_id")?,
+                        username: row.try_get("calcom_username")?,
+                        slot_minutes: row.try_get("slot_minutes")?,
+                    },
+                    created_at: row.try_get("created_at")?,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            }
+
+            fn number_from_row(row: &$row) -> Result<PhoneNumberRecord, StoreError> {
+                use sqlx::Row as _;
+                Ok(PhoneNumberRecord {
+                    e164: row.try_get("e164")?,
+                    agent_id: parse_uuid("phone_numbers.agent_id", row.try_get("agent_id")?)?,
+                    created_at: row.try_get("created_at")?,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            }
+
+            fn booking_from_row(row: &$row) -> Result<BookingRecord, StoreError> {
+                use sqlx::Row as _;
+                let agent_id: Option<&str> = row.try_get("agent_id")?;
+                Ok(BookingRecord {
+                    id: parse_uuid("bookings.id", row.try_get("id")?)?,
+                    agent_id: agent_id.map(|id| parse_uuid("bookings.agent_id", id)).transpose()?,
+                    calendar_kind: row.try_get("calendar_kind")?,
+                    external_uid: row.try_get("external_uid")?,
+                    start_at: row.try_get("start_at")?,
+                    end_at: row.try_get("end_at")?,
+                    attendee_name: row.try_get("attendee_name")?,
+                    attendee_email: row.try_get("attendee_email")?,
+                    attendee_phone: row.try_get("attendee_phone")?,
+                    notes: row.try_get("notes")?,
+                    status: row.try_get("status")?,
+                    source_call_id: row.try_get("source_call_id")?,
+                    idempotency_key: row.try_get("idempotency_key")?,
+                    created_at: row.try_get("created_at")?,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            }
+
+            fn call_from_row(row: &$row) -> Result<CallRecord, StoreError> {
+                use sqlx::Row as _;
+                let agent_id: Option<&str> = row.try_get("agent_id")?;
+                Ok(CallRecord {
+                    id: parse_uuid("calls.id", row.try_get("id")?)?,
+                    sip_call_id: row.try_get("sip_call_id")?,
+                    agent_id: agent_id.map(|id| parse_uuid("calls.agent_id", id)).transpose()?,
+                    dialed: row.try_get("dialed")?,
+                    caller: row.try_get("caller")?,
+                    transport: row.try_get("transport")?,
+                    started_at: row.try_get("started_at")?,
+                    answered_at: row.try_get("answered_at")?,
+                    ended_at: row.try_get("ended_at")?,
+                    end_reason: row.try_get("end_reason")?,
+                    sip_status: row.try_get("sip_status")?,
+                })
+            }
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            $($specific)*
+
+            async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn insert_agent(&self, agent: &AgentRecord) -> Result<(), StoreError> {
+                let cal = &agent.calendar;
+                sqlx::query(
+                    "INSERT INTO agents (id, name, description, prompt, greeting, language, timezone, \
+                     calendar_kind, calcom_api_key_sealed, calcom_api_key_hint, calcom_event_type_slug, \
+                     calcom_event_type_id, calcom_username, slot_minutes, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                )
+                .bind(agent.id.to_string())
+                .bind(&agent.name)
+                .bind(&agent.description)
+                .bind(&agent.prompt)
+                .bind(&agent.greeting)
+                .bind(&agent.language)
+                .bind(&agent.timezone)
+                .bind(cal.kind.as_str())
+                .bind(cal.calcom_api_key.as_ref().map(|s| s.sealed.clone()))
+                .bind(cal.calcom_api_key.as_ref().map(|s| s.hint.clone()))
+                .bind(&cal.event_type_slug)
+                .bind(cal.event_type_id)
+                .bind(&cal.username)
+                .bind(cal.slot_minutes)
+                .bind(agent.created_at)
+                .bind(agent.updated_at)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| map_unique(e, "agent name"))?;
+                Ok(())
+            }
+
+            async fn update_agent(&self, agent: &AgentRecord) -> Result<bool, StoreError> {
+                let cal = &agent.calendar;
+                let done = sqlx::query(
+                    "UPDATE agents SET name = $2, description = $3, prompt = $4, greeting = $5, language = $6, \
+                     timezone = $7, calendar_kind = $8, calcom_api_key_sealed = $9, calcom_api_key_hint = $10, \
+                     calcom_event_type_slug = $11, calcom_event_type_id = $12, calcom_username = $13, \
+                     slot_minutes = $14, updated_at = $15 WHERE id = $1",
+                )
+                .bind(agent.id.to_string())
+                .bind(&agent.name)
+                .bind(&agent.description)
+                .bind(&agent.prompt)
+                .bind(&agent.greeting)
+                .bind(&agent.language)
+                .bind(&agent.timezone)
+                .bind(cal.kind.as_str())
+                .bind(cal.calcom_api_key.as_ref().map(|s| s.sealed.clone()))
+                .bind(cal.calcom_api_key.as_ref().map(|s| s.hint.clone()))
+                .bind(&cal.event_type_slug)
+                .bind(cal.event_type_id)
+                .bind(&cal.username)
+                .bind(cal.slot_minutes)
+                .bind(agent.updated_at)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| map_unique(e, "agent name"))?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn get_agent(&self, id: Uuid) -> Result<Option<AgentRecord>, StoreError> {
+                sqlx::query("SELECT * FROM agents WHERE id = $1")
+                    .bind(id.to_string())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|row| Self::agent_from_row(&row))
+                    .transpose()
+            }
+
+            async fn find_agent_by_name(&self, name: &str) -> Result<Option<AgentRecord>, StoreError> {
+                sqlx::query("SELECT * FROM agents WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|row| Self::agent_from_row(&row))
+                    .transpose()
+            }
+
+            async fn list_agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
+                sqlx::query("SELECT * FROM agents ORDER BY name")
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(Self::agent_from_row)
+                    .collect()
+            }
+
+            async fn delete_agent(&self, id: Uuid, force: bool) -> Result<AgentDeletion, StoreError> {
+                use sqlx::Row as _;
+                let mut tx = self.pool.begin().await?;
+                let numbers: i64 = sqlx::query("SELECT COUNT(*) AS n FROM phone_numbers WHERE agent_id = $1")
+                    .bind(id.to_string())
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("n")?;
+                if numbers > 0 && !force {
+                    return Ok(AgentDeletion::HasNumbers(numbers));
+                }
+                let done = sqlx::query("DELETE FROM agents WHERE id = $1")
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(if done.rows_affected() == 1 { AgentDeletion::Deleted } else { AgentDeletion::NotFound })
+            }
+
+            async fn put_number(&self, e164: &str, agent_id: Uuid) -> Result<(PhoneNumberRecord, bool), StoreError> {
+                let existed = self.get_number(e164).await?.is_some();
+                let now = chrono::Utc::now();
+                let row = sqlx::query(
+                    "INSERT INTO phone_numbers (e164, agent_id, created_at, updated_at) VALUES ($1, $2, $3, $3) \
+                     ON CONFLICT (e164) DO UPDATE SET agent_id = excluded.agent_id, updated_at = excluded.updated_at \
+                     RETURNING *",
+                )
+                .bind(e164)
+                .bind(agent_id.to_string())
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| map_unique(e, "phone number"))?;
+                Ok((Self::number_from_row(&row)?, !existed))
+            }
+
+            async fn get_number(&self, e164: &str) -> Result<Option<PhoneNumberRecord>, StoreError> {
+                sqlx::query("SELECT * FROM phone_numbers WHERE e164 = $1")
+                    .bind(e164)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|row| Self::number_from_row(&row))
+                    .transpose()
+            }
+
+            async fn list_numbers(&self, agent_id: Option<Uuid>) -> Result<Vec<PhoneNumberRecord>, StoreError> {
+                sqlx::query("SELECT * FROM phone_numbers WHERE ($1 IS NULL OR agent_id = $1) ORDER BY e164")
+                    .bind(agent_id.map(|id| id.to_string()))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(Self::number_from_row)
+                    .collect()
+            }
+
+            async fn delete_number(&self, e164: &str) -> Result<bool, StoreError> {
+                let done = sqlx::query("DELETE FROM phone_numbers WHERE e164 = $1")
+                    .bind(e164)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn put_prefix(&self, prefix: &str, agent_id: Uuid) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO number_prefixes (prefix, agent_id, created_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (prefix) DO UPDATE SET agent_id = excluded.agent_id",
+                )
+                .bind(prefix)
+                .bind(agent_id.to_string())
+                .bind(chrono::Utc::now())
+                .execute(&self.pool)
+                .await
+                .map_err(|e| map_unique(e, "number prefix"))?;
+                Ok(())
+            }
+
+            async fn list_prefixes(&self) -> Result<Vec<NumberPrefixRecord>, StoreError> {
+                use sqlx::Row as _;
+                let rows = sqlx::query("SELECT prefix, agent_id FROM number_prefixes ORDER BY prefix")
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(NumberPrefixRecord {
+                            prefix: row.try_get("prefix")?,
+                            agent_id: parse_uuid("number_prefixes.agent_id", row.try_get("agent_id")?)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn route_number(&self, e164: &str) -> Result<Option<Uuid>, StoreError> {
+                use sqlx::Row as _;
+                let row = sqlx::query(
+                    "SELECT agent_id FROM ( \
+                       SELECT agent_id, 100 AS rank FROM phone_numbers WHERE e164 = $1 \
+                       UNION ALL \
+                       SELECT agent_id, length(prefix) AS rank FROM number_prefixes \
+                       WHERE substr($1, 1, length(prefix)) = prefix \
+                     ) AS candidates ORDER BY rank DESC LIMIT 1",
+                )
+                .bind(e164)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|row| parse_uuid("agent_id", row.try_get("agent_id")?)).transpose()
+            }
+
+            async fn insert_token(&self, token: &ApiTokenRecord) -> Result<(), StoreError> {
+                sqlx::query("INSERT INTO api_tokens (id, name, scope, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(token.id.to_string())
+                    .bind(&token.name)
+                    .bind(token.scope.as_str())
+                    .bind(&token.token_hash)
+                    .bind(token.created_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| map_unique(e, "api token"))?;
+                Ok(())
+            }
+
+            async fn find_token(&self, token_hash: &str) -> Result<Option<ApiTokenRecord>, StoreError> {
+                use sqlx::Row as _;
+                let row = sqlx::query("SELECT * FROM api_tokens WHERE token_hash = $1")
+                    .bind(token_hash)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|row| {
+                    Ok(ApiTokenRecord {
+                        id: parse_uuid("api_tokens.id", row.try_get("id")?)?,
+                        name: row.try_get("name")?,
+                        scope: parse_scope(row.try_get("scope")?)?,
+                        token_hash: row.try_get("token_hash")?,
+                        created_at: row.try_get("created_at")?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn count_tokens(&self) -> Result<i64, StoreError> {
+                use sqlx::Row as _;
+                Ok(sqlx::query("SELECT COUNT(*) AS n FROM api_tokens").fetch_one(&self.pool).await?.try_get("n")?)
+            }
+
+            async fn list_bookings(&self, filter: &RecordFilter) -> Result<Vec<BookingRecord>, StoreError> {
+                sqlx::query(
+                    "SELECT * FROM bookings WHERE ($1 IS NULL OR agent_id = $1) \
+                     AND ($2 IS NULL OR start_at >= $2) AND ($3 IS NULL OR start_at < $3) \
+                     ORDER BY start_at, id LIMIT $4",
+                )
+                .bind(filter.agent_id.map(|id| id.to_string()))
+                .bind(filter.from)
+                .bind(filter.to)
+                .bind(filter.limit)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(Self::booking_from_row)
+                .collect()
+            }
+
+            async fn insert_call(&self, call: &CallRecord) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO calls (id, sip_call_id, agent_id, dialed, caller, transport, started_at, \
+                     answered_at, ended_at, end_reason, sip_status) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(call.id.to_string())
+                .bind(&call.sip_call_id)
+                .bind(call.agent_id.map(|id| id.to_string()))
+                .bind(&call.dialed)
+                .bind(&call.caller)
+                .bind(&call.transport)
+                .bind(call.started_at)
+                .bind(call.answered_at)
+                .bind(call.ended_at)
+                .bind(&call.end_reason)
+                .bind(call.sip_status)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| map_unique(e, "call"))?;
+                Ok(())
+            }
+
+            async fn list_calls(&self, filter: &RecordFilter) -> Result<Vec<CallRecord>, StoreError> {
+                sqlx::query(
+                    "SELECT * FROM calls WHERE ($1 IS NULL OR agent_id = $1) \
+                     AND ($2 IS NULL OR started_at >= $2) AND ($3 IS NULL OR started_at < $3) \
+                     ORDER BY started_at DESC, id LIMIT $4",
+                )
+                .bind(filter.agent_id.map(|id| id.to_string()))
+                .bind(filter.from)
+                .bind(filter.to)
+                .bind(filter.limit)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(Self::call_from_row)
+                .collect()
+            }
+        }
+    };
+}
+
+pub(crate) use shared_store;
