@@ -12,7 +12,6 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use chrono::Utc;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -49,7 +48,6 @@ impl Application {
                  cannot be read without it, and set SLOTLINE_MASTER_KEY when several instances share a database"
             );
         }
-        seed_demo(store.as_ref(), &config.demo).await.context("creating the demo agent")?;
         if store.count_tokens().await? == 0 {
             tracing::info!("no API tokens yet: create one with `slotline token create --name admin --scope admin`");
         }
@@ -94,12 +92,14 @@ impl Application {
     }
 }
 
-/// Connects to the configured database and applies pending migrations.
+/// Connects to the configured database, applies pending migrations and, on an empty database, creates the
+/// demo agent.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let store = storage::connect(&config.database_url(), config.database.max_connections)
         .await
         .context("opening the database (database.url)")?;
     store.migrate().await.context("migrating the database")?;
+    seed_demo(store.as_ref(), &config.demo).await.context("creating the demo agent")?;
     Ok(store)
 }
 
@@ -127,7 +127,7 @@ pub async fn seed_demo(store: &dyn Store, demo: &DemoConfig) -> Result<(), Store
             return Ok(());
         }
     };
-    let now = Utc::now();
+    let now = storage::now();
     let agent = AgentRecord {
         id: Uuid::new_v4(),
         name: DEMO_AGENT_NAME.to_string(),

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -194,7 +193,7 @@ async fn create_token(config: &Config, name: &str, scope: TokenScope) -> anyhow:
         name: name.to_string(),
         scope,
         token_hash: token.hash,
-        created_at: Utc::now(),
+        created_at: crate::storage::now(),
     };
     store.insert_token(&record).await.context("storing the token")?;
     tracing::info!(token_id = %record.id, name, scope = scope.as_str(), "API token created");

@@ -79,6 +79,8 @@ fn field_of(path: &str, message: &str) -> String {
         .and_then(|rest| rest.split('`').next());
     let parent = if path == "." { "" } else { path };
     match named {
+        // serde_path_to_error already pushed an unknown field onto the path.
+        Some(name) if parent == name || parent.ends_with(&format!(".{name}")) => parent.to_string(),
         Some(name) if parent.is_empty() => name.to_string(),
         Some(name) => format!("{parent}.{name}"),
         None if parent.is_empty() => "body".to_string(),
@@ -104,5 +106,7 @@ mod tests {
         assert_eq!(field_of("calendar", "missing field `kind`"), "calendar.kind");
         assert_eq!(field_of("calendar.kind", "unknown variant `x`"), "calendar.kind");
         assert_eq!(field_of(".", "unknown field `nmae`, expected one of"), "nmae");
+        assert_eq!(field_of("nmae", "unknown field `nmae`, expected one of"), "nmae");
+        assert_eq!(field_of("calendar.kid", "unknown field `kid`, expected one of"), "calendar.kid");
     }
 }

@@ -323,6 +323,12 @@ pub async fn connect(url: &Secret, max_connections: u32) -> Result<Arc<dyn Store
     }
 }
 
+/// The current instant at the precision every backend stores (microseconds), so a record reads back equal.
+pub fn now() -> DateTime<Utc> {
+    use chrono::SubsecRound as _;
+    Utc::now().trunc_subsecs(6)
+}
+
 fn map_unique(error: sqlx::Error, what: &'static str) -> StoreError {
     match &error {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict { what },

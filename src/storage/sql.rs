@@ -199,7 +199,7 @@ macro_rules! shared_store {
 
             async fn put_number(&self, e164: &str, agent_id: Uuid) -> Result<(PhoneNumberRecord, bool), StoreError> {
                 let existed = self.get_number(e164).await?.is_some();
-                let now = chrono::Utc::now();
+                let now = super::now();
                 let row = sqlx::query(
                     "INSERT INTO phone_numbers (e164, agent_id, created_at, updated_at) VALUES ($1, $2, $3, $3) \
                      ON CONFLICT (e164) DO UPDATE SET agent_id = excluded.agent_id, updated_at = excluded.updated_at \
@@ -248,7 +248,7 @@ macro_rules! shared_store {
                 )
                 .bind(prefix)
                 .bind(agent_id.to_string())
-                .bind(chrono::Utc::now())
+                .bind(super::now())
                 .execute(&self.pool)
                 .await
                 .map_err(|e| map_unique(e, "number prefix"))?;

@@ -212,7 +212,7 @@ pub async fn create_agent(
     ApiJson(input): ApiJson<CreateAgent>,
 ) -> Result<(StatusCode, Json<AgentView>), ApiError> {
     let id = Uuid::new_v4();
-    let now = Utc::now();
+    let now = crate::storage::now();
     let name = valid_name(&input.name)?;
     let agent = AgentRecord {
         id,
@@ -298,7 +298,7 @@ pub async fn update_agent(
     if let Some(calendar) = input.calendar {
         agent.calendar = calendar_config(&state.master_key, agent.id, calendar, Some(&agent.calendar))?;
     }
-    agent.updated_at = Utc::now();
+    agent.updated_at = crate::storage::now();
     if !state.store.update_agent(&agent).await.map_err(name_conflict)? {
         return Err(ApiError::NotFound("agent"));
     }

@@ -1,0 +1,275 @@
+//! Shared test fixtures: a fresh database per test (SQLite temp file or a new PostgreSQL database that is
+//! dropped afterwards) and [`spawn_app`], the real server on port 0 with admin and analyst tokens.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use slotline::api::auth::generate_token;
+use slotline::app::Application;
+use slotline::config::{Config, Secret};
+use slotline::storage::{self, ApiTokenRecord, Store, TokenScope};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Server URL of the PostgreSQL used by tests; each test creates and drops its own database on it.
+/// (Not `SLOTLINE_*`: that prefix is slotline's own configuration.)
+pub fn postgres_admin_url() -> String {
+    std::env::var("IT_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Which backend a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one `#[tokio::test]` per backend for each listed `async fn name(db: Db)`.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Db::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Db::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+/// A fresh, empty database; removed when dropped.
+pub struct TestDb {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    postgres_name: Option<String>,
+}
+
+impl TestDb {
+    pub async fn new(db: Db) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match db {
+            Db::Sqlite => {
+                let url = format!("sqlite://{}", dir.path().join("slotline.db").display());
+                Self { url, dir, postgres_name: None }
+            }
+            Db::Postgres => {
+                let name = format!("slotline_it_{}", Uuid::new_v4().simple());
+                let admin = postgres_admin_url();
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+                    .await
+                    .expect("PostgreSQL must run at IT_POSTGRES_URL (default 127.0.0.1:5432)");
+                sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
+                    .await
+                    .expect("create test database");
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+                Self { url: format!("{base}/{name}"), dir, postgres_name: Some(name) }
+            }
+        }
+    }
+
+    /// An opened, migrated store (no demo agent).
+    pub async fn store(&self) -> Arc<dyn Store> {
+        let store = storage::connect(&Secret::new(self.url.clone()), 5).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        store
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.postgres_name.take() else { return };
+        let admin = postgres_admin_url();
+        // Drop runs inside the test's runtime: use a thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async move {
+                if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await {
+                    let _ = sqlx::Executor::execute(
+                        &mut conn,
+                        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+                    )
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Configuration for a test instance: everything on loopback port 0, data in the test's temp dir.
+pub fn test_config(db: &TestDb) -> Config {
+    let mut config = Config::default();
+    config.data_dir = db.data_dir().to_path_buf();
+    config.database.url = Some(Secret::new(db.url.clone()));
+    config.database.max_connections = 5;
+    config.api.addr = "127.0.0.1:0".parse().expect("addr");
+    config.metrics.addr = "127.0.0.1:0".parse().expect("addr");
+    config
+}
+
+/// A running slotline with an admin and an analyst token.
+pub struct TestApp {
+    pub base: String,
+    pub metrics_url: String,
+    pub http: reqwest::Client,
+    pub admin: String,
+    pub analyst: String,
+    pub store: Arc<dyn Store>,
+    /// Kept alive so the database outlives the server; dropped (and removed) with the app.
+    _db: TestDb,
+    shutdown: CancellationToken,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub async fn spawn_app(db: Db) -> TestApp {
+    let db = TestDb::new(db).await;
+    let config = test_config(&db);
+    let app = Application::build(&config).await.expect("build app");
+    let base = format!("http://{}", app.api_addr());
+    let metrics_url = format!("http://{}/metrics", app.metrics_addr());
+    let store = app.store();
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(app.run(shutdown.clone()));
+    let admin = insert_token(store.as_ref(), TokenScope::Admin).await;
+    let analyst = insert_token(store.as_ref(), TokenScope::Analyst).await;
+    TestApp {
+        base,
+        metrics_url,
+        http: reqwest::Client::new(),
+        admin,
+        analyst,
+        store,
+        _db: db,
+        shutdown,
+        server: Some(server),
+    }
+}
+
+pub async fn insert_token(store: &dyn Store, scope: TokenScope) -> String {
+    let token = generate_token();
+    let record = ApiTokenRecord {
+        id: Uuid::new_v4(),
+        name: format!("{scope:?}"),
+        scope,
+        token_hash: token.hash,
+        created_at: storage::now(),
+    };
+    store.insert_token(&record).await.expect("insert token");
+    token.secret
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends a request with `token` (None: no Authorization header) and returns status + JSON body.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        let json =
+            if text.is_empty() { serde_json::Value::Null } else { serde_json::from_str(&text).expect("JSON body") };
+        (status, json)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::GET, path, Some(&self.admin.clone()), None).await
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::POST, path, Some(&self.admin.clone()), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::PATCH, path, Some(&self.admin.clone()), Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::PUT, path, Some(&self.admin.clone()), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::DELETE, path, Some(&self.admin.clone()), None).await
+    }
+
+    /// Creates an agent with the demo calendar and returns its id.
+    pub async fn create_agent(&self, name: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/v1/agents",
+                serde_json::json!({"name": name, "timezone": "Europe/Berlin", "calendar": {"kind": "demo"}}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().expect("id").to_string()
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server ran cleanly");
+        }
+    }
+}
+
+/// Asserts an error response in the API's one shape.
+pub fn assert_error(
+    status: u16,
+    body: &serde_json::Value,
+    want_status: u16,
+    want_code: &str,
+    want_field: Option<&str>,
+) {
+    assert_eq!(status, want_status, "{body}");
+    assert_eq!(body["error"]["code"], want_code, "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    match want_field {
+        Some(field) => assert_eq!(body["error"]["field"], field, "{body}"),
+        None => assert!(body["error"].get("field").is_none(), "{body}"),
+    }
+}
+
+/// The compiled `slotline` binary.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_slotline"))
+}
+
+/// A `slotline` command with a clean `SLOTLINE_*` environment.
+pub fn command() -> std::process::Command {
+    let mut command = std::process::Command::new(binary());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SLOTLINE_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
