@@ -112,8 +112,7 @@ impl Drop for TestDb {
 
 /// Configuration for a test instance: everything on loopback port 0, data in the test's temp dir.
 pub fn test_config(db: &TestDb) -> Config {
-    let mut config = Config::default();
-    config.data_dir = db.data_dir().to_path_buf();
+    let mut config = Config { data_dir: db.data_dir().to_path_buf(), ..Config::default() };
     config.database.url = Some(Secret::new(db.url.clone()));
     config.database.max_connections = 5;
     config.api.addr = "127.0.0.1:0".parse().expect("addr");
