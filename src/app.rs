@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::api::{self, AppState};
-use crate::calendar::CalendarKind;
+use crate::calendar::{CalendarKind, CalendarRegistry, Clock, SystemClock};
 use crate::config::{Config, DemoConfig};
 use crate::dialplan::e164;
 use crate::storage::crypto::{KeySource, MasterKey, KEY_FILE};
@@ -38,6 +38,11 @@ pub struct Application {
 impl Application {
     /// Opens storage, seeds the demo agent when the database is empty, and binds every listener.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// [`Application::build`] with the clock calendars read (tests pin it).
+    pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let store = open_store(config).await?;
         let (master_key, source) = MasterKey::load(config.master_key.as_ref().map(|k| k.expose()), &config.data_dir)
             .context("loading the master key")?;
@@ -58,7 +63,9 @@ impl Application {
         let metrics_listener = TcpListener::bind(config.metrics.addr)
             .await
             .with_context(|| format!("binding metrics.addr {}", config.metrics.addr))?;
-        let state = AppState { store, master_key: Arc::new(master_key) };
+        let master_key = Arc::new(master_key);
+        let calendars = Arc::new(CalendarRegistry::new(store.clone(), master_key.clone(), clock, &config.calcom));
+        let state = AppState { store, master_key, calendars };
         Ok(Self { state, api_listener, metrics_listener, metrics })
     }
 
@@ -144,6 +151,8 @@ pub async fn seed_demo(store: &dyn Store, demo: &DemoConfig) -> Result<(), Store
             event_type_id: None,
             username: None,
             slot_minutes: 30,
+            rules: None,
+            calcom_webhook_secret: None,
         },
         created_at: now,
         updated_at: now,

@@ -37,6 +37,20 @@ pub struct Config {
     pub log: LogConfig,
     /// The demo agent created on first start.
     pub demo: DemoConfig,
+    /// Cal.com API access.
+    pub calcom: CalcomConfig,
+}
+
+/// `calcom.*` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalcomConfig {
+    /// API base URL without `/v2` (self-hosted Cal.com, or a local double in tests).
+    pub base_url: String,
+    /// Timeout of each Cal.com call, in milliseconds.
+    pub timeout_ms: u64,
+    /// Client-side budget per API key and minute (Cal.com's default limit is 120).
+    pub requests_per_minute: u32,
 }
 
 /// `database.*` settings.
@@ -107,6 +121,11 @@ impl Default for Config {
             metrics: MetricsConfig { addr: SocketAddr::from(([127, 0, 0, 1], 9464)) },
             log: LogConfig { level: "info".into(), format: LogFormat::Pretty },
             demo: DemoConfig { enabled: true, timezone: "America/New_York".into(), number: "+15550100000".into() },
+            calcom: CalcomConfig {
+                base_url: "https://api.cal.com".into(),
+                timeout_ms: 10_000,
+                requests_per_minute: 120,
+            },
         }
     }
 }
@@ -222,6 +241,15 @@ impl Config {
                 "demo.timezone",
                 format!("`{}` is not an IANA time zone", self.demo.timezone),
             ));
+        }
+        if !(self.calcom.base_url.starts_with("http://") || self.calcom.base_url.starts_with("https://")) {
+            return Err(ConfigError::new("calcom.base_url", "must be an http:// or https:// URL"));
+        }
+        if !(100..=120_000).contains(&self.calcom.timeout_ms) {
+            return Err(ConfigError::new("calcom.timeout_ms", "must be between 100 and 120000"));
+        }
+        if !(1..=10_000).contains(&self.calcom.requests_per_minute) {
+            return Err(ConfigError::new("calcom.requests_per_minute", "must be between 1 and 10000"));
         }
         crate::dialplan::e164::normalize(&self.demo.number)
             .map_err(|e| ConfigError::new("demo.number", e.to_string()))?;

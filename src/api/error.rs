@@ -10,6 +10,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::calendar::{CalendarError, Slot};
 use crate::storage::StoreError;
 
 /// The body of every error response.
@@ -29,6 +30,33 @@ pub struct ErrorDetail {
     /// The request field at fault (dotted path), when one is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// For `slot_taken`: the nearest free slots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alternatives: Option<Vec<SlotView>>,
+}
+
+/// A free slot as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SlotView {
+    /// Opaque, stable id to book it with.
+    pub id: String,
+    /// Start, UTC.
+    pub start: chrono::DateTime<chrono::Utc>,
+    /// End, UTC.
+    pub end: chrono::DateTime<chrono::Utc>,
+    /// Start in the agent's time zone, RFC 3339 with its offset.
+    pub local: String,
+}
+
+impl From<&Slot> for SlotView {
+    fn from(slot: &Slot) -> Self {
+        Self {
+            id: slot.id.to_string(),
+            start: slot.start,
+            end: slot.end,
+            local: slot.local_start().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+        }
+    }
 }
 
 /// Every way an API request can fail.
@@ -71,6 +99,9 @@ pub enum ApiError {
     /// The database cannot be reached (503).
     #[error("database unavailable")]
     Unavailable(#[source] anyhow::Error),
+    /// A calendar operation failed; the message is the calendar's own sentence.
+    #[error("{0}")]
+    Calendar(#[from] CalendarError),
 }
 
 impl ApiError {
@@ -90,6 +121,20 @@ impl ApiError {
             Self::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Calendar(e) => match e {
+                CalendarError::NotConfigured => (StatusCode::SERVICE_UNAVAILABLE, "calendar_not_configured"),
+                CalendarError::InitFailed(_) => (StatusCode::BAD_GATEWAY, "calendar_init_failed"),
+                CalendarError::NoSlots => (StatusCode::NOT_FOUND, "no_slots"),
+                CalendarError::SlotTaken { .. } => (StatusCode::CONFLICT, "slot_taken"),
+                CalendarError::UnknownSlot(_) | CalendarError::InvalidAttendee { .. } => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+                }
+                CalendarError::BookingNotFound => (StatusCode::NOT_FOUND, "not_found"),
+                CalendarError::NotActive => (StatusCode::CONFLICT, "booking_not_active"),
+                CalendarError::Unavailable(_) => (StatusCode::BAD_GATEWAY, "calendar_unavailable"),
+                CalendarError::RateLimited { .. } => (StatusCode::SERVICE_UNAVAILABLE, "calendar_rate_limited"),
+                CalendarError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            },
         }
     }
 }
@@ -112,18 +157,37 @@ impl IntoResponse for ApiError {
         if let Self::Internal(cause) | Self::Unavailable(cause) = &self {
             tracing::error!(error = %format!("{cause:#}"), "request failed");
         }
+        if let Self::Calendar(CalendarError::Storage(cause)) = &self {
+            tracing::error!(error = %cause, "calendar storage failed");
+        }
         let field = match &self {
             Self::Validation { field, .. } => Some(field.clone()),
             Self::Conflict { field, .. } => field.clone(),
+            Self::Calendar(CalendarError::UnknownSlot(_)) => Some("slot_id".to_string()),
+            Self::Calendar(CalendarError::InvalidAttendee { field, .. }) => Some((*field).to_string()),
+            _ => None,
+        };
+        let alternatives = match &self {
+            Self::Calendar(CalendarError::SlotTaken { alternatives }) => {
+                Some(alternatives.iter().map(SlotView::from).collect())
+            }
+            _ => None,
+        };
+        let retry_after = match &self {
+            Self::Calendar(CalendarError::RateLimited { retry_after }) => Some(retry_after.as_secs().max(1)),
             _ => None,
         };
         let message = match &self {
             Self::Validation { message, .. } => message.clone(),
             other => other.to_string(),
         };
-        let mut response = (status, Json(ErrorBody { error: ErrorDetail { code, message, field } })).into_response();
+        let mut response =
+            (status, Json(ErrorBody { error: ErrorDetail { code, message, field, alternatives } })).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

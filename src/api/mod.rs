@@ -25,6 +25,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::calendar::CalendarRegistry;
 use crate::metrics::{HTTP_REQUESTS_TOTAL, HTTP_REQUEST_DURATION_SECONDS};
 use crate::storage::crypto::MasterKey;
 use crate::storage::Store;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Seals secrets (Cal.com keys) before they are stored.
     pub master_key: Arc<MasterKey>,
+    /// The calendars of agents.
+    pub calendars: Arc<CalendarRegistry>,
 }
 
 #[derive(OpenApi)]
@@ -43,7 +46,7 @@ pub struct AppState {
     info(
         title = "slotline admin API",
         description = "Agents, phone numbers, bookings and calls of a slotline voice gateway. \
-                       Every /v1 route except the OpenAPI document needs `Authorization: Bearer <token>`.",
+                       Every /v1 route except the OpenAPI document and webhooks needs `Authorization: Bearer <token>`.",
         license(name = "Apache-2.0")
     ),
     modifiers(&BearerAuth),
@@ -52,6 +55,8 @@ pub struct AppState {
         (name = "numbers", description = "Phone numbers routed to agents"),
         (name = "bookings", description = "Bookings made by agents"),
         (name = "calls", description = "Calls handled by the gateway"),
+        (name = "scheduling", description = "Free slots, booking, cancelling and rescheduling on an agent's calendar"),
+        (name = "webhooks", description = "Deliveries from calendar providers (signed, no bearer token)"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -81,6 +86,11 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(routes::numbers::get_number, routes::numbers::put_number, routes::numbers::delete_number))
         .routes(routes!(routes::bookings::list_bookings))
         .routes(routes!(routes::calls::list_calls))
+        .routes(routes!(routes::scheduling::list_slots))
+        .routes(routes!(routes::scheduling::create_booking))
+        .routes(routes!(routes::scheduling::cancel_booking))
+        .routes(routes!(routes::scheduling::reschedule_booking))
+        .routes(routes!(routes::webhooks::calcom_webhook))
         .with_state(state)
         .split_for_parts();
     router

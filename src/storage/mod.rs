@@ -36,6 +36,9 @@ pub enum StoreError {
         /// e.g. `agent name`.
         what: &'static str,
     },
+    /// Another confirmed booking of the agent overlaps this one (exclusion constraint / trigger).
+    #[error("the time overlaps another booking")]
+    SlotTaken,
     /// A referenced row does not exist.
     #[error("{what} does not exist")]
     MissingReference {
@@ -91,6 +94,10 @@ pub struct CalendarConfig {
     pub username: Option<String>,
     /// Length of one appointment.
     pub slot_minutes: i32,
+    /// Rules of the built-in calendar (working hours, blocks, buffers, notice, horizon).
+    pub rules: Option<crate::calendar::builtin::Rules>,
+    /// Secret that signs this agent's Cal.com webhooks, sealed.
+    pub calcom_webhook_secret: Option<Vec<u8>>,
 }
 
 /// One voice agent.
@@ -204,10 +211,23 @@ pub struct BookingRecord {
     pub source_call_id: Option<String>,
     /// Client-chosen key that makes retries safe.
     pub idempotency_key: Option<String>,
+    /// Why it was cancelled.
+    pub cancel_reason: Option<String>,
+    /// The booking this one replaced (reschedule).
+    pub rescheduled_from: Option<Uuid>,
     /// Creation instant.
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+}
+
+/// The time a booking keeps the calendar busy: its own time widened by the calendar's buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusyRange {
+    /// Busy from (start minus the buffer before).
+    pub from: DateTime<Utc>,
+    /// Busy until (end plus the buffer after).
+    pub until: DateTime<Utc>,
 }
 
 /// One call (SIP or LiveKit) as slotline handled it.
@@ -308,6 +328,49 @@ pub trait Store: Send + Sync + 'static {
 
     /// Bookings matching the filter, soonest first.
     async fn list_bookings(&self, filter: &RecordFilter) -> Result<Vec<BookingRecord>, StoreError>;
+    /// Records a booking. For the builtin and demo calendars an overlapping confirmed booking of the same
+    /// agent makes this fail with [`StoreError::SlotTaken`], atomically.
+    async fn insert_booking(&self, booking: &BookingRecord, busy: BusyRange) -> Result<(), StoreError>;
+    /// One booking.
+    async fn get_booking(&self, id: Uuid) -> Result<Option<BookingRecord>, StoreError>;
+    /// The booking an agent made under an idempotency key.
+    async fn find_booking_by_key(&self, agent_id: Uuid, key: &str) -> Result<Option<BookingRecord>, StoreError>;
+    /// The booking mirrored from a calendar's own id (Cal.com uid).
+    async fn find_booking_by_external_uid(
+        &self,
+        agent_id: Uuid,
+        uid: &str,
+    ) -> Result<Option<BookingRecord>, StoreError>;
+    /// Confirmed bookings of an agent whose busy range intersects `[from, to)`.
+    async fn busy_ranges(
+        &self,
+        agent_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<BusyRange>, StoreError>;
+    /// Confirmed bookings of an agent for an email and/or phone, starting at or after `from`, soonest first.
+    async fn find_bookings_by_attendee(
+        &self,
+        agent_id: Uuid,
+        email: Option<&str>,
+        phone: Option<&str>,
+        from: DateTime<Utc>,
+    ) -> Result<Vec<BookingRecord>, StoreError>;
+    /// Moves a *confirmed* booking to `status` (`cancelled`), with an optional reason; `None` when the
+    /// booking does not exist or is no longer confirmed.
+    async fn close_booking(
+        &self,
+        id: Uuid,
+        status: &str,
+        reason: Option<&str>,
+    ) -> Result<Option<BookingRecord>, StoreError>;
+    /// Atomically marks `old` as `rescheduled` and records `new` (whose `rescheduled_from` is `old`):
+    /// `Ok(false)` when `old` is no longer confirmed, [`StoreError::SlotTaken`] when `new` overlaps.
+    async fn reschedule_booking(&self, old: Uuid, new: &BookingRecord, busy: BusyRange) -> Result<bool, StoreError>;
+    /// Updates a mirrored booking's status and times (Cal.com webhooks).
+    async fn update_mirror_booking(&self, booking: &BookingRecord) -> Result<(), StoreError>;
+    /// Stores an agent's Cal.com identifiers learned at initialisation (username, event type id).
+    async fn set_calcom_ids(&self, agent_id: Uuid, username: &str, event_type_id: i64) -> Result<(), StoreError>;
     /// Records a call as it starts.
     async fn insert_call(&self, call: &CallRecord) -> Result<(), StoreError>;
     /// Calls matching the filter, newest first.
@@ -331,6 +394,10 @@ pub fn now() -> DateTime<Utc> {
 
 fn map_unique(error: sqlx::Error, what: &'static str) -> StoreError {
     match &error {
+        // PostgreSQL exclusion_violation; SQLite trigger RAISE(ABORT, 'slot_taken').
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("23P01") || db.message().contains("slot_taken") => {
+            StoreError::SlotTaken
+        }
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict { what },
         sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::MissingReference { what: "agent" },
         _ => StoreError::Database(error),

@@ -7,11 +7,11 @@ use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::sql::shared_store;
+use super::sql::{rules_json, shared_store};
 use super::{
     map_unique, parse_kind, parse_scope, parse_uuid, AgentDeletion, AgentRecord, ApiTokenRecord, Backend,
-    BookingRecord, CalendarConfig, CallRecord, NumberPrefixRecord, PhoneNumberRecord, RecordFilter, SealedSecret,
-    Store, StoreError,
+    BookingRecord, BusyRange, CalendarConfig, CallRecord, NumberPrefixRecord, PhoneNumberRecord, RecordFilter,
+    SealedSecret, Store, StoreError,
 };
 
 /// [`Store`] on a PostgreSQL database.
@@ -29,6 +29,11 @@ impl PostgresStore {
             .connect(url)
             .await?;
         Ok(Self { pool })
+    }
+
+    /// A transaction that holds the write lock from its first statement.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        Ok(self.pool.begin().await?)
     }
 }
 

@@ -11,6 +11,11 @@ macro_rules! shared_store {
                 use sqlx::Row as _;
                 let sealed: Option<Vec<u8>> = row.try_get("calcom_api_key_sealed")?;
                 let hint: Option<String> = row.try_get("calcom_api_key_hint")?;
+                let rules: Option<&str> = row.try_get("calendar_rules")?;
+                let rules = rules
+                    .map(serde_json::from_str)
+                    .transpose()
+                    .map_err(|e| StoreError::Corrupt { column: "agents.calendar_rules", detail: e.to_string() })?;
                 Ok(AgentRecord {
                     id: parse_uuid("agents.id", row.try_get("id")?)?,
                     name: row.try_get("name")?,
@@ -26,6 +31,8 @@ macro_rules! shared_store {
                         event_type_id: row.try_get("calcom_event_type_id")?,
                         username: row.try_get("calcom_username")?,
                         slot_minutes: row.try_get("slot_minutes")?,
+                        rules,
+                        calcom_webhook_secret: row.try_get("calcom_webhook_secret_sealed")?,
                     },
                     created_at: row.try_get("created_at")?,
                     updated_at: row.try_get("updated_at")?,
@@ -59,9 +66,49 @@ macro_rules! shared_store {
                     status: row.try_get("status")?,
                     source_call_id: row.try_get("source_call_id")?,
                     idempotency_key: row.try_get("idempotency_key")?,
+                    cancel_reason: row.try_get("cancel_reason")?,
+                    rescheduled_from: row
+                        .try_get::<Option<&str>, _>("rescheduled_from")?
+                        .map(|id| parse_uuid("bookings.rescheduled_from", id))
+                        .transpose()?,
                     created_at: row.try_get("created_at")?,
                     updated_at: row.try_get("updated_at")?,
                 })
+            }
+
+            async fn insert_booking_with<'e, E>(executor: E, booking: &BookingRecord, busy: BusyRange) -> Result<(), StoreError>
+            where
+                E: sqlx::Executor<'e, Database = <$row as sqlx::Row>::Database>,
+            {
+                sqlx::query(
+                    "INSERT INTO bookings (id, agent_id, calendar_kind, external_uid, start_at, end_at, busy_from, \
+                     busy_until, attendee_name, attendee_email, attendee_phone, notes, status, source_call_id, \
+                     idempotency_key, cancel_reason, rescheduled_from, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+                )
+                .bind(booking.id.to_string())
+                .bind(booking.agent_id.map(|id| id.to_string()))
+                .bind(&booking.calendar_kind)
+                .bind(&booking.external_uid)
+                .bind(booking.start_at)
+                .bind(booking.end_at)
+                .bind(busy.from)
+                .bind(busy.until)
+                .bind(&booking.attendee_name)
+                .bind(&booking.attendee_email)
+                .bind(&booking.attendee_phone)
+                .bind(&booking.notes)
+                .bind(&booking.status)
+                .bind(&booking.source_call_id)
+                .bind(&booking.idempotency_key)
+                .bind(&booking.cancel_reason)
+                .bind(booking.rescheduled_from.map(|id| id.to_string()))
+                .bind(booking.created_at)
+                .bind(booking.updated_at)
+                .execute(executor)
+                .await
+                .map_err(|e| map_unique(e, "booking"))?;
+                Ok(())
             }
 
             fn call_from_row(row: &$row) -> Result<CallRecord, StoreError> {
@@ -97,8 +144,9 @@ macro_rules! shared_store {
                 sqlx::query(
                     "INSERT INTO agents (id, name, description, prompt, greeting, language, timezone, \
                      calendar_kind, calcom_api_key_sealed, calcom_api_key_hint, calcom_event_type_slug, \
-                     calcom_event_type_id, calcom_username, slot_minutes, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                     calcom_event_type_id, calcom_username, slot_minutes, created_at, updated_at, calendar_rules, \
+                     calcom_webhook_secret_sealed) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
                 )
                 .bind(agent.id.to_string())
                 .bind(&agent.name)
@@ -116,6 +164,8 @@ macro_rules! shared_store {
                 .bind(cal.slot_minutes)
                 .bind(agent.created_at)
                 .bind(agent.updated_at)
+                .bind(rules_json(cal)?)
+                .bind(&cal.calcom_webhook_secret)
                 .execute(&self.pool)
                 .await
                 .map_err(|e| map_unique(e, "agent name"))?;
@@ -128,7 +178,8 @@ macro_rules! shared_store {
                     "UPDATE agents SET name = $2, description = $3, prompt = $4, greeting = $5, language = $6, \
                      timezone = $7, calendar_kind = $8, calcom_api_key_sealed = $9, calcom_api_key_hint = $10, \
                      calcom_event_type_slug = $11, calcom_event_type_id = $12, calcom_username = $13, \
-                     slot_minutes = $14, updated_at = $15 WHERE id = $1",
+                     slot_minutes = $14, updated_at = $15, calendar_rules = $16, calcom_webhook_secret_sealed = $17 \
+                     WHERE id = $1",
                 )
                 .bind(agent.id.to_string())
                 .bind(&agent.name)
@@ -145,6 +196,8 @@ macro_rules! shared_store {
                 .bind(&cal.username)
                 .bind(cal.slot_minutes)
                 .bind(agent.updated_at)
+                .bind(rules_json(cal)?)
+                .bind(&cal.calcom_webhook_secret)
                 .execute(&self.pool)
                 .await
                 .map_err(|e| map_unique(e, "agent name"))?;
@@ -362,6 +415,154 @@ macro_rules! shared_store {
                 Ok(())
             }
 
+            async fn insert_booking(&self, booking: &BookingRecord, busy: BusyRange) -> Result<(), StoreError> {
+                Self::insert_booking_with(&self.pool, booking, busy).await
+            }
+
+            async fn get_booking(&self, id: Uuid) -> Result<Option<BookingRecord>, StoreError> {
+                sqlx::query("SELECT * FROM bookings WHERE id = $1")
+                    .bind(id.to_string())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|row| Self::booking_from_row(&row))
+                    .transpose()
+            }
+
+            async fn find_booking_by_key(&self, agent_id: Uuid, key: &str) -> Result<Option<BookingRecord>, StoreError> {
+                sqlx::query("SELECT * FROM bookings WHERE agent_id = $1 AND idempotency_key = $2")
+                    .bind(agent_id.to_string())
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|row| Self::booking_from_row(&row))
+                    .transpose()
+            }
+
+            async fn find_booking_by_external_uid(
+                &self,
+                agent_id: Uuid,
+                uid: &str,
+            ) -> Result<Option<BookingRecord>, StoreError> {
+                sqlx::query("SELECT * FROM bookings WHERE agent_id = $1 AND external_uid = $2")
+                    .bind(agent_id.to_string())
+                    .bind(uid)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|row| Self::booking_from_row(&row))
+                    .transpose()
+            }
+
+            async fn busy_ranges(
+                &self,
+                agent_id: Uuid,
+                from: chrono::DateTime<chrono::Utc>,
+                to: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Vec<BusyRange>, StoreError> {
+                use sqlx::Row as _;
+                let rows = sqlx::query(
+                    "SELECT busy_from, busy_until FROM bookings WHERE agent_id = $1 AND status = 'confirmed' \
+                     AND busy_from < $3 AND busy_until > $2 ORDER BY busy_from",
+                )
+                .bind(agent_id.to_string())
+                .bind(from)
+                .bind(to)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| Ok(BusyRange { from: row.try_get("busy_from")?, until: row.try_get("busy_until")? }))
+                    .collect()
+            }
+
+            async fn find_bookings_by_attendee(
+                &self,
+                agent_id: Uuid,
+                email: Option<&str>,
+                phone: Option<&str>,
+                from: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Vec<BookingRecord>, StoreError> {
+                sqlx::query(
+                    "SELECT * FROM bookings WHERE agent_id = $1 AND status = 'confirmed' AND start_at >= $4 \
+                     AND ((CAST($2 AS TEXT) IS NOT NULL AND lower(attendee_email) = lower($2)) \
+                       OR (CAST($3 AS TEXT) IS NOT NULL AND attendee_phone = $3)) \
+                     ORDER BY start_at LIMIT 50",
+                )
+                .bind(agent_id.to_string())
+                .bind(email)
+                .bind(phone)
+                .bind(from)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(Self::booking_from_row)
+                .collect()
+            }
+
+            async fn close_booking(
+                &self,
+                id: Uuid,
+                status: &str,
+                reason: Option<&str>,
+            ) -> Result<Option<BookingRecord>, StoreError> {
+                let done = sqlx::query(
+                    "UPDATE bookings SET status = $2, cancel_reason = $3, updated_at = $4 \
+                     WHERE id = $1 AND status = 'confirmed'",
+                )
+                .bind(id.to_string())
+                .bind(status)
+                .bind(reason)
+                .bind(super::now())
+                .execute(&self.pool)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                self.get_booking(id).await
+            }
+
+            async fn reschedule_booking(&self, old: Uuid, new: &BookingRecord, busy: BusyRange) -> Result<bool, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let done = sqlx::query(
+                    "UPDATE bookings SET status = 'rescheduled', updated_at = $2 WHERE id = $1 AND status = 'confirmed'",
+                )
+                .bind(old.to_string())
+                .bind(super::now())
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                Self::insert_booking_with(&mut *tx, new, busy).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn update_mirror_booking(&self, booking: &BookingRecord) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE bookings SET status = $2, start_at = $3, end_at = $4, busy_from = $3, busy_until = $4, \
+                     cancel_reason = $5, updated_at = $6 WHERE id = $1",
+                )
+                .bind(booking.id.to_string())
+                .bind(&booking.status)
+                .bind(booking.start_at)
+                .bind(booking.end_at)
+                .bind(&booking.cancel_reason)
+                .bind(super::now())
+                .execute(&self.pool)
+                .await
+                .map_err(|e| map_unique(e, "booking"))?;
+                Ok(())
+            }
+
+            async fn set_calcom_ids(&self, agent_id: Uuid, username: &str, event_type_id: i64) -> Result<(), StoreError> {
+                sqlx::query("UPDATE agents SET calcom_username = $2, calcom_event_type_id = $3 WHERE id = $1")
+                    .bind(agent_id.to_string())
+                    .bind(username)
+                    .bind(event_type_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
             async fn list_calls(&self, filter: &RecordFilter) -> Result<Vec<CallRecord>, StoreError> {
                 sqlx::query(
                     "SELECT * FROM calls WHERE ($1 IS NULL OR agent_id = $1) \
@@ -383,3 +584,13 @@ macro_rules! shared_store {
 }
 
 pub(crate) use shared_store;
+
+/// The built-in calendar rules as stored (JSON text).
+pub(super) fn rules_json(calendar: &super::CalendarConfig) -> Result<Option<String>, super::StoreError> {
+    calendar
+        .rules
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| super::StoreError::Corrupt { column: "agents.calendar_rules", detail: e.to_string() })
+}

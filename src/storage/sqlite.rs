@@ -8,11 +8,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 use uuid::Uuid;
 
-use super::sql::shared_store;
+use super::sql::{rules_json, shared_store};
 use super::{
     map_unique, parse_kind, parse_scope, parse_uuid, AgentDeletion, AgentRecord, ApiTokenRecord, Backend,
-    BookingRecord, CalendarConfig, CallRecord, NumberPrefixRecord, PhoneNumberRecord, RecordFilter, SealedSecret,
-    Store, StoreError,
+    BookingRecord, BusyRange, CalendarConfig, CallRecord, NumberPrefixRecord, PhoneNumberRecord, RecordFilter,
+    SealedSecret, Store, StoreError,
 };
 
 /// [`Store`] on a SQLite file.
@@ -37,6 +37,11 @@ impl SqliteStore {
         }
         let pool = SqlitePoolOptions::new().max_connections(max_connections).connect_with(options).await?;
         Ok(Self { pool })
+    }
+
+    /// A transaction that holds the write lock from its first statement.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use slotline::api::auth::generate_token;
 use slotline::app::Application;
+use slotline::calendar::{Clock, SystemClock};
 use slotline::config::{Config, Secret};
 use slotline::storage::{self, ApiTokenRecord, Store, TokenScope};
 use tokio_util::sync::CancellationToken;
@@ -135,9 +136,15 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app(db: Db) -> TestApp {
+    spawn_app_with(db, Arc::new(SystemClock), |_| {}).await
+}
+
+/// [`spawn_app`] with a pinned clock and configuration changes.
+pub async fn spawn_app_with(db: Db, clock: Arc<dyn Clock>, configure: impl FnOnce(&mut Config)) -> TestApp {
     let db = TestDb::new(db).await;
-    let config = test_config(&db);
-    let app = Application::build(&config).await.expect("build app");
+    let mut config = test_config(&db);
+    configure(&mut config);
+    let app = Application::build_with_clock(&config, clock).await.expect("build app");
     let base = format!("http://{}", app.api_addr());
     let metrics_url = format!("http://{}/metrics", app.metrics_addr());
     let store = app.store();

@@ -6,6 +6,7 @@ mod helpers;
 mod api_agents;
 mod api_numbers;
 mod api_records;
+mod calendars;
 mod cli;
 mod dialplan;
 mod metrics;

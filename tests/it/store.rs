@@ -38,6 +38,8 @@ fn agent(name: &str) -> AgentRecord {
             event_type_id: Some(4_000_000_123),
             username: Some("dr-who".into()),
             slot_minutes: 45,
+            rules: None,
+            calcom_webhook_secret: Some(vec![9, 9, 9]),
         },
         created_at: now,
         updated_at: now,
@@ -71,6 +73,8 @@ async fn agents_round_trip(db: Db) {
         event_type_id: None,
         username: None,
         slot_minutes: 20,
+        rules: Some(slotline::calendar::builtin::Rules { horizon_days: 30, ..Default::default() }),
+        calcom_webhook_secret: None,
     };
     a.updated_at = storage::now();
     assert!(store.update_agent(&a).await.expect("update"));

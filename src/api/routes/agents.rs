@@ -15,7 +15,8 @@ use crate::api::auth::{ReadAccess, WriteAccess};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{ApiJson, ApiQuery};
 use crate::api::AppState;
-use crate::calendar::{calcom_key_context, CalendarKind};
+use crate::calendar::builtin::Rules;
+use crate::calendar::{calcom_key_context, calcom_webhook_context, CalendarKind};
 use crate::storage::crypto::MasterKey;
 use crate::storage::{AgentDeletion, AgentRecord, CalendarConfig, PhoneNumberRecord, SealedSecret};
 
@@ -43,6 +44,10 @@ pub struct CalendarInput {
     pub username: Option<String>,
     /// Appointment length in minutes (5–480, default 30; the demo calendar always uses 30).
     pub slot_minutes: Option<i32>,
+    /// Secret Cal.com signs this agent's webhooks with (`calcom` only; write-only).
+    pub webhook_secret: Option<String>,
+    /// Rules of the built-in calendar (`builtin` only); Monday–Friday 09:00–17:00 when omitted.
+    pub rules: Option<Rules>,
 }
 
 /// Body of `POST /v1/agents`.
@@ -104,6 +109,10 @@ pub struct CalendarView {
     pub username: Option<String>,
     /// Appointment length in minutes.
     pub slot_minutes: i32,
+    /// A Cal.com webhook secret is stored.
+    pub has_webhook_secret: bool,
+    /// Built-in calendar rules.
+    pub rules: Option<Rules>,
 }
 
 /// An agent as the API shows it.
@@ -169,6 +178,8 @@ impl AgentView {
                 event_type_id: cal.event_type_id,
                 username: cal.username,
                 slot_minutes: cal.slot_minutes,
+                has_webhook_secret: cal.calcom_webhook_secret.is_some(),
+                rules: cal.rules,
             },
             numbers: numbers.iter().filter(|n| n.agent_id == agent.id).map(|n| n.e164.clone()).collect(),
             created_at: agent.created_at,
@@ -441,6 +452,16 @@ fn calendar_config(
             let event_type_id = previous
                 .filter(|c| c.event_type_slug.as_deref() == Some(slug.as_str()) && c.slot_minutes == slot_minutes)
                 .and_then(|c| c.event_type_id);
+            if input.rules.is_some() {
+                return Err(ApiError::validation("calendar.rules", "only applies when kind is builtin"));
+            }
+            let calcom_webhook_secret = match optional("calendar.webhook_secret", input.webhook_secret)? {
+                Some(secret) => Some(
+                    key.seal(&calcom_webhook_context(agent_id), secret.as_bytes())
+                        .map_err(|e| ApiError::Internal(e.into()))?,
+                ),
+                None => previous.and_then(|c| c.calcom_webhook_secret.clone()),
+            };
             Ok(CalendarConfig {
                 kind: CalendarKind::Calcom,
                 calcom_api_key: Some(sealed),
@@ -448,6 +469,8 @@ fn calendar_config(
                 event_type_id,
                 username,
                 slot_minutes,
+                rules: None,
+                calcom_webhook_secret,
             })
         }
         kind => {
@@ -455,6 +478,7 @@ fn calendar_config(
                 ("calendar.api_key", api_key.is_some()),
                 ("calendar.event_type_slug", slug.is_some()),
                 ("calendar.username", username.is_some()),
+                ("calendar.webhook_secret", input.webhook_secret.is_some()),
             ] {
                 if given {
                     return Err(ApiError::validation(field, "only applies when kind is calcom"));
@@ -463,6 +487,19 @@ fn calendar_config(
             if kind == CalendarKind::Demo && slot_minutes != DEFAULT_SLOT_MINUTES {
                 return Err(ApiError::validation("calendar.slot_minutes", "the demo calendar has 30-minute slots"));
             }
+            let rules = match (kind, input.rules) {
+                (CalendarKind::Builtin, rules) => {
+                    let rules = rules.unwrap_or_default();
+                    rules
+                        .validate(slot_minutes.unsigned_abs())
+                        .map_err(|(field, message)| ApiError::validation(format!("calendar.rules.{field}"), message))?;
+                    Some(rules)
+                }
+                (_, Some(_)) => {
+                    return Err(ApiError::validation("calendar.rules", "only applies when kind is builtin"))
+                }
+                (_, None) => None,
+            };
             Ok(CalendarConfig {
                 kind,
                 calcom_api_key: None,
@@ -470,6 +507,8 @@ fn calendar_config(
                 event_type_id: None,
                 username: None,
                 slot_minutes,
+                rules,
+                calcom_webhook_secret: None,
             })
         }
     }

@@ -5,6 +5,8 @@ pub mod bookings;
 pub mod calls;
 pub mod health;
 pub mod numbers;
+pub mod scheduling;
+pub mod webhooks;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
