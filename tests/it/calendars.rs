@@ -95,7 +95,6 @@ async fn demo_calendar_round_trip(db: Db) {
         assert_eq!(length, Duration::minutes(30));
     }
     round_trip(&app, &demo, 14).await;
-    // Bookings live in the database: a new server on the same data sees the same (smaller) availability.
     let metrics = app.http.get(&app.metrics_url).send().await.expect("scrape").text().await.expect("text");
     assert!(
         metrics.contains(r#"slotline_bookings_total{agent="Demo Agent",calendar="demo",outcome="success"} 2"#),

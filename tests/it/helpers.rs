@@ -78,6 +78,11 @@ impl TestDb {
         }
     }
 
+    /// A placeholder that owns nothing (used when a [`TestDb`] moves to a restarted app).
+    fn detached() -> Self {
+        Self { url: String::new(), dir: tempfile::tempdir().expect("temp dir"), postgres_name: None }
+    }
+
     /// An opened, migrated store (no demo agent).
     pub async fn store(&self) -> Arc<dyn Store> {
         let store = storage::connect(&Secret::new(self.url.clone()), 5).await.expect("connect");
@@ -236,6 +241,32 @@ impl TestApp {
             .await;
         assert_eq!(status, 201, "{body}");
         body["id"].as_str().expect("id").to_string()
+    }
+
+    /// Stops this server and starts a new one on the same database and data dir (same tokens).
+    pub async fn restart(mut self) -> TestApp {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server ran cleanly");
+        }
+        let config = test_config(&self._db);
+        let app = Application::build(&config).await.expect("rebuild app");
+        let shutdown = CancellationToken::new();
+        let base = format!("http://{}", app.api_addr());
+        let metrics_url = format!("http://{}/metrics", app.metrics_addr());
+        let store = app.store();
+        let server = tokio::spawn(app.run(shutdown.clone()));
+        TestApp {
+            base,
+            metrics_url,
+            http: self.http.clone(),
+            admin: self.admin.clone(),
+            analyst: self.analyst.clone(),
+            store,
+            _db: std::mem::replace(&mut self._db, TestDb::detached()),
+            shutdown,
+            server: Some(server),
+        }
     }
 
     /// Stops the server gracefully and waits for it.
