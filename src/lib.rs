@@ -17,5 +17,6 @@ pub mod cli;
 pub mod config;
 pub mod dialplan;
 pub mod metrics;
+pub mod sip;
 pub mod storage;
 pub mod telemetry;
