@@ -135,7 +135,7 @@ pub struct ParseError {
     /// What is wrong.
     pub reason: String,
     /// What could be read of a broken request (enough to answer it), if anything.
-    pub salvaged: Option<Request>,
+    pub salvaged: Option<Box<Request>>,
 }
 
 const MAX_MESSAGE: usize = 64 * 1024;
@@ -147,13 +147,13 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
     }
     let head_end = find(bytes, b"\r\n\r\n").map(|i| i + 4).or_else(|| find(bytes, b"\n\n").map(|i| i + 2));
     let Some(head_end) = head_end else {
-        return Err(ParseError { reason: "no end of headers".into(), salvaged: salvage(bytes) });
+        return Err(ParseError { reason: "no end of headers".into(), salvaged: salvage(bytes).map(Box::new) });
     };
     let parsed = std::panic::catch_unwind(|| rsip::SipMessage::try_from(bytes));
     let message = match parsed {
         Ok(Ok(message)) => message,
-        Ok(Err(e)) => return Err(ParseError { reason: e.to_string(), salvaged: salvage(bytes) }),
-        Err(_) => return Err(ParseError { reason: "unparsable".into(), salvaged: salvage(bytes) }),
+        Ok(Err(e)) => return Err(ParseError { reason: e.to_string(), salvaged: salvage(bytes).map(Box::new) }),
+        Err(_) => return Err(ParseError { reason: "unparsable".into(), salvaged: salvage(bytes).map(Box::new) }),
     };
     let (start, raw_headers) = match &message {
         rsip::SipMessage::Request(r) => {
@@ -190,7 +190,7 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
         Some(n) if n > body.len() => {
             return Err(ParseError {
                 reason: format!("Content-Length {n} exceeds the {} body bytes received", body.len()),
-                salvaged: salvage(bytes),
+                salvaged: salvage(bytes).map(Box::new),
             })
         }
         Some(n) => body[..n].to_vec(),
@@ -206,7 +206,7 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
     if let Message::Request(request) = &message {
         for required in ["Via", "From", "To", "Call-ID", "CSeq"] {
             if request.headers.get(required).is_none() {
-                return Err(ParseError { reason: format!("missing {required}"), salvaged: Some(request.clone()) });
+                return Err(ParseError { reason: format!("missing {required}"), salvaged: Some(Box::new(request.clone())) });
             }
         }
     }
