@@ -206,7 +206,10 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
     if let Message::Request(request) = &message {
         for required in ["Via", "From", "To", "Call-ID", "CSeq"] {
             if request.headers.get(required).is_none() {
-                return Err(ParseError { reason: format!("missing {required}"), salvaged: Some(Box::new(request.clone())) });
+                return Err(ParseError {
+                    reason: format!("missing {required}"),
+                    salvaged: Some(Box::new(request.clone())),
+                });
             }
         }
     }

@@ -77,7 +77,8 @@ async fn round_trip(app: &TestApp, agent: &str, days: u32) {
 }
 
 async fn demo_calendar_round_trip(db: Db) {
-    let app = spawn_app(db).await;
+    // A pinned clock: listings before and after a restart must see the same window.
+    let app = spawn_app_with(db, Arc::new(FixedClock(Utc::now())), |_| {}).await;
     let (_, agents) = app.get("/v1/agents").await;
     let demo = agents["agents"][0]["id"].as_str().expect("demo").to_string();
     let list = slots(&app, &demo, 14).await;
@@ -102,6 +103,17 @@ async fn demo_calendar_round_trip(db: Db) {
     );
     assert!(metrics
         .contains(r#"slotline_booking_reschedules_total{agent="Demo Agent",calendar="demo",outcome="success"} 1"#));
+
+    // Bookings live in the database: after a restart the same slots are offered, minus the booked one.
+    let before_restart = slot_ids(&slots(&app, &demo, 14).await);
+    let app = app.restart().await;
+    assert_eq!(slot_ids(&slots(&app, &demo, 14).await), before_restart, "reproducible across restarts");
+    let (status, booked) = book(&app, &demo, &before_restart[3], "Cy").await;
+    assert_eq!(status, 201, "{booked}");
+    let app = app.restart().await;
+    let after_restart = slot_ids(&slots(&app, &demo, 14).await);
+    assert!(!after_restart.contains(&before_restart[3]), "a booked slot stays gone after a restart");
+    assert_eq!(after_restart.len(), before_restart.len() - 1);
     app.stop().await;
 }
 

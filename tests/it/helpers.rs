@@ -136,6 +136,7 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     /// Kept alive so the database outlives the server; dropped (and removed) with the app.
     _db: TestDb,
+    clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -149,7 +150,7 @@ pub async fn spawn_app_with(db: Db, clock: Arc<dyn Clock>, configure: impl FnOnc
     let db = TestDb::new(db).await;
     let mut config = test_config(&db);
     configure(&mut config);
-    let app = Application::build_with_clock(&config, clock).await.expect("build app");
+    let app = Application::build_with_clock(&config, clock.clone()).await.expect("build app");
     let base = format!("http://{}", app.api_addr());
     let metrics_url = format!("http://{}/metrics", app.metrics_addr());
     let store = app.store();
@@ -165,6 +166,7 @@ pub async fn spawn_app_with(db: Db, clock: Arc<dyn Clock>, configure: impl FnOnc
         analyst,
         store,
         _db: db,
+        clock,
         shutdown,
         server: Some(server),
     }
@@ -250,7 +252,7 @@ impl TestApp {
             server.await.expect("server task").expect("server ran cleanly");
         }
         let config = test_config(&self._db);
-        let app = Application::build(&config).await.expect("rebuild app");
+        let app = Application::build_with_clock(&config, self.clock.clone()).await.expect("rebuild app");
         let shutdown = CancellationToken::new();
         let base = format!("http://{}", app.api_addr());
         let metrics_url = format!("http://{}/metrics", app.metrics_addr());
@@ -264,6 +266,7 @@ impl TestApp {
             analyst: self.analyst.clone(),
             store,
             _db: std::mem::replace(&mut self._db, TestDb::detached()),
+            clock: self.clock.clone(),
             shutdown,
             server: Some(server),
         }
