@@ -2,8 +2,10 @@
 //!
 //! - [`message`]: SIP messages (parsed by `rsip`), header access, responses;
 //! - [`transaction`]: RFC 3261 §17 transactions as sans-I/O state machines;
-//! - [`transport`]: UDP and TCP (RFC 3261 §18, RFC 3581 `rport`).
+//! - [`transport`]: UDP and TCP (RFC 3261 §18, RFC 3581 `rport`);
+//! - [`dialog`]: UAS dialogs (RFC 3261 §12).
 
 pub mod message;
 pub mod transaction;
 pub mod transport;
+pub mod dialog;
