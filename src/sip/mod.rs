@@ -3,9 +3,16 @@
 //! - [`message`]: SIP messages (parsed by `rsip`), header access, responses;
 //! - [`transaction`]: RFC 3261 §17 transactions as sans-I/O state machines;
 //! - [`transport`]: UDP and TCP (RFC 3261 §18, RFC 3581 `rport`);
-//! - [`dialog`]: UAS dialogs (RFC 3261 §12).
+//! - [`dialog`]: UAS dialogs (RFC 3261 §12);
+//! - [`admission`]: trunks (source CIDRs, digest credentials) and the INVITE rate limit;
+//! - [`digest`]: digest authentication (MD5, SHA-256, stateless nonces);
+//! - [`sdp`]: SDP offer/answer for G.711 and telephone-event;
+//! - [`server`]: the UAS core: routing, admission, calls, BYE/CANCEL/OPTIONS.
 
+pub mod admission;
+pub mod dialog;
+pub mod digest;
 pub mod message;
+pub mod sdp;
 pub mod transaction;
 pub mod transport;
-pub mod dialog;
