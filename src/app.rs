@@ -17,10 +17,17 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use std::time::Duration;
+
 use crate::api::{self, AppState};
 use crate::calendar::{CalendarKind, CalendarRegistry, Clock, SystemClock};
 use crate::config::{Config, DemoConfig};
 use crate::dialplan::e164;
+use crate::media::ports::PortPool;
+use crate::media::session::MediaSettings;
+use crate::sip::admission::{Credentials, Trunk};
+use crate::sip::server::{SipServer, SipSettings};
+use crate::sip::transaction::Timing;
 use crate::storage::crypto::{KeySource, MasterKey, KEY_FILE};
 use crate::storage::{self, AgentRecord, CalendarConfig, Store, StoreError};
 
@@ -30,6 +37,9 @@ pub const DEMO_AGENT_NAME: &str = "Demo Agent";
 /// A built, bound, not yet running slotline.
 pub struct Application {
     state: AppState,
+    sip: SipServer,
+    sip_task: tokio::task::JoinHandle<()>,
+    shutdown: CancellationToken,
     api_listener: TcpListener,
     metrics_listener: TcpListener,
     metrics: PrometheusHandle,
@@ -65,8 +75,13 @@ impl Application {
             .with_context(|| format!("binding metrics.addr {}", config.metrics.addr))?;
         let master_key = Arc::new(master_key);
         let calendars = Arc::new(CalendarRegistry::new(store.clone(), master_key.clone(), clock, &config.calcom));
+        let shutdown = CancellationToken::new();
+        let settings = sip_settings(config, &master_key)?;
+        let (sip, sip_task) = SipServer::start(settings, store.clone(), shutdown.clone())
+            .await
+            .with_context(|| format!("binding sip.addr {}", config.sip.addr))?;
         let state = AppState { store, master_key, calendars };
-        Ok(Self { state, api_listener, metrics_listener, metrics })
+        Ok(Self { state, sip, sip_task, shutdown, api_listener, metrics_listener, metrics })
     }
 
     /// Where the admin API listens.
@@ -79,24 +94,88 @@ impl Application {
         self.metrics_listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
+    /// Where SIP listens (UDP and TCP).
+    pub fn sip_addr(&self) -> SocketAddr {
+        self.sip.local_addr()
+    }
+
     /// The database this application uses.
     pub fn store(&self) -> Arc<dyn Store> {
         self.state.store.clone()
     }
 
-    /// Serves until `shutdown` fires, then finishes in-flight requests.
+    /// Serves until `shutdown` fires, then finishes in-flight requests and drains calls (new INVITEs get
+    /// 503; calls still up after `sip.drain_timeout_secs` are hung up).
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        tracing::info!(api = %self.api_addr(), metrics = %self.metrics_addr(), "slotline is serving");
+        tracing::info!(api = %self.api_addr(), metrics = %self.metrics_addr(), sip = %self.sip_addr(), "slotline is serving");
+        let sip_shutdown = self.shutdown.clone();
+        let forward = shutdown.clone();
+        tokio::spawn(async move {
+            forward.cancelled().await;
+            sip_shutdown.cancel();
+        });
         let api = axum::serve(self.api_listener, api::router(self.state))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let metrics = axum::serve(self.metrics_listener, metrics_router(self.metrics))
             .with_graceful_shutdown(shutdown.cancelled_owned());
-        let (api, metrics) = tokio::join!(api, metrics);
+        let (api, metrics, sip) = tokio::join!(api, metrics, self.sip_task);
+        if sip.is_err() {
+            tracing::error!("SIP server task failed");
+        }
         api.context("admin API server")?;
         metrics.context("metrics server")?;
         tracing::info!("slotline stopped");
         Ok(())
     }
+}
+
+/// SIP and media settings from the configuration.
+fn sip_settings(config: &Config, master_key: &MasterKey) -> anyhow::Result<SipSettings> {
+    let greeting = match &config.media.greeting_wav {
+        Some(path) => crate::media::wav::read(path).map_err(anyhow::Error::msg)?,
+        None => crate::media::wav::greeting_chime(),
+    };
+    let ip = config.sip.addr.ip();
+    let public_host = config.sip.public_host.clone().unwrap_or_else(|| {
+        if ip.is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            ip.to_string()
+        }
+    });
+    let trunks = config
+        .sip
+        .trunks
+        .iter()
+        .map(|t| Trunk {
+            name: t.name.clone(),
+            allow: t.allow.clone(),
+            credentials: match (&t.username, &t.password) {
+                (Some(username), Some(password)) => {
+                    Some(Credentials { username: username.clone(), password: password.clone() })
+                }
+                _ => None,
+            },
+        })
+        .collect();
+    Ok(SipSettings {
+        addr: config.sip.addr,
+        public_host,
+        max_calls: config.sip.max_calls,
+        invites_per_second: config.sip.invites_per_second,
+        trunks,
+        realm: config.sip.realm.clone(),
+        nonce_secret: master_key.derive("sip digest nonce"),
+        timing: Timing::default(),
+        media: MediaSettings {
+            ports: PortPool::new(ip, config.rtp.port_min, config.rtp.port_max),
+            timeout: Duration::from_secs(config.rtp.timeout_secs),
+            max_call: Duration::from_secs(config.media.max_call_secs),
+            greeting: Arc::new(greeting),
+            recordings: config.media.record_calls.then(|| config.data_dir.join("recordings")),
+        },
+        drain_timeout: Duration::from_secs(config.sip.drain_timeout_secs),
+    })
 }
 
 /// Connects to the configured database, applies pending migrations and, on an empty database, creates the

@@ -39,6 +39,70 @@ pub struct Config {
     pub demo: DemoConfig,
     /// Cal.com API access.
     pub calcom: CalcomConfig,
+    /// The SIP user agent server.
+    pub sip: SipConfig,
+    /// RTP media.
+    pub rtp: RtpConfig,
+    /// What calls hear and what is kept of them.
+    pub media: MediaConfig,
+}
+
+/// `sip.*` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipConfig {
+    /// Address for SIP over UDP and TCP.
+    pub addr: SocketAddr,
+    /// Host or IP written in Contact and SDP; required when `addr` is a wildcard and callers are remote.
+    pub public_host: Option<String>,
+    /// Most simultaneous calls; more get 503 with Retry-After.
+    pub max_calls: usize,
+    /// INVITEs per second accepted from one source address (burst: twice that).
+    pub invites_per_second: u32,
+    /// Digest authentication realm.
+    pub realm: String,
+    /// Seconds calls may go on after SIGTERM before slotline hangs up.
+    pub drain_timeout_secs: u64,
+    /// Who may call: source networks and optional digest credentials.
+    pub trunks: Vec<TrunkConfig>,
+}
+
+/// One `[[sip.trunks]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    /// Name (logs, metrics).
+    pub name: String,
+    /// Source networks (CIDR) allowed to send INVITEs.
+    pub allow: Vec<ipnet::IpNet>,
+    /// Digest username the trunk must present.
+    pub username: Option<String>,
+    /// Digest password.
+    pub password: Option<Secret>,
+}
+
+/// `rtp.*` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RtpConfig {
+    /// Lowest RTP port (even).
+    pub port_min: u16,
+    /// Highest RTP port.
+    pub port_max: u16,
+    /// Seconds without RTP from the caller (outside hold) before slotline hangs up.
+    pub timeout_secs: u64,
+}
+
+/// `media.*` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    /// 8 kHz mono 16-bit WAV played after the answer (a generated chime when unset).
+    pub greeting_wav: Option<PathBuf>,
+    /// Record the caller's audio to `<data_dir>/recordings/<call id>.wav`.
+    pub record_calls: bool,
+    /// Longest call in seconds.
+    pub max_call_secs: u64,
 }
 
 /// `calcom.*` settings.
@@ -126,6 +190,22 @@ impl Default for Config {
                 timeout_ms: 10_000,
                 requests_per_minute: 120,
             },
+            sip: SipConfig {
+                addr: SocketAddr::from(([0, 0, 0, 0], 5060)),
+                public_host: None,
+                max_calls: 100,
+                invites_per_second: 20,
+                realm: "slotline".into(),
+                drain_timeout_secs: 30,
+                trunks: vec![TrunkConfig {
+                    name: "loopback".into(),
+                    allow: ["127.0.0.0/8", "::1/128"].iter().filter_map(|n| n.parse().ok()).collect(),
+                    username: None,
+                    password: None,
+                }],
+            },
+            rtp: RtpConfig { port_min: 20000, port_max: 20999, timeout_secs: 30 },
+            media: MediaConfig { greeting_wav: None, record_calls: false, max_call_secs: 3600 },
         }
     }
 }
@@ -250,6 +330,23 @@ impl Config {
         }
         if !(1..=10_000).contains(&self.calcom.requests_per_minute) {
             return Err(ConfigError::new("calcom.requests_per_minute", "must be between 1 and 10000"));
+        }
+        if self.rtp.port_min < 1024 || self.rtp.port_max <= self.rtp.port_min + 2 {
+            return Err(ConfigError::new("rtp.port_max", "rtp.port_min must be >= 1024 and below rtp.port_max - 2"));
+        }
+        if self.rtp.timeout_secs == 0 {
+            return Err(ConfigError::new("rtp.timeout_secs", "must be at least 1"));
+        }
+        if self.sip.max_calls == 0 {
+            return Err(ConfigError::new("sip.max_calls", "must be at least 1"));
+        }
+        for (i, trunk) in self.sip.trunks.iter().enumerate() {
+            if trunk.username.is_some() != trunk.password.is_some() {
+                return Err(ConfigError::new(format!("sip.trunks[{i}].password"), "username and password go together"));
+            }
+        }
+        if let Some(path) = &self.media.greeting_wav {
+            crate::media::wav::read(path).map_err(|e| ConfigError::new("media.greeting_wav", e))?;
         }
         crate::dialplan::e164::normalize(&self.demo.number)
             .map_err(|e| ConfigError::new("demo.number", e.to_string()))?;

@@ -8,6 +8,7 @@
 //! - [`storage`]: the [`storage::Store`] trait on SQLite and PostgreSQL, secrets sealed at rest;
 //! - [`dialplan`]: E.164 normalisation, number → agent routing, dialplan files;
 //! - [`calendar`]: the calendars agents book into;
+//! - [`sip`] / [`media`]: the SIP user agent server and RTP media of calls;
 //! - [`api`]: the authenticated admin HTTP API (axum) and its OpenAPI document.
 
 pub mod api;
@@ -16,6 +17,7 @@ pub mod calendar;
 pub mod cli;
 pub mod config;
 pub mod dialplan;
+pub mod media;
 pub mod metrics;
 pub mod sip;
 pub mod storage;

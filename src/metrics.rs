@@ -36,6 +36,98 @@ pub const CALCOM_HTTP_REQUEST_DURATION_SECONDS: &str = "slotline_calcom_http_req
 /// `bad_signature`, `invalid`).
 pub const CALCOM_WEBHOOKS_TOTAL: &str = "slotline_calcom_webhooks_total";
 
+/// SIP requests received by `method` (`malformed` for unparsable ones).
+pub const SIP_REQUESTS_TOTAL: &str = "slotline_sip_requests_total";
+/// SIP responses sent by `method` and `code`.
+pub const SIP_RESPONSES_TOTAL: &str = "slotline_sip_responses_total";
+/// SIP requests slotline sent (BYE) by `method`, and the responses it got by `method` and `code`.
+pub const SIP_REQUESTS_SENT_TOTAL: &str = "slotline_sip_requests_sent_total";
+/// Responses received to requests slotline sent.
+pub const SIP_RESPONSES_RECEIVED_TOTAL: &str = "slotline_sip_responses_received_total";
+/// Calls by `outcome` (`answered`, or the refusal reason: `not_found`, `forbidden`, `codec_mismatch`, ...).
+pub const CALLS_TOTAL: &str = "slotline_calls_total";
+/// Calls in progress.
+pub const ACTIVE_CALLS: &str = "slotline_active_calls";
+/// Answered call duration by end `reason`.
+pub const CALL_DURATION_SECONDS: &str = "slotline_call_duration_seconds";
+/// Ended calls by `reason` (`caller_bye`, `media_timeout`, `max_duration`, `shutdown`, `no_ack`, ...).
+pub const CALLS_ENDED_TOTAL: &str = "slotline_calls_ended_total";
+/// RTP packets by `direction` (`received`, `sent`, `lost`).
+pub const RTP_PACKETS_TOTAL: &str = "slotline_rtp_packets_total";
+/// Interarrival jitter of the caller's RTP at the end of each call, in seconds.
+pub const RTP_JITTER_SECONDS: &str = "slotline_rtp_jitter_seconds";
+/// DTMF digits received.
+pub const DTMF_EVENTS_TOTAL: &str = "slotline_dtmf_events_total";
+
+/// Counts a received SIP request.
+pub fn sip_request(method: &str) {
+    metrics::counter!(SIP_REQUESTS_TOTAL, "method" => sip_method_label(method)).increment(1);
+}
+
+/// Counts a sent SIP response.
+pub fn sip_response(method: &str, code: u16) {
+    metrics::counter!(SIP_RESPONSES_TOTAL, "method" => sip_method_label(method), "code" => code.to_string())
+        .increment(1);
+}
+
+/// Counts a SIP request slotline sent.
+pub fn sip_request_sent(method: &'static str) {
+    metrics::counter!(SIP_REQUESTS_SENT_TOTAL, "method" => method).increment(1);
+}
+
+/// Counts a response to a request slotline sent.
+pub fn sip_response_received(method: &str, code: u16) {
+    metrics::counter!(SIP_RESPONSES_RECEIVED_TOTAL, "method" => sip_method_label(method), "code" => code.to_string())
+        .increment(1);
+}
+
+/// Unknown methods share one label value (labels must stay bounded).
+fn sip_method_label(method: &str) -> &'static str {
+    match method {
+        "INVITE" => "INVITE",
+        "ACK" => "ACK",
+        "BYE" => "BYE",
+        "CANCEL" => "CANCEL",
+        "OPTIONS" => "OPTIONS",
+        "REGISTER" => "REGISTER",
+        "malformed" => "malformed",
+        _ => "other",
+    }
+}
+
+/// A call was answered.
+pub fn call_started() {
+    metrics::counter!(CALLS_TOTAL, "outcome" => "answered").increment(1);
+    metrics::gauge!(ACTIVE_CALLS).increment(1.0);
+}
+
+/// An INVITE was refused (or cancelled) with `reason`.
+pub fn call_refused(reason: &'static str) {
+    metrics::counter!(CALLS_TOTAL, "outcome" => reason).increment(1);
+}
+
+/// A call ended.
+pub fn call_ended(reason: &'static str, duration: Duration, answered: bool) {
+    if answered {
+        metrics::gauge!(ACTIVE_CALLS).decrement(1.0);
+        metrics::histogram!(CALL_DURATION_SECONDS, "reason" => reason).record(duration.as_secs_f64());
+    }
+    metrics::counter!(CALLS_ENDED_TOTAL, "reason" => reason).increment(1);
+}
+
+/// Adds a finished call's RTP counters.
+pub fn rtp_call_stats(received: u64, sent: u64, lost: u64, jitter_ms: f64) {
+    metrics::counter!(RTP_PACKETS_TOTAL, "direction" => "received").increment(received);
+    metrics::counter!(RTP_PACKETS_TOTAL, "direction" => "sent").increment(sent);
+    metrics::counter!(RTP_PACKETS_TOTAL, "direction" => "lost").increment(lost);
+    metrics::histogram!(RTP_JITTER_SECONDS).record(jitter_ms / 1000.0);
+}
+
+/// Counts a DTMF digit.
+pub fn dtmf_event() {
+    metrics::counter!(DTMF_EVENTS_TOTAL).increment(1);
+}
+
 /// Records one calendar operation.
 pub fn calendar_request(provider: &'static str, operation: &'static str, outcome: &'static str, elapsed: Duration) {
     metrics::counter!(CALENDAR_REQUESTS_TOTAL, "provider" => provider, "operation" => operation, "outcome" => outcome)
@@ -65,6 +157,9 @@ pub fn reschedule(agent: &str, calendar: &'static str, outcome: &'static str) {
 /// Latency buckets (seconds) for request-style histograms: 1 ms to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+/// Buckets (seconds) for call durations: 5 s to 1 h.
+const CALL_BUCKETS: &[f64] = &[5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0];
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the process-wide recorder (once) and returns the handle that renders `/metrics`.
@@ -72,7 +167,8 @@ pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .set_buckets_for_metric(Matcher::Full(CALL_DURATION_SECONDS.into()), CALL_BUCKETS)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS))
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
@@ -104,6 +200,17 @@ fn describe() {
     describe_counter!(CALCOM_HTTP_REQUESTS_TOTAL, "HTTP requests to Cal.com by method, endpoint and status.");
     describe_histogram!(CALCOM_HTTP_REQUEST_DURATION_SECONDS, Unit::Seconds, "Cal.com HTTP request latency.");
     describe_counter!(CALCOM_WEBHOOKS_TOTAL, "Cal.com webhook deliveries by trigger and result.");
+    describe_counter!(SIP_REQUESTS_TOTAL, "SIP requests received by method.");
+    describe_counter!(SIP_RESPONSES_TOTAL, "SIP responses sent by method and code.");
+    describe_counter!(SIP_REQUESTS_SENT_TOTAL, "SIP requests sent by slotline, by method.");
+    describe_counter!(SIP_RESPONSES_RECEIVED_TOTAL, "Responses to SIP requests slotline sent, by method and code.");
+    describe_counter!(CALLS_TOTAL, "INVITEs by outcome: answered, or why they were refused.");
+    describe_gauge!(ACTIVE_CALLS, "Calls in progress.");
+    describe_histogram!(CALL_DURATION_SECONDS, Unit::Seconds, "Duration of answered calls by end reason.");
+    describe_counter!(CALLS_ENDED_TOTAL, "Ended calls by reason.");
+    describe_counter!(RTP_PACKETS_TOTAL, "RTP packets by direction (received, sent, lost).");
+    describe_histogram!(RTP_JITTER_SECONDS, Unit::Seconds, "Interarrival jitter of the caller's RTP per call.");
+    describe_counter!(DTMF_EVENTS_TOTAL, "DTMF digits received (RFC 4733).");
     describe_counter!(API_AUTH_FAILURES_TOTAL, "Admin API requests refused by authentication, by reason.");
 }
 

@@ -42,7 +42,7 @@ impl Trunk {
 }
 
 /// The trunk a source address belongs to (the most specific network wins).
-pub fn trunk_for<'a>(trunks: &'a [Trunk], source: IpAddr) -> Option<&'a Trunk> {
+pub fn trunk_for(trunks: &[Trunk], source: IpAddr) -> Option<&Trunk> {
     let source = match source {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,

@@ -14,5 +14,6 @@ pub mod dialog;
 pub mod digest;
 pub mod message;
 pub mod sdp;
+pub mod server;
 pub mod transaction;
 pub mod transport;

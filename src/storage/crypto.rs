@@ -57,6 +57,7 @@ pub enum KeySource {
 #[derive(Clone)]
 pub struct MasterKey {
     cipher: XChaCha20Poly1305,
+    bytes: [u8; KEY_LEN],
 }
 
 impl fmt::Debug for MasterKey {
@@ -79,7 +80,7 @@ pub fn parse_master_key(text: &str) -> Result<[u8; KEY_LEN], CryptoError> {
 impl MasterKey {
     /// Builds a key from its 32 bytes.
     pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
-        Self { cipher: XChaCha20Poly1305::new(&bytes.into()) }
+        Self { cipher: XChaCha20Poly1305::new(&bytes.into()), bytes }
     }
 
     /// Loads the configured key, or reads / generates `<data_dir>/master.key`.
@@ -100,6 +101,15 @@ impl MasterKey {
             }
             Err(e) => Err(file_error(e)),
         }
+    }
+
+    /// A secret for `purpose` derived from the master key (HMAC-SHA256), e.g. the SIP digest nonce key:
+    /// the same on every instance that shares the master key.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        use hmac::Mac as _;
+        let Ok(mut mac) = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&self.bytes) else { return [0; 32] };
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
     }
 
     /// Seals `plaintext` for `context` (what it is and whose, e.g. `agent:<id>:calcom_api_key`).

@@ -373,6 +373,8 @@ pub trait Store: Send + Sync + 'static {
     async fn set_calcom_ids(&self, agent_id: Uuid, username: &str, event_type_id: i64) -> Result<(), StoreError>;
     /// Records a call as it starts.
     async fn insert_call(&self, call: &CallRecord) -> Result<(), StoreError>;
+    /// Updates a call's answer/end fields and final status.
+    async fn update_call(&self, call: &CallRecord) -> Result<(), StoreError>;
     /// Calls matching the filter, newest first.
     async fn list_calls(&self, filter: &RecordFilter) -> Result<Vec<CallRecord>, StoreError>;
 }

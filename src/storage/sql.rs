@@ -563,6 +563,22 @@ macro_rules! shared_store {
                 Ok(())
             }
 
+            async fn update_call(&self, call: &CallRecord) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE calls SET agent_id = $2, answered_at = $3, ended_at = $4, end_reason = $5, sip_status = $6 \
+                     WHERE id = $1",
+                )
+                .bind(call.id.to_string())
+                .bind(call.agent_id.map(|id| id.to_string()))
+                .bind(call.answered_at)
+                .bind(call.ended_at)
+                .bind(&call.end_reason)
+                .bind(call.sip_status)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
             async fn list_calls(&self, filter: &RecordFilter) -> Result<Vec<CallRecord>, StoreError> {
                 sqlx::query(
                     "SELECT * FROM calls WHERE ($1 IS NULL OR agent_id = $1) \

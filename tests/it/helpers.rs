@@ -123,6 +123,7 @@ pub fn test_config(db: &TestDb) -> Config {
     config.database.max_connections = 5;
     config.api.addr = "127.0.0.1:0".parse().expect("addr");
     config.metrics.addr = "127.0.0.1:0".parse().expect("addr");
+    config.sip.addr = "127.0.0.1:0".parse().expect("addr");
     config
 }
 

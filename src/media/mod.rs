@@ -1,0 +1,15 @@
+//! Call media (RTP, RFC 3550) in small stages.
+//!
+//! - [`rtp`]: packet view and header writer;
+//! - [`g711`]: μ-law / A-law;
+//! - [`dtmf`]: RFC 4733 telephone-events → digits;
+//! - [`ports`]: the RTP port pool;
+//! - [`wav`]: greeting and recording files, the generated greeting chime;
+//! - [`session`]: one call's media — symmetric RTP, 20 ms pacer, media timeout, the agent's endpoint.
+
+pub mod dtmf;
+pub mod g711;
+pub mod ports;
+pub mod rtp;
+pub mod session;
+pub mod wav;

@@ -1,0 +1,88 @@
+//! 8 kHz mono 16-bit PCM WAV files (greetings in, recordings out) and the generated greeting chime.
+
+use std::path::Path;
+
+/// Sample rate of everything on the telephone side.
+pub const RATE: u32 = 8000;
+
+/// Writes mono 16-bit PCM at 8 kHz.
+pub fn write(path: &Path, samples: &[i16]) -> std::io::Result<()> {
+    let data_len = u32::try_from(samples.len() * 2).unwrap_or(u32::MAX);
+    let mut bytes = Vec::with_capacity(44 + samples.len() * 2);
+    bytes.extend_from_slice(b"RIFF");
+    bytes.extend_from_slice(&(36 + data_len).to_le_bytes());
+    bytes.extend_from_slice(b"WAVEfmt ");
+    bytes.extend_from_slice(&16u32.to_le_bytes());
+    bytes.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    bytes.extend_from_slice(&1u16.to_le_bytes()); // mono
+    bytes.extend_from_slice(&RATE.to_le_bytes());
+    bytes.extend_from_slice(&(RATE * 2).to_le_bytes());
+    bytes.extend_from_slice(&2u16.to_le_bytes());
+    bytes.extend_from_slice(&16u16.to_le_bytes());
+    bytes.extend_from_slice(b"data");
+    bytes.extend_from_slice(&data_len.to_le_bytes());
+    for s in samples {
+        bytes.extend_from_slice(&s.to_le_bytes());
+    }
+    std::fs::write(path, bytes)
+}
+
+/// Reads a mono 16-bit PCM WAV at 8 kHz.
+pub fn read(path: &Path) -> Result<Vec<i16>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return Err(format!("{}: not a WAV file", path.display()));
+    }
+    let (mut offset, mut format_ok) = (12, false);
+    while offset + 8 <= bytes.len() {
+        let id = &bytes[offset..offset + 4];
+        let len =
+            u32::from_le_bytes([bytes[offset + 4], bytes[offset + 5], bytes[offset + 6], bytes[offset + 7]]) as usize;
+        let body = bytes.get(offset + 8..offset + 8 + len).ok_or_else(|| format!("{}: truncated", path.display()))?;
+        if id == b"fmt " && body.len() >= 16 {
+            let channels = u16::from_le_bytes([body[2], body[3]]);
+            let rate = u32::from_le_bytes([body[4], body[5], body[6], body[7]]);
+            let bits = u16::from_le_bytes([body[14], body[15]]);
+            format_ok = body[0] == 1 && channels == 1 && rate == RATE && bits == 16;
+        } else if id == b"data" {
+            if !format_ok {
+                return Err(format!("{}: must be 8 kHz mono 16-bit PCM", path.display()));
+            }
+            return Ok(body.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect());
+        }
+        offset += 8 + len + (len % 2);
+    }
+    Err(format!("{}: no data chunk", path.display()))
+}
+
+/// A short two-note chime (E5 then A5, 0.4 s each, soft attack and release), then 0.2 s of silence.
+pub fn greeting_chime() -> Vec<i16> {
+    let note = |frequency: f64| {
+        let n = (RATE as f64 * 0.4) as usize;
+        (0..n).map(move |i| {
+            let t = i as f64 / RATE as f64;
+            let envelope = (t / 0.02).min(1.0) * ((0.4 - t) / 0.05).clamp(0.0, 1.0);
+            (8000.0 * envelope * (2.0 * std::f64::consts::PI * frequency * t).sin()) as i16
+        })
+    };
+    note(659.25).chain(note(880.0)).chain(std::iter::repeat_n(0, (RATE as usize) / 5)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wav_round_trip_and_chime_is_audible() {
+        let dir = tempfile::tempdir().expect("dir");
+        let chime = greeting_chime();
+        assert_eq!(chime.len(), 8000);
+        let rms = (chime.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / chime.len() as f64).sqrt();
+        assert!(rms > 1000.0, "{rms}");
+        let path = dir.path().join("chime.wav");
+        write(&path, &chime).expect("write");
+        assert_eq!(read(&path).expect("read"), chime);
+        std::fs::write(dir.path().join("bad.wav"), b"RIFFxxxxWAVEjunk").expect("write");
+        assert!(read(&dir.path().join("bad.wav")).is_err());
+    }
+}

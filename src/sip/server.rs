@@ -1,0 +1,714 @@
+//! The SIP user agent server core: one task that owns every transaction and dialog, fed by the
+//! transports, its own timers and the calls' media tasks.
+//!
+//! An INVITE is answered `100 Trying` at once, then admitted (trunk by source network, digest when the
+//! trunk asks for it, per-source rate limit), routed (Request-URI user, else To, normalised to E.164,
+//! looked up in `phone_numbers`/prefixes), checked against the call limit and the SDP offer, and
+//! answered `200 OK` with our SDP; the 2xx is retransmitted until the ACK. CANCEL before the answer
+//! gives 487, OPTIONS 200, BYE ends the call either way, re-INVITE updates hold state, other methods get
+//! 405 or 501, broken requests 400. Every INVITE becomes a row in `calls`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::admission::{trunk_for, InviteRateLimit, Trunk};
+use super::dialog::{random_token, Dialog};
+use super::digest;
+use super::message::{Message, Method, Request, Response};
+use super::sdp;
+use super::transaction::{Action, InviteServer, NonInviteClient, NonInviteServer, Timer, Timing, TwoXxRetransmitter};
+use super::transport::{response_target, Inbound, Peer, Transports};
+use crate::dialplan::e164;
+use crate::media::session::{MediaEvent, MediaSession, MediaSettings};
+use crate::metrics;
+use crate::storage::{self, CallRecord, Store};
+
+/// Methods we answer (the `Allow` header).
+const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS";
+
+/// Settings of the SIP server.
+#[derive(Debug, Clone)]
+pub struct SipSettings {
+    /// Address for UDP and TCP.
+    pub addr: SocketAddr,
+    /// Host written in Contact, Via and SDP (defaults to the bound IP, or 127.0.0.1 for a wildcard bind).
+    pub public_host: String,
+    /// Most simultaneous calls; more get 503.
+    pub max_calls: usize,
+    /// INVITEs per second per source address (burst twice that).
+    pub invites_per_second: u32,
+    /// Who may call.
+    pub trunks: Vec<Trunk>,
+    /// Digest realm.
+    pub realm: String,
+    /// Secret for stateless digest nonces.
+    pub nonce_secret: [u8; 32],
+    /// RFC 3261 timers.
+    pub timing: Timing,
+    /// Media settings (ports, timeouts, greeting, recordings).
+    pub media: MediaSettings,
+    /// After shutdown is requested, how long calls may go on before slotline hangs up.
+    pub drain_timeout: Duration,
+}
+
+/// Which state machine a timer belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Owner {
+    Invite(String),
+    NonInvite(String, String),
+    Client(String),
+    Call(String),
+}
+
+enum Event {
+    Timer(Owner, Timer),
+    Media(String, MediaEvent),
+}
+
+/// An INVITE server transaction and what it is about.
+struct InviteTx {
+    tx: InviteServer,
+    peer: Peer,
+    request: Request,
+}
+
+struct Call {
+    record: CallRecord,
+    /// The INVITE's top Via (where 2xx retransmissions go).
+    via: String,
+    dialog: Dialog,
+    invite_branch: String,
+    answered: bool,
+    retransmitter: Option<TwoXxRetransmitter>,
+    media: Option<MediaSession>,
+    ending: bool,
+    started: Instant,
+}
+
+/// The running SIP server; dropping it does not stop it (use the shutdown token).
+pub struct SipServer {
+    local: SocketAddr,
+}
+
+impl SipServer {
+    /// Binds the transports and starts the core.
+    pub async fn start(
+        settings: SipSettings,
+        store: Arc<dyn Store>,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<(Self, tokio::task::JoinHandle<()>)> {
+        let transport_stop = CancellationToken::new();
+        let (transports, inbound) = Transports::bind(settings.addr, transport_stop.clone()).await?;
+        let local = transports.local_addr();
+        let (events_tx, events) = mpsc::channel(1024);
+        let core = Core {
+            via_host: format!("{}:{}", settings.public_host, local.port()),
+            settings,
+            store,
+            transports,
+            events_tx,
+            invites: HashMap::new(),
+            non_invites: HashMap::new(),
+            clients: HashMap::new(),
+            calls: HashMap::new(),
+            rate: InviteRateLimit::new(1, 1),
+            draining: false,
+        };
+        let handle = tokio::spawn(core.run(inbound, events, shutdown, transport_stop));
+        Ok((Self { local }, handle))
+    }
+
+    /// The bound address (UDP and TCP).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+}
+
+struct Core {
+    settings: SipSettings,
+    store: Arc<dyn Store>,
+    transports: Transports,
+    events_tx: mpsc::Sender<Event>,
+    via_host: String,
+    invites: HashMap<String, InviteTx>,
+    non_invites: HashMap<(String, String), NonInviteServer>,
+    clients: HashMap<String, (NonInviteClient, Peer, String)>,
+    calls: HashMap<String, Call>,
+    rate: InviteRateLimit,
+    draining: bool,
+}
+
+impl Core {
+    async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut events: mpsc::Receiver<Event>,
+        shutdown: CancellationToken,
+        transport_stop: CancellationToken,
+    ) {
+        self.rate = InviteRateLimit::new(self.settings.invites_per_second, self.settings.invites_per_second * 2);
+        let drain = tokio::time::sleep(Duration::MAX / 4);
+        tokio::pin!(drain);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled(), if !self.draining => {
+                    self.draining = true;
+                    tracing::info!(calls = self.calls.len(), "SIP draining: new INVITEs get 503");
+                    drain.as_mut().reset(tokio::time::Instant::now() + self.settings.drain_timeout);
+                }
+                () = &mut drain, if self.draining => {
+                    let ids: Vec<String> = self.calls.keys().cloned().collect();
+                    for id in ids {
+                        self.hang_up(&id, "shutdown").await;
+                    }
+                    drain.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(3600));
+                }
+                Some(message) = inbound.recv() => self.on_inbound(message).await,
+                Some(event) = events.recv() => match event {
+                    Event::Timer(owner, timer) => self.on_timer(owner, timer).await,
+                    Event::Media(call, event) => self.on_media(&call, event).await,
+                },
+            }
+            if self.draining && self.calls.is_empty() && self.clients.is_empty() {
+                break;
+            }
+        }
+        transport_stop.cancel();
+        tracing::info!("SIP server stopped");
+    }
+
+    fn start_timer(&self, owner: Owner, timer: Timer, after: Duration) {
+        let events = self.events_tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = events.send(Event::Timer(owner, timer)).await;
+        });
+    }
+
+    /// Performs a transaction's actions; returns `true` when it terminated.
+    async fn perform(&self, owner: &Owner, peer: Peer, actions: Vec<Action>) -> bool {
+        let mut terminated = false;
+        for action in actions {
+            match action {
+                Action::Send(bytes) => self.transports.send(peer, bytes).await,
+                Action::Start(timer, after) => self.start_timer(owner.clone(), timer, after),
+                Action::Terminate => terminated = true,
+                Action::TimedOut => {}
+            }
+        }
+        terminated
+    }
+
+    async fn on_inbound(&mut self, inbound: Inbound) {
+        match inbound {
+            Inbound::Message(Message::Request(request), peer) => {
+                metrics::sip_request(request.method.as_str());
+                self.on_request(request, peer).await;
+            }
+            Inbound::Message(Message::Response(response), peer) => self.on_response(response, peer).await,
+            Inbound::Malformed(error, peer) => {
+                metrics::sip_request("malformed");
+                tracing::debug!(peer = %peer.addr, reason = %error.reason, "malformed SIP message");
+                if let Some(request) = error.salvaged {
+                    let complete =
+                        ["Via", "From", "To", "Call-ID", "CSeq"].iter().all(|h| request.headers.get(h).is_some());
+                    if complete && request.method != Method::Ack {
+                        let status = if matches!(request.method, Method::Other(_)) && error.reason.contains("method") {
+                            501
+                        } else {
+                            400
+                        };
+                        let mut response = request.response(status, None);
+                        response.reason = format!("{} ({})", response.reason, sanitize(&error.reason));
+                        self.send_response(&request, peer, response).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send_response(&self, request: &Request, peer: Peer, mut response: Response) {
+        response.headers.push("Server", concat!("slotline/", env!("CARGO_PKG_VERSION")));
+        metrics::sip_response(request.method.as_str(), response.status);
+        let target = response_target(request.headers.get("Via").unwrap_or_default(), peer);
+        self.transports.send(target, response.to_bytes()).await;
+    }
+
+    async fn on_request(&mut self, request: Request, peer: Peer) {
+        match request.method {
+            Method::Invite => self.on_invite(request, peer).await,
+            Method::Ack => self.on_ack(request).await,
+            Method::Cancel => self.on_cancel(request, peer).await,
+            _ => self.on_non_invite(request, peer).await,
+        }
+    }
+
+    // ---- non-INVITE server transactions -------------------------------------------------------
+
+    async fn on_non_invite(&mut self, request: Request, peer: Peer) {
+        let key = (request.branch().to_string(), request.method.as_str().to_string());
+        if let Some(tx) = self.non_invites.get_mut(&key) {
+            let actions = tx.on_retransmission();
+            let target = response_target(request.headers.get("Via").unwrap_or_default(), peer);
+            self.perform(&Owner::NonInvite(key.0, key.1), target, actions).await;
+            return;
+        }
+        let response = match &request.method {
+            Method::Options => {
+                let mut response = request.response(200, Some(&random_token()));
+                response.headers.push("Allow", ALLOW);
+                response.headers.push("Accept", "application/sdp");
+                response
+            }
+            Method::Bye => self.on_bye(&request).await,
+            Method::Known(_) => {
+                let mut response = request.response(405, Some(&random_token()));
+                response.headers.push("Allow", ALLOW);
+                response
+            }
+            _ => request.response(501, Some(&random_token())),
+        };
+        let mut tx = NonInviteServer::new(self.settings.timing, peer.transport.reliable());
+        let status = response.status;
+        let mut response = response;
+        response.headers.push("Server", concat!("slotline/", env!("CARGO_PKG_VERSION")));
+        metrics::sip_response(request.method.as_str(), status);
+        let actions = tx.respond(status, response.to_bytes());
+        let target = response_target(request.headers.get("Via").unwrap_or_default(), peer);
+        let owner = Owner::NonInvite(key.0.clone(), key.1.clone());
+        if !self.perform(&owner, target, actions).await {
+            self.non_invites.insert(key, tx);
+        }
+    }
+
+    async fn on_bye(&mut self, request: &Request) -> Response {
+        let call_id = request.call_id().to_string();
+        let matched = self.calls.get_mut(&call_id).filter(|c| c.dialog.matches(request));
+        let Some(call) = matched else {
+            return request.response(481, None);
+        };
+        if !call.dialog.accept_remote_cseq(request.cseq().0) {
+            return request.response(500, None);
+        }
+        self.end_call(&call_id, "caller_bye").await;
+        request.response(200, None)
+    }
+
+    // ---- INVITE ------------------------------------------------------------------------------
+
+    async fn on_invite(&mut self, request: Request, peer: Peer) {
+        let branch = request.branch().to_string();
+        if let Some(existing) = self.invites.get_mut(&branch) {
+            // A retransmission: the transaction answers it.
+            let actions = existing.tx.on_retransmission();
+            let target = response_target(request.headers.get("Via").unwrap_or_default(), peer);
+            self.perform(&Owner::Invite(branch.clone()), target, actions).await;
+            return;
+        }
+        if let Some(call) = self.calls.get(request.call_id()) {
+            if call.invite_branch == branch {
+                if let Some(r) = &call.retransmitter {
+                    let actions = r.on_retransmission();
+                    let target = response_target(request.headers.get("Via").unwrap_or_default(), peer);
+                    self.perform(&Owner::Call(call.record.sip_call_id.clone()), target, actions).await;
+                }
+                return;
+            }
+            if !request.to_tag().is_empty() {
+                return self.on_reinvite(request, peer).await;
+            }
+        }
+        let mut tx = InviteServer::new(self.settings.timing, peer.transport.reliable());
+        let trying = request.response(100, None);
+        metrics::sip_response("INVITE", 100);
+        let target = response_target(request.headers.get("Via").unwrap_or_default(), peer);
+        let actions = tx.respond(100, trying.to_bytes());
+        self.perform(&Owner::Invite(branch.clone()), target, actions).await;
+        self.invites.insert(branch.clone(), InviteTx { tx, peer, request: request.clone() });
+
+        match self.admit_and_answer(&request, peer).await {
+            Ok(()) => {}
+            Err(Refusal { status, reason, extra }) => {
+                let mut response = request.response(status, Some(&random_token()));
+                for (name, value) in extra {
+                    response.headers.push(name, value);
+                }
+                self.record_refusal(&request, peer, status, reason).await;
+                self.respond_invite(&branch, response).await;
+            }
+        }
+    }
+
+    /// Everything between `100 Trying` and `200 OK`; a refusal says which final response to send.
+    async fn admit_and_answer(&mut self, request: &Request, peer: Peer) -> Result<(), Refusal> {
+        if self.draining {
+            return Err(Refusal::new(503, "shutting_down").with("Retry-After", "30"));
+        }
+        let Some(trunk) = trunk_for(&self.settings.trunks, peer.addr.ip()).cloned() else {
+            tracing::warn!(source = %peer.addr, "INVITE from an address no trunk allows");
+            return Err(Refusal::new(403, "forbidden"));
+        };
+        if !self.rate.allow(peer.addr.ip(), Instant::now()) {
+            return Err(Refusal::new(503, "rate_limited").with("Retry-After", "1"));
+        }
+        if let Some(credentials) = &trunk.credentials {
+            let authorization = request.headers.get("Authorization");
+            let challenge = |stale| {
+                digest::challenges(&self.settings.realm, &self.settings.nonce_secret, stale)
+                    .into_iter()
+                    .fold(Refusal::new(401, "auth_required"), |r, header| r.with("WWW-Authenticate", header))
+            };
+            match authorization {
+                None => return Err(challenge(false)),
+                Some(value) => match digest::verify(
+                    value,
+                    "INVITE",
+                    &self.settings.realm,
+                    &self.settings.nonce_secret,
+                    &credentials.username,
+                    credentials.password.expose(),
+                ) {
+                    digest::Verdict::Valid => {}
+                    digest::Verdict::Stale => return Err(challenge(true)),
+                    digest::Verdict::Invalid => return Err(Refusal::new(403, "auth_failed")),
+                },
+            }
+        }
+        let dialed_raw = Request::uri_user(&request.uri)
+            .or_else(|| request.headers.get("To").and_then(Request::uri_user))
+            .unwrap_or_default()
+            .to_string();
+        let Ok(dialed) = e164::normalize(&dialed_raw) else {
+            return Err(Refusal::new(404, "not_found"));
+        };
+        let agent_id = match self.store.route_number(dialed.as_str()).await {
+            Ok(Some(agent)) => agent,
+            Ok(None) => return Err(Refusal::new(404, "not_found")),
+            Err(e) => {
+                tracing::error!(error = %e, "routing lookup failed");
+                return Err(Refusal::new(500, "routing_failed"));
+            }
+        };
+        if self.calls.len() >= self.settings.max_calls {
+            return Err(Refusal::new(503, "call_limit").with("Retry-After", "5"));
+        }
+        let offer = String::from_utf8_lossy(&request.body).to_string();
+        let negotiated = sdp::negotiate(&offer).map_err(|e| {
+            tracing::info!(error = %e, "SDP offer refused");
+            Refusal::new(488, "codec_mismatch").with("Warning", "304 slotline \"Incompatible media format\"")
+        })?;
+
+        let call_id = request.call_id().to_string();
+        let local_tag = random_token();
+        let dialog = Dialog::from_invite(request, &local_tag, peer);
+        let now = storage::now();
+        let record = CallRecord {
+            id: Uuid::new_v4(),
+            sip_call_id: call_id.clone(),
+            agent_id: Some(agent_id),
+            dialed: dialed.to_string(),
+            caller: caller_of(request),
+            transport: peer.transport.as_str().to_string(),
+            started_at: now,
+            answered_at: Some(now),
+            ended_at: None,
+            end_reason: None,
+            sip_status: Some(200),
+        };
+        let media = MediaSession::start(&self.settings.media, &negotiated, &record, self.media_events(&call_id))
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "no RTP port for the call");
+                Refusal::new(503, "no_media_port").with("Retry-After", "5")
+            })?;
+        let answer = sdp::answer(&negotiated, &self.settings.public_host, media.local_port());
+        let mut ok = request.response(200, Some(&local_tag));
+        ok.headers.push("Contact", format!("<sip:slotline@{};transport={}>", self.via_host, peer.transport.as_str()));
+        ok.headers.push("Allow", ALLOW);
+        ok.headers.push("Server", concat!("slotline/", env!("CARGO_PKG_VERSION")));
+        let ok = ok.with_body("application/sdp", answer.into_bytes());
+        if let Err(e) = self.store.insert_call(&record).await {
+            tracing::error!(error = %e, call_id = %call_id, "cannot record the call");
+        }
+        metrics::sip_response("INVITE", 200);
+        metrics::call_started();
+        let target = response_target(request.headers.get("Via").unwrap_or_default(), peer);
+        let (retransmitter, actions) =
+            TwoXxRetransmitter::start(self.settings.timing, peer.transport.reliable(), ok.to_bytes());
+        self.perform(&Owner::Call(call_id.clone()), target, actions).await;
+        if let Some(invite) = self.invites.remove(request.branch()) {
+            drop(invite);
+        }
+        tracing::info!(call_id = %call_id, agent_id = %agent_id, dialed = %dialed, caller = %record.caller, transport = peer.transport.as_str(), "call answered");
+        self.calls.insert(
+            call_id,
+            Call {
+                record,
+                via: request.headers.get("Via").unwrap_or_default().to_string(),
+                dialog,
+                invite_branch: request.branch().to_string(),
+                answered: true,
+                retransmitter: Some(retransmitter),
+                media: Some(media),
+                ending: false,
+                started: Instant::now(),
+            },
+        );
+        Ok(())
+    }
+
+    fn media_events(&self, call_id: &str) -> mpsc::Sender<MediaEvent> {
+        let (tx, mut rx) = mpsc::channel::<MediaEvent>(16);
+        let events = self.events_tx.clone();
+        let call_id = call_id.to_string();
+        tokio::spawn(async move {
+            while let Some(event) = rx.recv().await {
+                if events.send(Event::Media(call_id.clone(), event)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        tx
+    }
+
+    async fn respond_invite(&mut self, branch: &str, response: Response) {
+        let Some(invite) = self.invites.get_mut(branch) else { return };
+        metrics::sip_response("INVITE", response.status);
+        let with_server = {
+            let mut r = response;
+            r.headers.push("Server", concat!("slotline/", env!("CARGO_PKG_VERSION")));
+            r
+        };
+        let actions = invite.tx.respond(with_server.status, with_server.to_bytes());
+        let target = response_target(invite.request.headers.get("Via").unwrap_or_default(), invite.peer);
+        if self.perform(&Owner::Invite(branch.to_string()), target, actions).await {
+            self.invites.remove(branch);
+        }
+    }
+
+    async fn record_refusal(&self, request: &Request, peer: Peer, status: u16, reason: &'static str) {
+        metrics::call_refused(reason);
+        let now = storage::now();
+        let dialed = Request::uri_user(&request.uri).unwrap_or_default();
+        let record = CallRecord {
+            id: Uuid::new_v4(),
+            sip_call_id: request.call_id().to_string(),
+            agent_id: None,
+            dialed: e164::normalize(dialed)
+                .map(|n| n.to_string())
+                .unwrap_or_else(|_| dialed.chars().take(64).collect()),
+            caller: caller_of(request),
+            transport: peer.transport.as_str().to_string(),
+            started_at: now,
+            answered_at: None,
+            ended_at: Some(now),
+            end_reason: Some(reason.to_string()),
+            sip_status: Some(i32::from(status)),
+        };
+        if let Err(e) = self.store.insert_call(&record).await {
+            tracing::error!(error = %e, "cannot record the refused call");
+        }
+        tracing::info!(call_id = %record.sip_call_id, status, reason, source = %peer.addr, "INVITE refused");
+    }
+
+    async fn on_reinvite(&mut self, request: Request, peer: Peer) {
+        let call_id = request.call_id().to_string();
+        let offer = String::from_utf8_lossy(&request.body).to_string();
+        let Some(call) = self.calls.get_mut(&call_id).filter(|c| c.dialog.matches(&request)) else {
+            let response = request.response(481, None);
+            return self.send_response(&request, peer, response).await;
+        };
+        if !call.dialog.accept_remote_cseq(request.cseq().0) {
+            let response = request.response(500, None);
+            return self.send_response(&request, peer, response).await;
+        }
+        let response = match (sdp::negotiate(&offer), call.media.as_ref()) {
+            (Ok(negotiated), Some(media)) => {
+                media.update(&negotiated);
+                tracing::info!(call_id = %call_id, hold = negotiated.on_hold(), "re-INVITE");
+                let answer = sdp::answer(&negotiated, &self.settings.public_host, media.local_port());
+                let mut ok = request.response(200, None);
+                ok.headers.push("Contact", format!("<sip:slotline@{}>", self.via_host));
+                ok.with_body("application/sdp", answer.into_bytes())
+            }
+            _ => request.response(488, None),
+        };
+        self.send_response(&request, peer, response).await;
+    }
+
+    async fn on_ack(&mut self, request: Request) {
+        // ACK for a non-2xx final: same branch as the INVITE.
+        if let Some(invite) = self.invites.get_mut(request.branch()) {
+            let actions = invite.tx.on_ack();
+            let owner = Owner::Invite(request.branch().to_string());
+            let peer = invite.peer;
+            if self.perform(&owner, peer, actions).await {
+                self.invites.remove(request.branch());
+            }
+            return;
+        }
+        // ACK for our 2xx: a new transaction in the dialog.
+        if let Some(call) = self.calls.get_mut(request.call_id()).filter(|c| c.dialog.matches(&request)) {
+            if let Some(r) = call.retransmitter.as_mut() {
+                r.on_ack();
+            }
+            if let Some(media) = &call.media {
+                media.begin_playback();
+            }
+        }
+    }
+
+    async fn on_cancel(&mut self, request: Request, peer: Peer) {
+        let branch = request.branch().to_string();
+        let pending = self.invites.get(&branch).filter(|i| i.tx.state() == super::transaction::InviteState::Proceeding);
+        let status = if pending.is_some() { 200 } else { 481 };
+        let response = request.response(status, Some(&random_token()));
+        self.send_response(&request, peer, response).await;
+        if let Some(invite) = pending {
+            let terminated = invite.request.response(487, Some(&random_token()));
+            let original = invite.request.clone();
+            let peer = invite.peer;
+            self.record_refusal(&original, peer, 487, "cancelled").await;
+            self.respond_invite(&branch, terminated).await;
+        }
+    }
+
+    // ---- responses to our requests ----------------------------------------------------------
+
+    async fn on_response(&mut self, response: Response, _peer: Peer) {
+        let branch = response.branch().to_string();
+        metrics::sip_response_received(&response.cseq_method(), response.status);
+        if let Some((tx, peer, call)) = self.clients.get_mut(&branch) {
+            let actions = tx.on_response(response.status);
+            let (peer, call) = (*peer, call.clone());
+            if response.status >= 200 {
+                tracing::debug!(call_id = %call, status = response.status, "BYE answered");
+            }
+            if self.perform(&Owner::Client(branch.clone()), peer, actions).await {
+                self.clients.remove(&branch);
+            }
+        }
+    }
+
+    // ---- timers -----------------------------------------------------------------------------
+
+    async fn on_timer(&mut self, owner: Owner, timer: Timer) {
+        match &owner {
+            Owner::Invite(branch) => {
+                let Some(invite) = self.invites.get_mut(branch) else { return };
+                let actions = invite.tx.on_timer(timer);
+                let target = response_target(invite.request.headers.get("Via").unwrap_or_default(), invite.peer);
+                if self.perform(&owner, target, actions).await {
+                    self.invites.remove(branch);
+                }
+            }
+            Owner::NonInvite(branch, method) => {
+                let key = (branch.clone(), method.clone());
+                let Some(tx) = self.non_invites.get_mut(&key) else { return };
+                let actions = tx.on_timer(timer);
+                if actions.contains(&Action::Terminate) {
+                    self.non_invites.remove(&key);
+                }
+            }
+            Owner::Client(branch) => {
+                let Some((tx, peer, _)) = self.clients.get_mut(branch) else { return };
+                let actions = tx.on_timer(timer);
+                let peer = *peer;
+                if self.perform(&owner, peer, actions).await {
+                    self.clients.remove(branch);
+                }
+            }
+            Owner::Call(call_id) => {
+                let Some(call) = self.calls.get_mut(call_id) else { return };
+                let Some(r) = call.retransmitter.as_mut() else { return };
+                let actions = r.on_timer(timer);
+                let timed_out = actions.contains(&Action::TimedOut);
+                let target = response_target(&call.via, call.dialog.peer);
+                self.perform(&owner, target, actions).await;
+                if timed_out {
+                    tracing::warn!(call_id = %call_id, "no ACK for our 200 OK; hanging up");
+                    self.hang_up(&call_id.clone(), "no_ack").await;
+                }
+            }
+        }
+    }
+
+    async fn on_media(&mut self, call_id: &str, event: MediaEvent) {
+        match event {
+            MediaEvent::Timeout => {
+                tracing::info!(call_id, "no RTP from the caller; hanging up");
+                self.hang_up(call_id, "media_timeout").await;
+            }
+            MediaEvent::MaxDuration => self.hang_up(call_id, "max_duration").await,
+            MediaEvent::Hangup(reason) => self.hang_up(call_id, reason).await,
+        }
+    }
+
+    /// Sends BYE and ends the call.
+    async fn hang_up(&mut self, call_id: &str, reason: &'static str) {
+        let Some(call) = self.calls.get_mut(call_id) else { return };
+        if call.ending {
+            return;
+        }
+        call.ending = true;
+        let branch = format!("z9hG4bK{}", random_token());
+        let via = format!("SIP/2.0/{} {}", call.dialog.peer.transport.as_str().to_ascii_uppercase(), self.via_host);
+        let bye = call.dialog.request(Method::Bye, &via, &branch);
+        let peer = call.dialog.peer;
+        let mut tx = NonInviteClient::new(self.settings.timing, peer.transport.reliable(), bye.to_bytes());
+        let actions = tx.start();
+        metrics::sip_request_sent("BYE");
+        self.clients.insert(branch.clone(), (tx, peer, call_id.to_string()));
+        self.perform(&Owner::Client(branch), peer, actions).await;
+        self.end_call(call_id, reason).await;
+    }
+
+    /// Stops media and records the end of a call.
+    async fn end_call(&mut self, call_id: &str, reason: &'static str) {
+        let Some(mut call) = self.calls.remove(call_id) else { return };
+        if let Some(media) = call.media.take() {
+            media.stop().await;
+        }
+        call.record.ended_at = Some(storage::now());
+        call.record.end_reason = Some(reason.to_string());
+        if let Err(e) = self.store.update_call(&call.record).await {
+            tracing::error!(error = %e, call_id, "cannot record the end of the call");
+        }
+        metrics::call_ended(reason, call.started.elapsed(), call.answered);
+        tracing::info!(call_id, reason, seconds = call.started.elapsed().as_secs_f64(), "call ended");
+    }
+}
+
+/// The caller id: the From URI's user (E.164 when it normalises).
+fn caller_of(request: &Request) -> String {
+    let user = request.headers.get("From").and_then(Request::uri_user).unwrap_or("anonymous");
+    e164::normalize(user).map(|n| n.to_string()).unwrap_or_else(|_| user.chars().take(64).collect())
+}
+
+/// Text safe inside a reason phrase.
+fn sanitize(text: &str) -> String {
+    text.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(60).collect()
+}
+
+struct Refusal {
+    status: u16,
+    reason: &'static str,
+    extra: Vec<(&'static str, String)>,
+}
+
+impl Refusal {
+    fn new(status: u16, reason: &'static str) -> Self {
+        Self { status, reason, extra: Vec::new() }
+    }
+
+    fn with(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.extra.push((name, value.into()));
+        self
+    }
+}
