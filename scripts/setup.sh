@@ -14,6 +14,7 @@ need() { # need COMMAND PACKAGE
 
 if [[ $want_test == 1 ]]; then
     need promtool prometheus
+    need sipp sip-tester
     command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
 fi
 

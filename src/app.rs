@@ -175,6 +175,7 @@ fn sip_settings(config: &Config, master_key: &MasterKey) -> anyhow::Result<SipSe
             recordings: config.media.record_calls.then(|| config.data_dir.join("recordings")),
         },
         drain_timeout: Duration::from_secs(config.sip.drain_timeout_secs),
+        answer_after: Duration::from_millis(config.sip.answer_after_ms),
     })
 }
 

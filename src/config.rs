@@ -63,6 +63,8 @@ pub struct SipConfig {
     pub realm: String,
     /// Seconds calls may go on after SIGTERM before slotline hangs up.
     pub drain_timeout_secs: u64,
+    /// Ring this many milliseconds (180 Ringing) before answering; 0 answers at once.
+    pub answer_after_ms: u64,
     /// Who may call: source networks and optional digest credentials.
     pub trunks: Vec<TrunkConfig>,
 }
@@ -197,6 +199,7 @@ impl Default for Config {
                 invites_per_second: 20,
                 realm: "slotline".into(),
                 drain_timeout_secs: 30,
+                answer_after_ms: 0,
                 trunks: vec![TrunkConfig {
                     name: "loopback".into(),
                     allow: ["127.0.0.0/8", "::1/128"].iter().filter_map(|n| n.parse().ok()).collect(),

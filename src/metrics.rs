@@ -44,6 +44,8 @@ pub const SIP_RESPONSES_TOTAL: &str = "slotline_sip_responses_total";
 pub const SIP_REQUESTS_SENT_TOTAL: &str = "slotline_sip_requests_sent_total";
 /// Responses received to requests slotline sent.
 pub const SIP_RESPONSES_RECEIVED_TOTAL: &str = "slotline_sip_responses_received_total";
+/// Retransmitted requests absorbed by their transaction (answered with the last response), by `method`.
+pub const SIP_RETRANSMISSIONS_ABSORBED_TOTAL: &str = "slotline_sip_retransmissions_absorbed_total";
 /// Calls by `outcome` (`answered`, or the refusal reason: `not_found`, `forbidden`, `codec_mismatch`, ...).
 pub const CALLS_TOTAL: &str = "slotline_calls_total";
 /// Calls in progress.
@@ -68,6 +70,11 @@ pub fn sip_request(method: &str) {
 pub fn sip_response(method: &str, code: u16) {
     metrics::counter!(SIP_RESPONSES_TOTAL, "method" => sip_method_label(method), "code" => code.to_string())
         .increment(1);
+}
+
+/// Counts a retransmitted request that its transaction absorbed.
+pub fn sip_retransmission_absorbed(method: &str) {
+    metrics::counter!(SIP_RETRANSMISSIONS_ABSORBED_TOTAL, "method" => sip_method_label(method)).increment(1);
 }
 
 /// Counts a SIP request slotline sent.
@@ -204,6 +211,10 @@ fn describe() {
     describe_counter!(SIP_RESPONSES_TOTAL, "SIP responses sent by method and code.");
     describe_counter!(SIP_REQUESTS_SENT_TOTAL, "SIP requests sent by slotline, by method.");
     describe_counter!(SIP_RESPONSES_RECEIVED_TOTAL, "Responses to SIP requests slotline sent, by method and code.");
+    describe_counter!(
+        SIP_RETRANSMISSIONS_ABSORBED_TOTAL,
+        "Retransmitted SIP requests answered with the transaction's last response, by method."
+    );
     describe_counter!(CALLS_TOTAL, "INVITEs by outcome: answered, or why they were refused.");
     describe_gauge!(ACTIVE_CALLS, "Calls in progress.");
     describe_histogram!(CALL_DURATION_SECONDS, Unit::Seconds, "Duration of answered calls by end reason.");

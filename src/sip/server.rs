@@ -55,6 +55,8 @@ pub struct SipSettings {
     pub media: MediaSettings,
     /// After shutdown is requested, how long calls may go on before slotline hangs up.
     pub drain_timeout: Duration,
+    /// Ring this long (180 Ringing) before answering; 0 answers at once.
+    pub answer_after: Duration,
 }
 
 /// Which state machine a timer belongs to.
@@ -68,6 +70,7 @@ enum Owner {
 
 enum Event {
     Timer(Owner, Timer),
+    Answer(String),
     Media(String, MediaEvent),
 }
 
@@ -76,6 +79,15 @@ struct InviteTx {
     tx: InviteServer,
     peer: Peer,
     request: Request,
+    /// Admitted and ringing, to be answered when the answer timer fires.
+    ringing: Option<Admitted>,
+}
+
+/// An INVITE that passed admission, routing and the SDP check.
+struct Admitted {
+    agent_id: Uuid,
+    dialed: String,
+    negotiated: sdp::Negotiated,
 }
 
 struct Call {
@@ -172,6 +184,7 @@ impl Core {
                 Some(message) = inbound.recv() => self.on_inbound(message).await,
                 Some(event) = events.recv() => match event {
                     Event::Timer(owner, timer) => self.on_timer(owner, timer).await,
+                    Event::Answer(branch) => self.on_answer_due(&branch).await,
                     Event::Media(call, event) => self.on_media(&call, event).await,
                 },
             }
@@ -254,6 +267,7 @@ impl Core {
     async fn on_non_invite(&mut self, request: Request, peer: Peer) {
         let key = (request.branch().to_string(), request.method.as_str().to_string());
         if let Some(tx) = self.non_invites.get_mut(&key) {
+            metrics::sip_retransmission_absorbed(request.method.as_str());
             let actions = tx.on_retransmission();
             let target = response_target(request.headers.get("Via").unwrap_or_default(), peer);
             self.perform(&Owner::NonInvite(key.0, key.1), target, actions).await;
@@ -306,6 +320,7 @@ impl Core {
         let branch = request.branch().to_string();
         if let Some(existing) = self.invites.get_mut(&branch) {
             // A retransmission: the transaction answers it.
+            metrics::sip_retransmission_absorbed("INVITE");
             let actions = existing.tx.on_retransmission();
             let target = response_target(request.headers.get("Via").unwrap_or_default(), peer);
             self.perform(&Owner::Invite(branch.clone()), target, actions).await;
@@ -313,6 +328,7 @@ impl Core {
         }
         if let Some(call) = self.calls.get(request.call_id()) {
             if call.invite_branch == branch {
+                metrics::sip_retransmission_absorbed("INVITE");
                 if let Some(r) = &call.retransmitter {
                     let actions = r.on_retransmission();
                     let target = response_target(request.headers.get("Via").unwrap_or_default(), peer);
@@ -330,9 +346,28 @@ impl Core {
         let target = response_target(request.headers.get("Via").unwrap_or_default(), peer);
         let actions = tx.respond(100, trying.to_bytes());
         self.perform(&Owner::Invite(branch.clone()), target, actions).await;
-        self.invites.insert(branch.clone(), InviteTx { tx, peer, request: request.clone() });
+        self.invites.insert(branch.clone(), InviteTx { tx, peer, request: request.clone(), ringing: None });
 
-        match self.admit_and_answer(&request, peer).await {
+        let outcome = match self.admit(&request, peer).await {
+            Ok(admitted) if self.settings.answer_after.is_zero() => self.answer(&request, peer, admitted).await,
+            Ok(admitted) => {
+                let ringing = request.response(180, Some(&random_token()));
+                self.respond_invite(&branch, ringing).await;
+                if let Some(invite) = self.invites.get_mut(&branch) {
+                    invite.ringing = Some(admitted);
+                }
+                let events = self.events_tx.clone();
+                let after = self.settings.answer_after;
+                let due = branch.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    let _ = events.send(Event::Answer(due)).await;
+                });
+                Ok(())
+            }
+            Err(refusal) => Err(refusal),
+        };
+        match outcome {
             Ok(()) => {}
             Err(Refusal { status, reason, extra }) => {
                 let mut response = request.response(status, Some(&random_token()));
@@ -345,8 +380,23 @@ impl Core {
         }
     }
 
-    /// Everything between `100 Trying` and `200 OK`; a refusal says which final response to send.
-    async fn admit_and_answer(&mut self, request: &Request, peer: Peer) -> Result<(), Refusal> {
+    /// A ringing INVITE is due to be answered (unless it was cancelled meanwhile).
+    async fn on_answer_due(&mut self, branch: &str) {
+        let Some(invite) = self.invites.get_mut(branch) else { return };
+        let Some(admitted) = invite.ringing.take() else { return };
+        let (request, peer) = (invite.request.clone(), invite.peer);
+        if let Err(Refusal { status, reason, extra }) = self.answer(&request, peer, admitted).await {
+            let mut response = request.response(status, Some(&random_token()));
+            for (name, value) in extra {
+                response.headers.push(name, value);
+            }
+            self.record_refusal(&request, peer, status, reason).await;
+            self.respond_invite(branch, response).await;
+        }
+    }
+
+    /// Admission, routing and the SDP check; a refusal says which final response to send.
+    async fn admit(&mut self, request: &Request, peer: Peer) -> Result<Admitted, Refusal> {
         if self.draining {
             return Err(Refusal::new(503, "shutting_down").with("Retry-After", "30"));
         }
@@ -403,7 +453,15 @@ impl Core {
             tracing::info!(error = %e, "SDP offer refused");
             Refusal::new(488, "codec_mismatch").with("Warning", "304 slotline \"Incompatible media format\"")
         })?;
+        Ok(Admitted { agent_id, dialed: dialed.to_string(), negotiated })
+    }
 
+    /// Starts media and sends `200 OK` with our SDP.
+    async fn answer(&mut self, request: &Request, peer: Peer, admitted: Admitted) -> Result<(), Refusal> {
+        let Admitted { agent_id, dialed, negotiated } = admitted;
+        if self.calls.len() >= self.settings.max_calls {
+            return Err(Refusal::new(503, "call_limit").with("Retry-After", "5"));
+        }
         let call_id = request.call_id().to_string();
         let local_tag = random_token();
         let dialog = Dialog::from_invite(request, &local_tag, peer);
@@ -412,7 +470,7 @@ impl Core {
             id: Uuid::new_v4(),
             sip_call_id: call_id.clone(),
             agent_id: Some(agent_id),
-            dialed: dialed.to_string(),
+            dialed: dialed.clone(),
             caller: caller_of(request),
             transport: peer.transport.as_str().to_string(),
             started_at: now,
@@ -566,15 +624,20 @@ impl Core {
 
     async fn on_cancel(&mut self, request: Request, peer: Peer) {
         let branch = request.branch().to_string();
-        let pending = self.invites.get(&branch).filter(|i| i.tx.state() == super::transaction::InviteState::Proceeding);
+        // The CANCEL matches a pending INVITE by branch (RFC 3261 §9.2); take what is needed to end it.
+        let pending =
+            self.invites.get_mut(&branch).filter(|i| i.tx.state() == super::transaction::InviteState::Proceeding).map(
+                |invite| {
+                    invite.ringing = None;
+                    (invite.request.clone(), invite.peer)
+                },
+            );
         let status = if pending.is_some() { 200 } else { 481 };
         let response = request.response(status, Some(&random_token()));
         self.send_response(&request, peer, response).await;
-        if let Some(invite) = pending {
-            let terminated = invite.request.response(487, Some(&random_token()));
-            let original = invite.request.clone();
-            let peer = invite.peer;
-            self.record_refusal(&original, peer, 487, "cancelled").await;
+        if let Some((original, invite_peer)) = pending {
+            let terminated = original.response(487, Some(&random_token()));
+            self.record_refusal(&original, invite_peer, 487, "cancelled").await;
             self.respond_invite(&branch, terminated).await;
         }
     }

@@ -124,12 +124,14 @@ pub fn test_config(db: &TestDb) -> Config {
     config.api.addr = "127.0.0.1:0".parse().expect("addr");
     config.metrics.addr = "127.0.0.1:0".parse().expect("addr");
     config.sip.addr = "127.0.0.1:0".parse().expect("addr");
+    config.sip.drain_timeout_secs = 1;
     config
 }
 
 /// A running slotline with an admin and an analyst token.
 pub struct TestApp {
     pub base: String,
+    pub sip_addr: std::net::SocketAddr,
     pub metrics_url: String,
     pub http: reqwest::Client,
     pub admin: String,
@@ -154,6 +156,7 @@ pub async fn spawn_app_with(db: Db, clock: Arc<dyn Clock>, configure: impl FnOnc
     let app = Application::build_with_clock(&config, clock.clone()).await.expect("build app");
     let base = format!("http://{}", app.api_addr());
     let metrics_url = format!("http://{}/metrics", app.metrics_addr());
+    let sip_addr = app.sip_addr();
     let store = app.store();
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run(shutdown.clone()));
@@ -161,6 +164,7 @@ pub async fn spawn_app_with(db: Db, clock: Arc<dyn Clock>, configure: impl FnOnc
     let analyst = insert_token(store.as_ref(), TokenScope::Analyst).await;
     TestApp {
         base,
+        sip_addr,
         metrics_url,
         http: reqwest::Client::new(),
         admin,
@@ -257,10 +261,12 @@ impl TestApp {
         let shutdown = CancellationToken::new();
         let base = format!("http://{}", app.api_addr());
         let metrics_url = format!("http://{}/metrics", app.metrics_addr());
+        let sip_addr = app.sip_addr();
         let store = app.store();
         let server = tokio::spawn(app.run(shutdown.clone()));
         TestApp {
             base,
+            sip_addr,
             metrics_url,
             http: self.http.clone(),
             admin: self.admin.clone(),

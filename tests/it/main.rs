@@ -11,4 +11,5 @@ mod cli;
 mod dialplan;
 mod metrics;
 mod secrets;
+mod sip;
 mod store;
