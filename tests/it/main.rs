@@ -6,6 +6,8 @@ mod helpers;
 mod api_agents;
 mod api_numbers;
 mod api_records;
+mod calcom;
+mod calcom_double;
 mod calendars;
 mod cli;
 mod dialplan;
