@@ -445,6 +445,7 @@ impl Call {
     }
 }
 
+#[allow(clippy::result_large_err)] // an early HTTP answer, built once per request
 fn parse_json(body: &Bytes, path: &str) -> Result<Value, Response> {
     serde_json::from_slice(body).map_err(|_| bad_request("Invalid JSON body", path))
 }
