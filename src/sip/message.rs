@@ -178,12 +178,10 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
     }
     let body = &bytes[head_end..];
     let declared = match headers.get("Content-Length") {
-        Some(value) => Some(
-            value
-                .trim()
-                .parse::<usize>()
-                .map_err(|_| ParseError { reason: format!("bad Content-Length `{value}`"), salvaged: None })?,
-        ),
+        Some(value) => Some(value.trim().parse::<usize>().map_err(|_| ParseError {
+            reason: format!("bad Content-Length `{value}`"),
+            salvaged: salvage(bytes).map(Box::new),
+        })?),
         None => None,
     };
     let body = match declared {

@@ -29,6 +29,9 @@ use crate::media::session::{MediaEvent, MediaSession, MediaSettings};
 use crate::metrics;
 use crate::storage::{self, CallRecord, Store};
 
+/// After the drain timeout's BYEs, how long shutdown waits for their answers.
+const BYE_GRACE: Duration = Duration::from_secs(2);
+
 /// Methods we answer (the `Allow` header).
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS";
 
@@ -165,8 +168,9 @@ impl Core {
         transport_stop: CancellationToken,
     ) {
         self.rate = InviteRateLimit::new(self.settings.invites_per_second, self.settings.invites_per_second * 2);
-        let drain = tokio::time::sleep(Duration::MAX / 4);
+        let drain = tokio::time::sleep(Duration::from_secs(86_400 * 365));
         tokio::pin!(drain);
+        let mut hung_up = false;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled(), if !self.draining => {
@@ -175,11 +179,17 @@ impl Core {
                     drain.as_mut().reset(tokio::time::Instant::now() + self.settings.drain_timeout);
                 }
                 () = &mut drain, if self.draining => {
-                    let ids: Vec<String> = self.calls.keys().cloned().collect();
-                    for id in ids {
-                        self.hang_up(&id, "shutdown").await;
+                    if hung_up {
+                        // BYEs had their chance to be answered; stop waiting for them.
+                        self.clients.clear();
+                    } else {
+                        let ids: Vec<String> = self.calls.keys().cloned().collect();
+                        for id in ids {
+                            self.hang_up(&id, "shutdown").await;
+                        }
+                        hung_up = true;
+                        drain.as_mut().reset(tokio::time::Instant::now() + BYE_GRACE);
                     }
-                    drain.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(3600));
                 }
                 Some(message) = inbound.recv() => self.on_inbound(message).await,
                 Some(event) = events.recv() => match event {

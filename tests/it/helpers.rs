@@ -279,6 +279,11 @@ impl TestApp {
         }
     }
 
+    /// Asks the server to shut down (as SIGTERM does) without waiting.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
     /// Stops the server gracefully and waits for it.
     pub async fn stop(mut self) {
         self.shutdown.cancel();

@@ -249,3 +249,164 @@ async fn strangers_get_403(db: Db) {
     assert_eq!(metric(&app, "slotline_rtp_packets_total{direction=\"sent\"}").await, 0.0, "never reaches media");
     app.stop().await;
 }
+
+mod raw {
+    //! Requests sipp cannot send (broken ones, unusual methods), over a plain UDP socket.
+
+    use std::time::Duration;
+
+    use super::*;
+
+    fn request(method: &str, call_id: &str, extra: &str) -> String {
+        format!(
+            "{method} sip:+15550100000@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-{call_id};rport\r\n\
+From: <sip:+15551234567@127.0.0.1>;tag=t{call_id}\r\nTo: <sip:+15550100000@127.0.0.1>\r\nCall-ID: {call_id}\r\n\
+CSeq: 1 {method}\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n"
+        )
+    }
+
+    async fn exchange(app: &TestApp, bytes: &[u8]) -> Option<String> {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        socket.send_to(bytes, app.sip_addr).await.expect("send");
+        let mut buf = vec![0u8; 4096];
+        let mut last = None;
+        // Skip provisional responses; return the final one.
+        while let Ok(Ok((n, _))) = tokio::time::timeout(Duration::from_millis(700), socket.recv_from(&mut buf)).await {
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            let provisional = text.starts_with("SIP/2.0 1");
+            last = Some(text);
+            if !provisional {
+                break;
+            }
+        }
+        last
+    }
+
+    fn status(response: &Option<String>) -> Option<&str> {
+        response.as_deref().and_then(|r| r.split_whitespace().nth(1))
+    }
+
+    crate::on_every_backend!(
+        bad_input_gets_the_right_4xx_and_the_server_stays_up,
+        the_call_limit_answers_503,
+        shutdown_refuses_new_calls_and_hangs_up_after_the_drain
+    );
+
+    fn invite(id: &str, contact_port: u16) -> String {
+        let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n";
+        request(
+            "INVITE",
+            id,
+            &format!("Content-Type: application/sdp\r\nContact: <sip:x@127.0.0.1:{contact_port}>\r\n"),
+        )
+        .replace("Content-Length: 0\r\n\r\n", &format!("Content-Length: {}\r\n\r\n{sdp}", sdp.len()))
+    }
+
+    async fn shutdown_refuses_new_calls_and_hangs_up_after_the_drain(db: Db) {
+        let app = app_with(db, |c| c.sip.drain_timeout_secs = 1).await;
+        let caller = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let port = caller.local_addr().expect("addr").port();
+        caller.send_to(invite("s1", port).as_bytes(), app.sip_addr).await.expect("send");
+        let mut buf = vec![0u8; 4096];
+        let mut to_tag = String::new();
+        loop {
+            let (n, _) = tokio::time::timeout(Duration::from_secs(2), caller.recv_from(&mut buf))
+                .await
+                .expect("answer")
+                .expect("recv");
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if text.starts_with("SIP/2.0 200") {
+                to_tag = text
+                    .lines()
+                    .find(|l| l.starts_with("To:"))
+                    .and_then(|l| l.split("tag=").nth(1))
+                    .unwrap_or_default()
+                    .to_string();
+                break;
+            }
+        }
+        let ack = request("ACK", "s1", "")
+            .replace("To: <sip:+15550100000@127.0.0.1>", &format!("To: <sip:+15550100000@127.0.0.1>;tag={to_tag}"));
+        caller.send_to(ack.as_bytes(), app.sip_addr).await.expect("ack");
+        app.begin_shutdown();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            status(&exchange(&app, invite("s2", 9).as_bytes()).await),
+            Some("503"),
+            "draining refuses new calls"
+        );
+        // After the drain timeout slotline hangs up the call it still has.
+        let bye = loop {
+            let (n, from) = tokio::time::timeout(Duration::from_secs(5), caller.recv_from(&mut buf))
+                .await
+                .expect("BYE")
+                .expect("recv");
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if text.starts_with("BYE ") {
+                break (text, from);
+            }
+        };
+        let via = bye.0.lines().find(|l| l.starts_with("Via:")).expect("via");
+        let ok = format!(
+            "SIP/2.0 200 OK\r\n{via}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: s1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+            bye.0.lines().find(|l| l.starts_with("From:")).map(|l| l[5..].trim()).unwrap_or_default(),
+            bye.0.lines().find(|l| l.starts_with("To:")).map(|l| l[3..].trim()).unwrap_or_default()
+        );
+        caller.send_to(ok.as_bytes(), bye.1).await.expect("200 to BYE");
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let calls = loop {
+            let calls = app.store.list_calls(&RecordFilter { limit: 10, ..Default::default() }).await.expect("calls");
+            let ended = calls.iter().any(|c| c.sip_call_id == "s1" && c.ended_at.is_some());
+            if ended || Instant::now() > deadline {
+                break calls;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let answered = calls.iter().find(|c| c.sip_call_id == "s1").expect("the answered call");
+        assert_eq!(answered.end_reason.as_deref(), Some("shutdown"));
+        assert!(calls.iter().any(|c| c.sip_call_id == "s2" && c.sip_status == Some(503)));
+        app.stop().await;
+    }
+
+    async fn bad_input_gets_the_right_4xx_and_the_server_stays_up(db: Db) {
+        let app = app_with(db, |_| {}).await;
+        let unknown = request("FROBNICATE", "u1", "");
+        assert_eq!(status(&exchange(&app, unknown.as_bytes()).await), Some("501"));
+        let register = request("REGISTER", "r1", "");
+        let answer = exchange(&app, register.as_bytes()).await;
+        assert_eq!(status(&answer), Some("405"));
+        assert!(answer.as_deref().is_some_and(|a| a.contains("Allow: INVITE, ACK, BYE, CANCEL, OPTIONS")));
+        let short_body = request("OPTIONS", "c1", "").replace("Content-Length: 0", "Content-Length: 500");
+        assert_eq!(status(&exchange(&app, short_body.as_bytes()).await), Some("400"));
+        let bad_length = request("OPTIONS", "c2", "").replace("Content-Length: 0", "Content-Length: lots");
+        assert_eq!(status(&exchange(&app, bad_length.as_bytes()).await), Some("400"));
+        let no_call_id = request("INVITE", "n1", "").replace("Call-ID: n1\r\n", "");
+        assert_eq!(exchange(&app, no_call_id.as_bytes()).await, None, "nothing to answer with: silence, no crash");
+        let bye_unknown = request("BYE", "b1", "")
+            .replace("To: <sip:+15550100000@127.0.0.1>", "To: <sip:+15550100000@127.0.0.1>;tag=x");
+        assert_eq!(status(&exchange(&app, bye_unknown.as_bytes()).await), Some("481"));
+        for garbage in [&b"\x00\x01\x02garbage"[..], b"INVITE", b"SIP/2.0 200 OK\r\n\r\n", &[0xffu8; 2000][..]] {
+            exchange(&app, garbage).await;
+        }
+        // Still serving.
+        assert_eq!(status(&exchange(&app, request("OPTIONS", "o1", "").as_bytes()).await), Some("200"));
+        assert!(metric(&app, "slotline_sip_requests_total{method=\"malformed\"}").await >= 3.0);
+        app.stop().await;
+    }
+
+    async fn the_call_limit_answers_503(db: Db) {
+        let app = app_with(db, |c| c.sip.max_calls = 1).await;
+        let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n";
+        let invite = |id: &str| {
+            request("INVITE", id, "Content-Type: application/sdp\r\nContact: <sip:x@127.0.0.1:9>\r\n")
+                .replace("Content-Length: 0\r\n\r\n", &format!("Content-Length: {}\r\n\r\n{sdp}", sdp.len()))
+        };
+        assert_eq!(status(&exchange(&app, invite("l1").as_bytes()).await), Some("200"));
+        let refused = exchange(&app, invite("l2").as_bytes()).await;
+        assert_eq!(status(&refused), Some("503"));
+        assert!(refused.as_deref().is_some_and(|r| r.contains("Retry-After: 5")), "{refused:?}");
+        let calls = app.store.list_calls(&RecordFilter { limit: 10, ..Default::default() }).await.expect("calls");
+        assert!(calls.iter().any(|c| c.sip_status == Some(503) && c.end_reason.as_deref() == Some("call_limit")));
+        app.stop().await;
+    }
+}
