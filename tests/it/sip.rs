@@ -308,8 +308,7 @@ CSeq: 1 {method}\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n"
         let port = caller.local_addr().expect("addr").port();
         caller.send_to(invite("s1", port).as_bytes(), app.sip_addr).await.expect("send");
         let mut buf = vec![0u8; 4096];
-        let mut to_tag = String::new();
-        loop {
+        let to_tag = loop {
             let (n, _) = tokio::time::timeout(Duration::from_secs(2), caller.recv_from(&mut buf))
                 .await
                 .expect("answer")
