@@ -315,15 +315,14 @@ CSeq: 1 {method}\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n"
                 .expect("recv");
             let text = String::from_utf8_lossy(&buf[..n]).to_string();
             if text.starts_with("SIP/2.0 200") {
-                to_tag = text
+                break text
                     .lines()
                     .find(|l| l.starts_with("To:"))
                     .and_then(|l| l.split("tag=").nth(1))
                     .unwrap_or_default()
                     .to_string();
-                break;
             }
-        }
+        };
         let ack = request("ACK", "s1", "")
             .replace("To: <sip:+15550100000@127.0.0.1>", &format!("To: <sip:+15550100000@127.0.0.1>;tag={to_tag}"));
         caller.send_to(ack.as_bytes(), app.sip_addr).await.expect("ack");
