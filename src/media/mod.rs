@@ -3,13 +3,17 @@
 //! - [`rtp`]: packet view and header writer;
 //! - [`g711`]: μ-law / A-law;
 //! - [`dtmf`]: RFC 4733 telephone-events → digits;
+//! - [`jitter`]: the jitter buffer (reorder, late, missing; fixed capacity);
+//! - [`rtcp`]: sender/receiver reports;
 //! - [`ports`]: the RTP port pool;
 //! - [`wav`]: greeting and recording files, the generated greeting chime;
 //! - [`session`]: one call's media — symmetric RTP, 20 ms pacer, media timeout, the agent's endpoint.
 
 pub mod dtmf;
 pub mod g711;
+pub mod jitter;
 pub mod ports;
+pub mod rtcp;
 pub mod rtp;
 pub mod session;
 pub mod wav;

@@ -1,6 +1,7 @@
 //! One call's media: an RTP socket from the pool, symmetric RTP (we send to where the caller's media
-//! actually comes from), G.711 both ways, RFC 4733 DTMF in, a 20 ms pacer on the monotonic clock out,
-//! loss and jitter accounting (RFC 3550 A.3, A.8), and the media timeout that ends dead calls.
+//! actually comes from), G.711 both ways, RFC 4733 DTMF in, a 20 ms pacer on the monotonic clock that
+//! sends our audio and pulls the caller's out of the jitter buffer (losses concealed), RTCP reports
+//! every 5 s, loss and jitter accounting (RFC 3550 A.3, A.8), and the media timeout that ends dead calls.
 //!
 //! The agent pipeline sees the call as a [`MediaEndpoint`]: decoded 8 kHz frames and DTMF digits in,
 //! and an [`AudioSink`] out whose queue [`AudioSink::flush`] empties at once (barge-in). Until a pipeline
@@ -17,7 +18,9 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::dtmf::DtmfReceiver;
+use super::jitter::{JitterBuffer, Pulled};
 use super::ports::{PortPool, RtpPorts};
+use super::rtcp::{self, ReportBlock, SenderInfo};
 use super::{g711, rtp, wav};
 use crate::metrics;
 use crate::sip::sdp::Negotiated;
@@ -27,6 +30,10 @@ use crate::storage::CallRecord;
 pub const FRAME: usize = 160;
 /// One frame of 8 kHz PCM.
 pub type Frame = [i16; FRAME];
+/// Frames the jitter buffer holds before playout (60 ms).
+const JITTER_TARGET_FRAMES: usize = 3;
+/// Pacer ticks between RTCP reports (5 s).
+const RTCP_EVERY_TICKS: u32 = 250;
 
 /// Media settings shared by all calls.
 #[derive(Debug, Clone)]
@@ -187,6 +194,9 @@ struct Worker {
 /// Receive-side statistics (RFC 3550 A.1, A.3, A.8).
 #[derive(Debug, Default)]
 struct ReceiveStats {
+    ssrc: u32,
+    expected_prior: u64,
+    received_prior: u64,
     packets: u64,
     base_seq: Option<u32>,
     max_seq: u32,
@@ -232,6 +242,24 @@ impl ReceiveStats {
     fn lost(&self) -> u64 {
         self.expected().saturating_sub(self.packets)
     }
+
+    /// The report block for our next RTCP report (fraction lost since the previous one, RFC 3550 A.3).
+    fn report(&mut self) -> Option<ReportBlock> {
+        self.base_seq?;
+        let (expected, received) = (self.expected(), self.packets);
+        let expected_interval = expected.saturating_sub(self.expected_prior);
+        let lost_interval = expected_interval.saturating_sub(received.saturating_sub(self.received_prior));
+        self.expected_prior = expected;
+        self.received_prior = received;
+        let fraction_lost = (lost_interval << 8).checked_div(expected_interval).map_or(0, |f| f.min(255) as u8);
+        Some(ReportBlock {
+            ssrc: self.ssrc,
+            fraction_lost,
+            cumulative_lost: self.lost().min(0x7f_ffff) as u32,
+            highest_sequence: self.max_seq,
+            jitter: self.jitter as u32,
+        })
+    }
 }
 
 impl Worker {
@@ -255,9 +283,15 @@ impl Worker {
         let mut dtmf = DtmfReceiver::default();
         let mut recorded: Vec<i16> = Vec::new();
         let mut frame = [0i16; FRAME];
+        let mut concealment = [0i16; FRAME];
         let mut inbound = [0u8; 1500];
         let mut outbound = [0u8; 12 + FRAME];
+        let mut report = [0u8; 128];
         let mut sent: u64 = 0;
+        let mut jitter = JitterBuffer::new(JITTER_TARGET_FRAMES);
+        let mut ticks: u32 = 0;
+        let mut rtcp_remote: Option<std::net::SocketAddr> = None;
+        let cname = format!("slotline@{}", self.call_id.chars().take(40).collect::<String>());
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
@@ -283,13 +317,9 @@ impl Worker {
                     last_rx = Instant::now();
                     timed_out = false;
                     stats.on_packet(packet.sequence, packet.timestamp, started.elapsed());
+                    stats.ssrc = packet.ssrc;
                     if packet.payload_type == self.negotiated.payload_type {
-                        let n = g711::decode(self.negotiated.codec, packet.payload, &mut frame);
-                        frame[n..].fill(0);
-                        if self.recording.is_some() && recorded.len() < 8000 * 3600 {
-                            recorded.extend_from_slice(&frame[..n]);
-                        }
-                        let _ = self.input.try_send(MediaInput::Audio(frame));
+                        jitter.insert(packet.sequence, packet.payload);
                     } else if Some(packet.payload_type) == self.negotiated.dtmf_payload_type {
                         if let Some(digit) = dtmf.on_packet(packet.timestamp, packet.payload) {
                             tracing::info!(call_id = %self.call_id, digit = %digit.key, end_lost = digit.end_lost, "DTMF");
@@ -298,7 +328,47 @@ impl Worker {
                         }
                     }
                 }
+                received = self.ports.rtcp.recv_from(&mut report) => {
+                    let Ok((len, from)) = received else { continue };
+                    rtcp_remote = Some(from);
+                    for block in rtcp::report_blocks(&report[..len]) {
+                        tracing::debug!(call_id = %self.call_id, fraction_lost = block.fraction_lost, jitter = block.jitter, "RTCP report from the caller");
+                    }
+                }
                 _ = tick.tick() => {
+                    ticks = ticks.wrapping_add(1);
+                    // Caller audio: one frame per tick out of the jitter buffer, losses concealed.
+                    let decoded = match jitter.pull() {
+                        Pulled::Frame(payload) => {
+                            let n = g711::decode(self.negotiated.codec, payload, &mut frame);
+                            frame[n..].fill(0);
+                            concealment = frame;
+                            Some(frame)
+                        }
+                        Pulled::Missing => {
+                            // Repeat the last frame at half level, fading further each time.
+                            concealment.iter_mut().for_each(|s| *s /= 2);
+                            Some(concealment)
+                        }
+                        Pulled::Idle => None,
+                    };
+                    if let Some(audio) = decoded {
+                        if self.recording.is_some() && recorded.len() < 8000 * 3600 {
+                            recorded.extend_from_slice(&audio);
+                        }
+                        let _ = self.input.try_send(MediaInput::Audio(audio));
+                    }
+                    if ticks % RTCP_EVERY_TICKS == 0 {
+                        if let Some(to) = rtcp_remote.or_else(|| remote.map(|r| std::net::SocketAddr::new(r.ip(), r.port().wrapping_add(1)))) {
+                            let sender = (sent > 0).then(|| SenderInfo {
+                                rtp_timestamp: timestamp,
+                                packets: sent as u32,
+                                octets: (sent * FRAME as u64) as u32,
+                            });
+                            let len = rtcp::write_report(&mut report, ssrc, sender, stats.report(), &cname);
+                            let _ = self.ports.rtcp.send_to(&report[..len], to).await;
+                        }
+                    }
                     if !timed_out && !self.negotiated.on_hold() && last_rx.elapsed() > self.settings.timeout {
                         timed_out = true;
                         let _ = self.events.send(MediaEvent::Timeout).await;
@@ -339,12 +409,15 @@ impl Worker {
             }
         }
         metrics::rtp_call_stats(stats.packets, sent, stats.lost(), stats.jitter / 8.0);
+        let buffered = jitter.stats();
         tracing::info!(
             call_id = %self.call_id,
             received = stats.packets,
             sent,
             lost = stats.lost(),
             jitter_ms = stats.jitter / 8.0,
+            late = buffered.late,
+            concealed = buffered.missing,
             "media ended"
         );
         if let Some(path) = self.recording {
