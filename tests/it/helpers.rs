@@ -279,6 +279,11 @@ impl TestApp {
         }
     }
 
+    /// The data dir (recordings, key file).
+    pub fn data_dir(&self) -> &Path {
+        self._db.data_dir()
+    }
+
     /// Asks the server to shut down (as SIGTERM does) without waiting.
     pub fn begin_shutdown(&self) {
         self.shutdown.cancel();

@@ -289,8 +289,144 @@ CSeq: 1 {method}\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n"
     crate::on_every_backend!(
         bad_input_gets_the_right_4xx_and_the_server_stays_up,
         the_call_limit_answers_503,
-        shutdown_refuses_new_calls_and_hangs_up_after_the_drain
+        shutdown_refuses_new_calls_and_hangs_up_after_the_drain,
+        media_jitter_dtmf_recording_and_rtcp
     );
+
+    /// An even RTP port whose RTCP sibling is free too.
+    async fn rtp_pair() -> (tokio::net::UdpSocket, tokio::net::UdpSocket, u16) {
+        loop {
+            let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+            let port = rtp.local_addr().expect("addr").port();
+            if port % 2 != 0 {
+                continue;
+            }
+            if let Ok(rtcp) = tokio::net::UdpSocket::bind(("127.0.0.1", port + 1)).await {
+                return (rtp, rtcp, port);
+            }
+        }
+    }
+
+    fn rtp_packet(pt: u8, seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x80, (u8::from(marker) << 7) | pt];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&ts.to_be_bytes());
+        p.extend_from_slice(&0x5107_11e5u32.to_be_bytes());
+        p.extend_from_slice(payload);
+        p
+    }
+
+    async fn media_jitter_dtmf_recording_and_rtcp(db: Db) {
+        let app = app_with(db, |c| c.media.record_calls = true).await;
+        let signalling = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let (rtp, rtcp, media_port) = rtp_pair().await;
+        let sdp = format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {media_port} RTP/AVP 0 101\r\n\
+             a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n"
+        );
+        let contact = signalling.local_addr().expect("addr").port();
+        let invite = request(
+            "INVITE",
+            "m1",
+            &format!("Content-Type: application/sdp\r\nContact: <sip:x@127.0.0.1:{contact}>\r\n"),
+        )
+        .replace("Content-Length: 0\r\n\r\n", &format!("Content-Length: {}\r\n\r\n{sdp}", sdp.len()));
+        signalling.send_to(invite.as_bytes(), app.sip_addr).await.expect("invite");
+        let mut buf = vec![0u8; 4096];
+        let (answer, to_tag) = loop {
+            let (n, _) = tokio::time::timeout(Duration::from_secs(2), signalling.recv_from(&mut buf))
+                .await
+                .expect("200")
+                .expect("recv");
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if text.starts_with("SIP/2.0 200") {
+                let tag = text
+                    .lines()
+                    .find(|l| l.starts_with("To:"))
+                    .and_then(|l| l.split("tag=").nth(1))
+                    .unwrap_or_default()
+                    .to_string();
+                break (text, tag);
+            }
+        };
+        let our_port: u16 = answer
+            .lines()
+            .find_map(|l| l.strip_prefix("m=audio "))
+            .and_then(|l| l.split(' ').next())
+            .and_then(|p| p.parse().ok())
+            .expect("m=audio in the answer");
+        let to_tag_header = format!("To: <sip:+15550100000@127.0.0.1>;tag={to_tag}");
+        let ack = request("ACK", "m1", "").replace("To: <sip:+15550100000@127.0.0.1>", &to_tag_header);
+        signalling.send_to(ack.as_bytes(), app.sip_addr).await.expect("ack");
+
+        // 5.6 s of a 440 Hz tone (one packet lost, two swapped), then "1234#" as RFC 4733 events.
+        let target = std::net::SocketAddr::from(([127, 0, 0, 1], our_port));
+        let tone: Vec<u8> = (0..160)
+            .map(|i| {
+                slotline::media::g711::ulaw_encode(
+                    (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * i as f64 / 8000.0).sin()) as i16,
+                )
+            })
+            .collect();
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let (mut seq, mut ts) = (1000u16, 50_000u32);
+        let mut from_slotline = 0usize;
+        let mut reports = Vec::new();
+        let mut rtcp_buf = [0u8; 512];
+        let mut deferred = None;
+        for i in 0..280 {
+            tick.tick().await;
+            let packet = rtp_packet(0, seq, ts, i == 0, &tone);
+            match i {
+                50 => {}
+                100 => deferred = Some(packet),
+                101 => {
+                    rtp.send_to(&packet, target).await.expect("rtp");
+                    if let Some(late) = deferred.take() {
+                        rtp.send_to(&late, target).await.expect("rtp");
+                    }
+                }
+                _ => {
+                    rtp.send_to(&packet, target).await.expect("rtp");
+                }
+            }
+            seq = seq.wrapping_add(1);
+            ts = ts.wrapping_add(160);
+            while let Ok(Ok(_)) = tokio::time::timeout(Duration::ZERO, rtp.recv_from(&mut buf)).await {
+                from_slotline += 1;
+            }
+            while let Ok(Ok((n, _))) = tokio::time::timeout(Duration::ZERO, rtcp.recv_from(&mut rtcp_buf)).await {
+                reports.extend(slotline::media::rtcp::report_blocks(&rtcp_buf[..n]));
+            }
+        }
+        for (digit, event) in [('1', 1u8), ('2', 2), ('3', 3), ('4', 4), ('#', 11)] {
+            let _ = digit;
+            for (k, end) in [(1u16, false), (2, false), (3, false), (4, true), (4, true), (4, true)] {
+                tick.tick().await;
+                let duration = (k * 160).to_be_bytes();
+                let payload = [event, if end { 0x80 | 10 } else { 10 }, duration[0], duration[1]];
+                rtp.send_to(&rtp_packet(101, seq, ts, k == 1 && !end, &payload), target).await.expect("dtmf");
+                seq = seq.wrapping_add(1);
+            }
+            ts = ts.wrapping_add(800);
+        }
+        let bye = request("BYE", "m1", "")
+            .replace("CSeq: 1 BYE", "CSeq: 2 BYE")
+            .replace("To: <sip:+15550100000@127.0.0.1>", &to_tag_header);
+        assert_eq!(status(&exchange(&app, bye.as_bytes()).await), Some("200"));
+
+        assert!(from_slotline > 100, "slotline sent RTP (greeting, then silence): {from_slotline}");
+        assert!(reports.iter().any(|r| r.ssrc == 0x5107_11e5), "an RTCP report about our stream: {reports:?}");
+        assert_eq!(metric(&app, "slotline_dtmf_events_total").await, 5.0, "1234# once each");
+        assert_eq!(metric(&app, "slotline_rtp_packets_total{direction=\"lost\"}").await, 1.0, "the one dropped packet");
+        let call = call_row(&app).await;
+        let recording = app.data_dir().join("recordings").join(format!("{}.wav", call.id));
+        let samples = slotline::media::wav::read(&recording).expect("the caller was recorded");
+        assert!(samples.len() >= 8000 * 5, "about 5.6 s recorded, got {}", samples.len());
+        let rms = (samples.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / samples.len() as f64).sqrt();
+        assert!(rms > 1000.0, "the recording is the tone, not silence: rms {rms}");
+        app.stop().await;
+    }
 
     fn invite(id: &str, contact_port: u16) -> String {
         let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n";
