@@ -262,7 +262,7 @@ struct Schemas {
 
 impl Schemas {
     fn load() -> Self {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/calcom/openapi-v2.json");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/calcom/openapi-v2.json");
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("the Cal.com OpenAPI document must be at {}: {e}", path.display()));
         let spec: Value = serde_json::from_str(&text).expect("openapi-v2.json is JSON");
