@@ -45,6 +45,48 @@ pub struct Config {
     pub rtp: RtpConfig,
     /// What calls hear and what is kept of them.
     pub media: MediaConfig,
+    /// The conversation: which dialog engine, and the LLM endpoint when it is `llm`.
+    pub dialog: DialogConfig,
+}
+
+/// `dialog.*` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DialogConfig {
+    /// `rules` (offline, deterministic) or `llm` (OpenAI-compatible tool calling).
+    pub engine: DialogEngineKind,
+    /// Say "Let me check available slots for you." when a slot listing takes longer than this (ms).
+    pub interim_after_ms: u64,
+    /// The LLM endpoint.
+    pub llm: LlmConfig,
+}
+
+/// Which dialog engine agents use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DialogEngineKind {
+    /// The offline rules engine.
+    Rules,
+    /// An OpenAI-compatible chat-completions endpoint with tool calling.
+    Llm,
+}
+
+/// `dialog.llm.*` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmConfig {
+    /// Base URL up to and including `/v1` (`POST {base_url}/chat/completions`).
+    pub base_url: String,
+    /// Model name sent with every request.
+    pub model: String,
+    /// Bearer key (env `SLOTLINE_DIALOG__LLM__API_KEY`); never logged.
+    pub api_key: Option<Secret>,
+    /// Timeout of one chat-completions request, in milliseconds.
+    pub timeout_ms: u64,
+    /// Most model round trips (tool calls answered) in one caller turn.
+    pub max_tool_rounds: u32,
+    /// Sampling temperature.
+    pub temperature: f32,
 }
 
 /// `sip.*` settings.
@@ -209,6 +251,18 @@ impl Default for Config {
             },
             rtp: RtpConfig { port_min: 20000, port_max: 20999, timeout_secs: 30 },
             media: MediaConfig { greeting_wav: None, record_calls: false, max_call_secs: 3600 },
+            dialog: DialogConfig {
+                engine: DialogEngineKind::Rules,
+                interim_after_ms: 700,
+                llm: LlmConfig {
+                    base_url: "https://api.openai.com/v1".into(),
+                    model: "gpt-4o-mini".into(),
+                    api_key: None,
+                    timeout_ms: 15_000,
+                    max_tool_rounds: 4,
+                    temperature: 0.2,
+                },
+            },
         }
     }
 }
@@ -333,6 +387,25 @@ impl Config {
         }
         if !(1..=10_000).contains(&self.calcom.requests_per_minute) {
             return Err(ConfigError::new("calcom.requests_per_minute", "must be between 1 and 10000"));
+        }
+        let llm = &self.dialog.llm;
+        if !(llm.base_url.starts_with("http://") || llm.base_url.starts_with("https://")) {
+            return Err(ConfigError::new("dialog.llm.base_url", "must be an http:// or https:// URL"));
+        }
+        if self.dialog.engine == DialogEngineKind::Llm && llm.model.trim().is_empty() {
+            return Err(ConfigError::new("dialog.llm.model", "must name a model when dialog.engine is llm"));
+        }
+        if !(100..=300_000).contains(&llm.timeout_ms) {
+            return Err(ConfigError::new("dialog.llm.timeout_ms", "must be between 100 and 300000"));
+        }
+        if !(1..=16).contains(&llm.max_tool_rounds) {
+            return Err(ConfigError::new("dialog.llm.max_tool_rounds", "must be between 1 and 16"));
+        }
+        if !(0.0..=2.0).contains(&llm.temperature) {
+            return Err(ConfigError::new("dialog.llm.temperature", "must be between 0 and 2"));
+        }
+        if self.dialog.interim_after_ms > 60_000 {
+            return Err(ConfigError::new("dialog.interim_after_ms", "must be at most 60000"));
         }
         if self.rtp.port_min < 1024 || self.rtp.port_max <= self.rtp.port_min + 2 {
             return Err(ConfigError::new("rtp.port_max", "rtp.port_min must be >= 1024 and below rtp.port_max - 2"));

@@ -9,8 +9,10 @@
 //! - [`dialplan`]: E.164 normalisation, number → agent routing, dialplan files;
 //! - [`calendar`]: the calendars agents book into;
 //! - [`sip`] / [`media`]: the SIP user agent server and RTP media of calls;
+//! - [`agent`]: the scheduling conversation: tools, dialog engines (rules, LLM), language understanding;
 //! - [`api`]: the authenticated admin HTTP API (axum) and its OpenAPI document.
 
+pub mod agent;
 pub mod api;
 pub mod app;
 pub mod calendar;

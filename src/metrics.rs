@@ -61,6 +61,17 @@ pub const RTP_JITTER_SECONDS: &str = "slotline_rtp_jitter_seconds";
 /// DTMF digits received.
 pub const DTMF_EVENTS_TOTAL: &str = "slotline_dtmf_events_total";
 
+/// Tool calls of dialog engines by `tool` and `outcome` (`ok`, `no_slots`, `slot_taken`, `invalid_input`,
+/// `calendar_error`, `not_configured`).
+pub const TOOL_CALLS_TOTAL: &str = "slotline_tool_calls_total";
+/// Tool call latency by `tool`.
+pub const TOOL_CALL_DURATION_SECONDS: &str = "slotline_tool_call_duration_seconds";
+/// Finished conversations (calls and chats) by `engine` and `outcome` (`booked`, `cancelled`, `rescheduled`,
+/// `no_slots`, `abandoned`, `calendar_error`).
+pub const CONVERSATIONS_TOTAL: &str = "slotline_conversations_total";
+/// Dialog turns that failed to reach the LLM endpoint and fell back, by `reason`.
+pub const LLM_FAILURES_TOTAL: &str = "slotline_llm_failures_total";
+
 /// Counts a received SIP request.
 pub fn sip_request(method: &str) {
     metrics::counter!(SIP_REQUESTS_TOTAL, "method" => sip_method_label(method)).increment(1);
@@ -161,6 +172,22 @@ pub fn reschedule(agent: &str, calendar: &'static str, outcome: &'static str) {
         .increment(1);
 }
 
+/// Records one tool call.
+pub fn tool_call(tool: &'static str, outcome: &'static str, elapsed: Duration) {
+    metrics::counter!(TOOL_CALLS_TOTAL, "tool" => tool, "outcome" => outcome).increment(1);
+    metrics::histogram!(TOOL_CALL_DURATION_SECONDS, "tool" => tool).record(elapsed.as_secs_f64());
+}
+
+/// Counts a finished conversation.
+pub fn conversation(engine: &'static str, outcome: &'static str) {
+    metrics::counter!(CONVERSATIONS_TOTAL, "engine" => engine, "outcome" => outcome).increment(1);
+}
+
+/// Counts an LLM turn that fell back to the apology sentence.
+pub fn llm_failure(reason: &'static str) {
+    metrics::counter!(LLM_FAILURES_TOTAL, "reason" => reason).increment(1);
+}
+
 /// Latency buckets (seconds) for request-style histograms: 1 ms to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
@@ -222,6 +249,10 @@ fn describe() {
     describe_counter!(RTP_PACKETS_TOTAL, "RTP packets by direction (received, sent, lost).");
     describe_histogram!(RTP_JITTER_SECONDS, Unit::Seconds, "Interarrival jitter of the caller's RTP per call.");
     describe_counter!(DTMF_EVENTS_TOTAL, "DTMF digits received (RFC 4733).");
+    describe_counter!(TOOL_CALLS_TOTAL, "Dialog tool calls by tool and outcome.");
+    describe_histogram!(TOOL_CALL_DURATION_SECONDS, Unit::Seconds, "Dialog tool call latency by tool.");
+    describe_counter!(CONVERSATIONS_TOTAL, "Finished conversations (calls and chats) by engine and outcome.");
+    describe_counter!(LLM_FAILURES_TOTAL, "LLM dialog turns that fell back to the apology sentence, by reason.");
     describe_counter!(API_AUTH_FAILURES_TOTAL, "Admin API requests refused by authentication, by reason.");
 }
 

@@ -1,0 +1,156 @@
+//! Dialog engines: one user turn in (what the caller said, plus DTMF digits), one agent turn out (what to
+//! say, the tool calls made, whether to hang up).
+//!
+//! - [`rules`]: the default engine — offline, deterministic slot filling;
+//! - [`llm`]: the OpenAI chat-completions tool-calling loop against any compatible endpoint.
+//!
+//! Both call the same [`Toolbox`]; [`Conversation`] wraps an engine for one call or chat and counts its
+//! outcome once when it ends.
+
+pub mod rules;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono_tz::Tz;
+
+use super::tools::{Outcome, ToolCallRecord, Toolbox};
+use crate::calendar::Clock;
+use crate::config::{DialogConfig, DialogEngineKind};
+use crate::metrics;
+use crate::storage::AgentRecord;
+
+/// What the caller did in one turn.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserTurn {
+    /// What the caller said (a transcript or a typed line); empty for silence.
+    pub text: String,
+    /// DTMF keys pressed during the turn, in order.
+    pub dtmf: String,
+}
+
+impl UserTurn {
+    /// A spoken or typed turn.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self { text: text.into(), dtmf: String::new() }
+    }
+
+    /// A turn of key presses.
+    pub fn dtmf(keys: impl Into<String>) -> Self {
+        Self { text: String::new(), dtmf: keys.into() }
+    }
+
+    /// Silence: the caller said nothing before the no-input timeout.
+    pub fn silence() -> Self {
+        Self::default()
+    }
+
+    /// `true` when the caller neither spoke nor pressed a key.
+    pub fn is_silent(&self) -> bool {
+        self.text.trim().is_empty() && self.dtmf.is_empty()
+    }
+}
+
+/// What the agent does in reply.
+#[derive(Debug, Clone, Default)]
+pub struct AgentTurn {
+    /// What to say (may hold several sentences).
+    pub say: String,
+    /// Tools called to produce it, in order.
+    pub tool_calls: Vec<ToolCallRecord>,
+    /// Hang up after saying it.
+    pub end_call: bool,
+}
+
+impl AgentTurn {
+    /// A turn that only speaks.
+    pub fn say(text: impl Into<String>) -> Self {
+        Self { say: text.into(), ..Self::default() }
+    }
+}
+
+/// Who the conversation is with and when it happens.
+#[derive(Clone)]
+pub struct CallContext {
+    /// Call or chat id (bookings carry it).
+    pub call_id: String,
+    /// The agent.
+    pub agent: AgentRecord,
+    /// The agent's time zone.
+    pub timezone: Tz,
+    /// Caller id, E.164, when known.
+    pub caller: Option<String>,
+    /// The clock (pinned in tests).
+    pub clock: Arc<dyn Clock>,
+}
+
+/// A dialog engine. One instance per conversation.
+#[async_trait]
+pub trait DialogEngine: Send {
+    /// The engine's name (`rules`, `llm`), a metric label.
+    fn name(&self) -> &'static str;
+    /// The agent's first words when the call is answered.
+    async fn greet(&mut self) -> AgentTurn;
+    /// One caller turn.
+    async fn on_user_turn(&mut self, turn: UserTurn) -> AgentTurn;
+}
+
+/// The engine for `context` chosen by `config` (`dialog.engine`), over `toolbox`.
+pub fn engine(config: &DialogConfig, context: CallContext, toolbox: Arc<Toolbox>) -> Box<dyn DialogEngine> {
+    match config.engine {
+        DialogEngineKind::Rules => Box::new(rules::RulesEngine::new(context, toolbox)),
+        DialogEngineKind::Llm => Box::new(rules::RulesEngine::new(context, toolbox)),
+    }
+}
+
+/// One conversation: an engine, its toolbox, and the outcome counted once when it ends.
+pub struct Conversation {
+    engine: Box<dyn DialogEngine>,
+    toolbox: Arc<Toolbox>,
+    ended: bool,
+}
+
+impl Conversation {
+    /// Starts a conversation with `engine`.
+    pub fn new(engine: Box<dyn DialogEngine>, toolbox: Arc<Toolbox>) -> Self {
+        Self { engine, toolbox, ended: false }
+    }
+
+    /// The greeting.
+    pub async fn greet(&mut self) -> AgentTurn {
+        self.engine.greet().await
+    }
+
+    /// One caller turn; a turn that ends the call finishes the conversation.
+    pub async fn turn(&mut self, turn: UserTurn) -> AgentTurn {
+        let reply = self.engine.on_user_turn(turn).await;
+        if reply.end_call {
+            self.finish();
+        }
+        reply
+    }
+
+    /// What the conversation achieved so far.
+    pub fn outcome(&self) -> Outcome {
+        self.toolbox.outcome()
+    }
+
+    /// Counts the outcome (`slotline_conversations_total`); later calls do nothing. Also runs on drop, so a
+    /// caller who hangs up mid-way is counted.
+    pub fn finish(&mut self) -> Outcome {
+        let outcome = self.outcome();
+        if !self.ended {
+            self.ended = true;
+            metrics::conversation(self.engine.name(), outcome.as_str());
+            tracing::info!(call_id = %self.toolbox.context().call_id, engine = self.engine.name(),
+                outcome = outcome.as_str(), "conversation ended");
+        }
+        outcome
+    }
+}
+
+impl Drop for Conversation {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}

@@ -1,0 +1,925 @@
+//! The rules engine: offline, deterministic slot filling for booking, cancelling and rescheduling.
+//!
+//! The conversation is a small state machine ([`Stage`]). Each caller turn is read by [`crate::agent::nlu`]
+//! (intent, day/time wish, choice, name, email, yes/no) and moves the stage on. The engine offers two or
+//! three slots at a time, reads the booking back and books only after a yes, apologises and offers the
+//! nearest free slots when a slot was taken, re-prompts on silence or nonsense and gives up politely after
+//! three misses in a row. DTMF works wherever a choice or a yes/no is asked (1/2/3 pick, 1 yes, 2 no).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone as _, Utc};
+
+use super::{AgentTurn, CallContext, DialogEngine, UserTurn};
+use crate::agent::nlu::intent::{self, Intent};
+use crate::agent::nlu::when::{self, Days, Times, When};
+use crate::agent::nlu::{choice, contact, Utterance};
+use crate::agent::speak;
+use crate::agent::tools::{ToolCall, ToolCallRecord, ToolData, ToolResult, Toolbox, MAX_RANGE_DAYS};
+use crate::calendar::{Booking, Slot};
+
+/// Slots offered at a time.
+const OFFER: usize = 3;
+/// Misses in a row before the engine gives up.
+const MAX_MISSES: u32 = 3;
+/// Days listed when the caller names no day.
+const DEFAULT_RANGE_DAYS: u32 = 14;
+
+const GOODBYE: &str = "Thank you for calling. Goodbye!";
+const ANYTHING_ELSE: &str = "Is there anything else I can help you with?";
+const MENU: &str = "I can book, cancel or reschedule an appointment. What would you like to do?";
+const NO_HUMAN: &str = "I'm sorry, I can't transfer you to a person from this line, but I can book, cancel or \
+                        reschedule an appointment for you.";
+
+/// What a booking in progress is for (one per conversation: its size does not matter).
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)]
+enum Purpose {
+    /// A new booking.
+    Book,
+    /// Moving an existing booking.
+    Move(Booking),
+}
+
+/// What a booking lookup is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Cancel,
+    Move,
+}
+
+impl Action {
+    fn verb(self) -> &'static str {
+        match self {
+            Self::Cancel => "cancel",
+            Self::Move => "move",
+        }
+    }
+}
+
+/// Where the conversation is.
+#[derive(Debug, Clone)]
+enum Stage {
+    /// Waiting for what the caller wants; with a purpose, for a day and time.
+    Listening(Option<Purpose>),
+    /// Slots offered, waiting for a pick.
+    Offering {
+        purpose: Purpose,
+        offered: Vec<Slot>,
+        rest: Vec<Slot>,
+    },
+    AskName(Slot),
+    AskContact(Slot),
+    Confirm(Slot),
+    AskWhatToChange(Slot),
+    AskLookupEmail(Action),
+    PickBooking(Action, Vec<Booking>),
+    ConfirmCancel(Booking),
+    ConfirmMove(Booking, Slot),
+    AnythingElse,
+    Ended,
+}
+
+/// The offline rules engine for one conversation.
+pub struct RulesEngine {
+    context: CallContext,
+    tools: Arc<Toolbox>,
+    stage: Stage,
+    name: Option<String>,
+    email: Option<String>,
+    use_phone: bool,
+    wish: When,
+    last_say: String,
+    misses: u32,
+    missed: bool,
+    calls: Vec<ToolCallRecord>,
+}
+
+/// One reply: what to say, and whether the call ends after it.
+struct Reply {
+    say: String,
+    end: bool,
+}
+
+impl Reply {
+    fn say(text: impl Into<String>) -> Self {
+        Self { say: text.into(), end: false }
+    }
+
+    fn end(text: impl Into<String>) -> Self {
+        Self { say: text.into(), end: true }
+    }
+}
+
+impl RulesEngine {
+    /// A new conversation.
+    pub fn new(context: CallContext, tools: Arc<Toolbox>) -> Self {
+        Self {
+            context,
+            tools,
+            stage: Stage::Listening(None),
+            name: None,
+            email: None,
+            use_phone: false,
+            wish: When::default(),
+            last_say: String::new(),
+            misses: 0,
+            missed: false,
+            calls: Vec::new(),
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.context.clock.now()
+    }
+
+    fn today(&self) -> NaiveDate {
+        self.now().with_timezone(&self.context.timezone).date_naive()
+    }
+
+    async fn call(&mut self, call: ToolCall) -> ToolResult {
+        let result = self.tools.run(&call).await;
+        self.calls.push(ToolCallRecord { call, outcome: result.outcome, result: result.text.clone() });
+        result
+    }
+
+    /// What the current stage asks, for re-prompts.
+    fn prompt(&self) -> String {
+        let now = self.now();
+        match &self.stage {
+            Stage::Listening(None) => MENU.to_string(),
+            Stage::Listening(Some(_)) => "What day and time would suit you?".to_string(),
+            Stage::Offering { offered, .. } => {
+                format!("I have {}. Which would you like? You can also press 1, 2 or 3.", speak::slots(offered, now))
+            }
+            Stage::AskName(_) => "May I have your full name, please?".to_string(),
+            Stage::AskContact(_) => self.ask_contact(),
+            Stage::Confirm(slot) => self.confirmation(slot),
+            Stage::AskWhatToChange(_) => "What would you like to change: the time, the name or the email?".to_string(),
+            Stage::AskLookupEmail(_) => "What email address was the appointment booked under?".to_string(),
+            Stage::PickBooking(action, bookings) => {
+                format!("Which appointment would you like to {}: {}?", action.verb(), self.list_bookings(bookings))
+            }
+            Stage::ConfirmCancel(booking) => format!(
+                "Would you like me to cancel your appointment on {}? Say yes, or press 1 to confirm.",
+                self.when_of(booking)
+            ),
+            Stage::ConfirmMove(booking, slot) => self.move_confirmation(booking, slot),
+            Stage::AnythingElse => ANYTHING_ELSE.to_string(),
+            Stage::Ended => GOODBYE.to_string(),
+        }
+    }
+
+    fn ask_contact(&self) -> String {
+        if self.context.caller.is_some() {
+            "What email address should I send the confirmation to? Or I can use the number you're calling from."
+                .to_string()
+        } else {
+            "What email address should I send the confirmation to?".to_string()
+        }
+    }
+
+    fn confirmation(&self, slot: &Slot) -> String {
+        let name = self.name.clone().unwrap_or_default();
+        let contact = match (&self.email, &self.context.caller) {
+            (Some(email), _) if !self.use_phone => format!("with the confirmation sent to {}", say_email(email)),
+            (_, Some(phone)) => format!("with your phone number {}", say_phone(phone)),
+            _ => String::new(),
+        };
+        format!(
+            "Just to confirm: an appointment for {name} on {}, {contact}. Shall I book it? Say yes, or press 1 to confirm.",
+            speak::slot(slot, self.now())
+        )
+    }
+
+    fn move_confirmation(&self, booking: &Booking, slot: &Slot) -> String {
+        format!(
+            "Just to confirm: I'll move your appointment from {} to {}. Shall I go ahead? Say yes, or press 1 to confirm.",
+            self.when_of(booking),
+            speak::slot(slot, self.now())
+        )
+    }
+
+    fn when_of(&self, booking: &Booking) -> String {
+        speak::instant(booking.start_at, self.context.timezone, self.now())
+    }
+
+    fn list_bookings(&self, bookings: &[Booking]) -> String {
+        let items: Vec<String> = bookings.iter().map(|b| self.when_of(b)).collect();
+        speak::or_list(&items)
+    }
+
+    fn say_day(&self, date: NaiveDate) -> String {
+        let noon = date.and_time(NaiveTime::from_hms_opt(12, 0, 0).unwrap_or_default());
+        match self.context.timezone.from_local_datetime(&noon).earliest() {
+            Some(local) => speak::day(local, self.now()),
+            None => date.to_string(),
+        }
+    }
+
+    fn miss(&mut self, silent: bool) -> Reply {
+        self.missed = true;
+        self.misses += 1;
+        if self.misses >= MAX_MISSES {
+            self.stage = Stage::Ended;
+            return Reply::end(if silent {
+                "I'm sorry, I can't hear you. Please call back any time. Goodbye!"
+            } else {
+                "I'm sorry, I'm having trouble understanding. Please call back any time. Goodbye!"
+            });
+        }
+        let lead = if silent { "Are you still there?" } else { "Sorry, I didn't catch that." };
+        Reply::say(format!("{lead} {}", self.prompt()))
+    }
+
+    async fn respond(&mut self, turn: UserTurn) -> Reply {
+        if turn.is_silent() {
+            return self.miss(true);
+        }
+        let u = Utterance::new(&turn.text);
+        let answering = matches!(
+            self.stage,
+            Stage::ConfirmCancel(_) | Stage::ConfirmMove(..) | Stage::PickBooking(..) | Stage::AskLookupEmail(_)
+        );
+        match intent::intent(&u) {
+            Some(Intent::Goodbye) => {
+                self.stage = Stage::Ended;
+                return Reply::end(GOODBYE);
+            }
+            Some(Intent::Human) => return Reply::say(format!("{NO_HUMAN} {}", self.prompt())),
+            Some(Intent::Repeat) if !self.last_say.is_empty() => return Reply::say(self.last_say.clone()),
+            Some(Intent::Cancel) if !answering => return self.lookup(Action::Cancel, contact::email(&u)).await,
+            Some(Intent::Reschedule) if !answering => return self.lookup(Action::Move, contact::email(&u)).await,
+            _ => {}
+        }
+        let wish = when::parse(&u, self.today());
+        let yes = intent::yes_no(&u);
+        let key_yes = match turn.dtmf.chars().next() {
+            Some('1') => Some(true),
+            Some('2') => Some(false),
+            _ => None,
+        };
+        match self.stage.clone() {
+            Stage::Listening(purpose) => self.listening(&u, purpose, wish, yes).await,
+            Stage::Offering { purpose, offered, rest } => {
+                self.offering(&u, &turn.dtmf, purpose, offered, rest, wish, yes).await
+            }
+            Stage::AskName(slot) => {
+                if let Some(reply) = self.correction(&u, wish, Purpose::Book).await {
+                    return reply;
+                }
+                if let Some(email) = contact::email(&u) {
+                    self.email = Some(email);
+                }
+                match contact::name(&u) {
+                    Some(name) => {
+                        self.name = Some(name);
+                        self.next_detail(slot)
+                    }
+                    None => self.miss(false),
+                }
+            }
+            Stage::AskContact(slot) => {
+                if let Some(email) = contact::email(&u) {
+                    self.email = Some(email);
+                    self.use_phone = false;
+                    self.stage = Stage::Confirm(slot.clone());
+                    return Reply::say(self.confirmation(&slot));
+                }
+                if intent::prefers_phone(&u) {
+                    if self.context.caller.is_none() {
+                        return Reply::say(
+                            "I'm sorry, I can't see the number you're calling from. What email address should I use?",
+                        );
+                    }
+                    self.use_phone = true;
+                    self.stage = Stage::Confirm(slot.clone());
+                    return Reply::say(self.confirmation(&slot));
+                }
+                if let Some(reply) = self.correction(&u, wish, Purpose::Book).await {
+                    return reply;
+                }
+                self.missed = true;
+                self.misses += 1;
+                if self.misses >= MAX_MISSES {
+                    return self.miss(false);
+                }
+                Reply::say("Sorry, I didn't get that email address. Could you spell it for me? For example: j o h n at example dot com.")
+            }
+            Stage::Confirm(slot) => match key_yes.or(yes) {
+                Some(true) => self.book(slot).await,
+                Some(false) => {
+                    if let Some(reply) = self.correction(&u, wish, Purpose::Book).await {
+                        return reply;
+                    }
+                    if self.amend_details(&u) {
+                        return Reply::say(self.confirmation(&slot));
+                    }
+                    self.stage = Stage::AskWhatToChange(slot);
+                    Reply::say("No problem. What would you like to change: the time, the name or the email?")
+                }
+                None => {
+                    if let Some(reply) = self.correction(&u, wish, Purpose::Book).await {
+                        return reply;
+                    }
+                    if self.amend_details(&u) {
+                        return Reply::say(self.confirmation(&slot));
+                    }
+                    self.miss(false)
+                }
+            },
+            Stage::AskWhatToChange(slot) => {
+                if !wish.is_empty() {
+                    return self.offer(Purpose::Book, wish.refine(self.wish)).await;
+                }
+                if u.has_any(&["time", "day", "date", "slot", "appointment"]) {
+                    self.stage = Stage::Listening(Some(Purpose::Book));
+                    return Reply::say("Sure. What day and time would you prefer?");
+                }
+                if u.has("name") {
+                    self.name = None;
+                    self.stage = Stage::AskName(slot);
+                    return Reply::say("Sure. What name should I put the appointment under?");
+                }
+                if u.has_any(&["email", "e-mail", "address", "contact", "phone", "number"]) {
+                    self.email = None;
+                    self.use_phone = false;
+                    self.stage = Stage::AskContact(slot);
+                    return Reply::say(self.ask_contact());
+                }
+                if self.amend_details(&u) {
+                    self.stage = Stage::Confirm(slot.clone());
+                    return Reply::say(self.confirmation(&slot));
+                }
+                self.miss(false)
+            }
+            Stage::AskLookupEmail(action) => match contact::email(&u) {
+                Some(email) => self.lookup(action, Some(email)).await,
+                None if yes == Some(false) || intent::prefers_phone(&u) => {
+                    self.stage = Stage::AnythingElse;
+                    Reply::say(format!("I'm sorry, I can't find the appointment without it. {ANYTHING_ELSE}"))
+                }
+                None => self.miss(false),
+            },
+            Stage::PickBooking(action, bookings) => {
+                let picked = choice::pick_key(&turn.dtmf, bookings.len())
+                    .or_else(|| choice::pick(&u, bookings.len()))
+                    .or_else(|| self.booking_matching(&bookings, wish));
+                match picked.and_then(|i| bookings.get(i).cloned()) {
+                    Some(booking) => self.picked_booking(action, booking),
+                    None => self.miss(false),
+                }
+            }
+            Stage::ConfirmCancel(booking) => match key_yes.or(yes).or_else(|| u.has("cancel").then_some(true)) {
+                Some(true) => {
+                    let result = self
+                        .call(ToolCall::CancelAppointment {
+                            booking_id: booking.id.to_string(),
+                            reason: cancel_reason(&turn.text),
+                        })
+                        .await;
+                    self.stage = Stage::AnythingElse;
+                    if result.is_ok() {
+                        Reply::say(format!(
+                            "Your appointment on {} has been cancelled. {ANYTHING_ELSE}",
+                            self.when_of(&booking)
+                        ))
+                    } else {
+                        Reply::say(format!("I'm sorry. {} {ANYTHING_ELSE}", sentence(&result.text)))
+                    }
+                }
+                Some(false) => {
+                    self.stage = Stage::AnythingElse;
+                    Reply::say(format!("Okay, I'll keep your appointment as it is. {ANYTHING_ELSE}"))
+                }
+                None => self.miss(false),
+            },
+            Stage::ConfirmMove(booking, slot) => match key_yes.or(yes) {
+                Some(true) => self.reschedule(booking, slot).await,
+                Some(false) if !wish.is_empty() => self.offer(Purpose::Move(booking), wish.refine(self.wish)).await,
+                Some(false) => {
+                    self.stage = Stage::Listening(Some(Purpose::Move(booking)));
+                    Reply::say("No problem. What day and time would you prefer instead?")
+                }
+                None if !wish.is_empty() => self.offer(Purpose::Move(booking), wish.refine(self.wish)).await,
+                None => self.miss(false),
+            },
+            Stage::AnythingElse => {
+                if intent::intent(&u).is_some() || !wish.is_empty() {
+                    return self.listening(&u, None, wish, None).await;
+                }
+                match yes {
+                    Some(false) => {
+                        self.stage = Stage::Ended;
+                        Reply::end(GOODBYE)
+                    }
+                    Some(true) => {
+                        self.stage = Stage::Listening(None);
+                        Reply::say("Sure. What can I help you with?")
+                    }
+                    None => self.miss(false),
+                }
+            }
+            Stage::Ended => Reply::end(GOODBYE),
+        }
+    }
+
+    async fn listening(&mut self, u: &Utterance, purpose: Option<Purpose>, wish: When, yes: Option<bool>) -> Reply {
+        if let Some(purpose) = purpose {
+            let whenever = u.has_any(&["any", "anytime", "whenever", "don't mind", "doesn't matter", "either"]);
+            if !wish.is_empty() || yes == Some(true) || whenever || intent::wants_other_options(u) {
+                return self.offer(purpose, wish).await;
+            }
+            return self.miss(false);
+        }
+        match intent::intent(u) {
+            Some(Intent::Book | Intent::Availability) => self.offer(Purpose::Book, wish).await,
+            _ if !wish.is_empty() => self.offer(Purpose::Book, wish).await,
+            _ if yes == Some(true) => {
+                self.stage = Stage::Listening(Some(Purpose::Book));
+                Reply::say("Great. What day would suit you?")
+            }
+            _ => self.miss(false),
+        }
+    }
+
+    /// A "no, Thursday" or "actually at 3": a new day or time wish while details are being collected.
+    async fn correction(&mut self, u: &Utterance, wish: When, purpose: Purpose) -> Option<Reply> {
+        let correcting = intent::yes_no(u) == Some(false) || u.has_any(&["actually", "instead", "rather", "change"]);
+        let has_details = contact::email(u).is_some() || u.has_any(&["my name", "name is"]);
+        if !wish.is_empty() && (correcting || !has_details) {
+            return Some(self.offer(purpose, wish.refine(self.wish)).await);
+        }
+        None
+    }
+
+    /// Takes a new email or an introduced name from a correction; `true` when something changed.
+    fn amend_details(&mut self, u: &Utterance) -> bool {
+        if let Some(email) = contact::email(u) {
+            self.email = Some(email);
+            self.use_phone = false;
+            return true;
+        }
+        if u.has_any(&["my name is", "name is", "my name's", "it's", "spelled"]) {
+            if let Some(name) = contact::name(u) {
+                self.name = Some(name);
+                return true;
+            }
+        }
+        if intent::prefers_phone(u) && self.context.caller.is_some() {
+            self.use_phone = true;
+            return true;
+        }
+        false
+    }
+
+    /// Lists slots and offers those fitting `wish` (or, when none fits, the nearest ones).
+    async fn offer(&mut self, purpose: Purpose, wish: When) -> Reply {
+        let today = self.today();
+        if let Some(days) = wish.days {
+            if days.first() > today + Duration::days(i64::from(MAX_RANGE_DAYS)) {
+                self.stage = Stage::Listening(Some(purpose));
+                return Reply::say(format!(
+                    "I'm sorry, I can only book up to {MAX_RANGE_DAYS} days ahead. What other day would suit you?"
+                ));
+            }
+        }
+        let range_days = match wish.days {
+            Some(days) => u32::try_from((days.last() - today).num_days() + 8)
+                .unwrap_or(DEFAULT_RANGE_DAYS)
+                .clamp(DEFAULT_RANGE_DAYS, MAX_RANGE_DAYS),
+            None => DEFAULT_RANGE_DAYS,
+        };
+        let result = self.call(ToolCall::ListAvailableSlots { range_days }).await;
+        let slots = match result.data {
+            ToolData::Slots(slots) => slots,
+            _ => {
+                self.stage = Stage::AnythingElse;
+                return Reply::say(match result.outcome {
+                    "no_slots" => format!("I'm sorry. {} in the next {range_days} days. {ANYTHING_ELSE}", result.text),
+                    "not_configured" => {
+                        format!(
+                            "I'm sorry. {}, so I can't book appointments right now. {ANYTHING_ELSE}",
+                            sentence_body(&result.text)
+                        )
+                    }
+                    _ => format!(
+                        "I'm sorry. {} Please try again in a few minutes. {ANYTHING_ELSE}",
+                        sentence(&result.text)
+                    ),
+                });
+            }
+        };
+        self.wish = wish;
+        let now = self.now();
+        let fits = |s: &Slot| {
+            let local = s.local_start();
+            wish.days.is_none_or(|d| d.contains(local.date_naive()))
+                && wish.times.is_none_or(|t| t.contains(local.time()))
+        };
+        let matching: Vec<Slot> = slots.iter().filter(|s| fits(s)).cloned().collect();
+        if let (Some(Days::On(_)), Some(Times::At(_))) = (wish.days, wish.times) {
+            if let Some(slot) = matching.first().cloned() {
+                return self.choose(purpose, slot);
+            }
+        }
+        if matching.is_empty() {
+            let target = self.target_instant(wish);
+            let mut nearest = slots.clone();
+            nearest.sort_by_key(|s| (s.start - target).num_seconds().abs());
+            nearest.truncate(OFFER);
+            nearest.sort_by_key(|s| s.start);
+            let missing = self.describe_wish(wish);
+            let offered = nearest.clone();
+            self.stage = Stage::Offering { purpose, offered: offered.clone(), rest: Vec::new() };
+            return Reply::say(format!(
+                "I'm sorry, I don't have anything {missing}. The closest times I have are {}. Would one of those work?",
+                speak::slots(&offered, now)
+            ));
+        }
+        let (offered, rest) = split_offer(matching);
+        let lead = if wish.is_empty() || wish.earliest && wish.days.is_none() {
+            "The earliest times I have are"
+        } else {
+            "I have"
+        };
+        let say = format!("{lead} {}. Would one of those work for you?", speak::slots(&offered, now));
+        self.stage = Stage::Offering { purpose, offered, rest };
+        say.into_reply()
+    }
+
+    /// The instant a wish aims at, for "nearest" alternatives.
+    fn target_instant(&self, wish: When) -> DateTime<Utc> {
+        let date = wish.days.map_or(self.today(), Days::first);
+        let time = match wish.times {
+            Some(Times::At(t) | Times::After(t) | Times::Before(t)) => t,
+            Some(Times::Part(part)) => NaiveTime::from_hms_opt(part.hours().0.max(9), 0, 0).unwrap_or_default(),
+            None => NaiveTime::from_hms_opt(9, 0, 0).unwrap_or_default(),
+        };
+        self.context
+            .timezone
+            .from_local_datetime(&date.and_time(time))
+            .earliest()
+            .map_or_else(|| self.now(), |t| t.with_timezone(&Utc))
+    }
+
+    /// "on Saturday the 5th", "at 2 PM on Thursday the 3rd", "in the morning".
+    fn describe_wish(&self, wish: When) -> String {
+        let day = match wish.days {
+            Some(Days::On(d)) => format!("on {}", self.say_day(d)),
+            Some(Days::Between(a, b)) => format!("between {} and {}", self.say_day(a), self.say_day(b)),
+            None => String::new(),
+        };
+        let time = match wish.times {
+            Some(Times::At(t)) => format!("at {}", speak::time(t)),
+            Some(Times::After(t)) => format!("after {}", speak::time(t)),
+            Some(Times::Before(t)) => format!("before {}", speak::time(t)),
+            Some(Times::Part(part)) => match part {
+                when::DayPart::Morning => "in the morning".to_string(),
+                when::DayPart::Afternoon => "in the afternoon".to_string(),
+                when::DayPart::Evening => "in the evening".to_string(),
+            },
+            None => String::new(),
+        };
+        [time, day].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ")
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn offering(
+        &mut self,
+        u: &Utterance,
+        dtmf: &str,
+        purpose: Purpose,
+        offered: Vec<Slot>,
+        rest: Vec<Slot>,
+        wish: When,
+        yes: Option<bool>,
+    ) -> Reply {
+        if let Some(i) = choice::pick_key(dtmf, offered.len()).or_else(|| choice::pick(u, offered.len())) {
+            return self.choose(purpose, offered[i].clone());
+        }
+        if !wish.is_empty() {
+            if let Some(Times::At(t)) = wish.times {
+                let hits: Vec<&Slot> = offered
+                    .iter()
+                    .filter(|s| {
+                        s.local_start().time() == t
+                            && wish.days.is_none_or(|d| d.contains(s.local_start().date_naive()))
+                    })
+                    .collect();
+                if let [slot] = hits.as_slice() {
+                    return self.choose(purpose, (*slot).clone());
+                }
+            }
+            if !(wish.earliest && wish.days.is_none() && wish.times.is_none() && yes == Some(true)) {
+                return self.offer(purpose, wish.refine(self.wish)).await;
+            }
+        }
+        if yes == Some(true) && !intent::wants_other_options(u) {
+            if let [slot] = offered.as_slice() {
+                return self.choose(purpose, slot.clone());
+            }
+            return Reply::say(format!("Which one would you like: {}?", speak::slots(&offered, self.now())));
+        }
+        if yes == Some(false) || intent::wants_other_options(u) {
+            if rest.is_empty() {
+                self.stage = Stage::Listening(Some(purpose));
+                return Reply::say("Those are all the times I have for that. Would you like to try another day?");
+            }
+            let (next, rest) = split_offer(rest);
+            let say = format!("I also have {}. Would one of those work?", speak::slots(&next, self.now()));
+            self.stage = Stage::Offering { purpose, offered: next, rest };
+            return say.into_reply();
+        }
+        if matches!(intent::intent(u), Some(Intent::Book | Intent::Availability)) {
+            return Reply::say(self.prompt());
+        }
+        self.miss(false)
+    }
+
+    fn choose(&mut self, purpose: Purpose, slot: Slot) -> Reply {
+        match purpose {
+            Purpose::Move(booking) => {
+                let say = self.move_confirmation(&booking, &slot);
+                self.stage = Stage::ConfirmMove(booking, slot);
+                Reply::say(say)
+            }
+            Purpose::Book => {
+                let when = speak::slot(&slot, self.now());
+                if self.name.is_none() {
+                    self.stage = Stage::AskName(slot);
+                    return Reply::say(format!("Great, {when}. May I have your full name, please?"));
+                }
+                let reply = self.next_detail(slot);
+                Reply::say(format!("Great, {when}. {}", reply.say))
+            }
+        }
+    }
+
+    /// After a name: the contact if still missing, else the read-back.
+    fn next_detail(&mut self, slot: Slot) -> Reply {
+        if self.email.is_none() && !self.use_phone {
+            self.stage = Stage::AskContact(slot);
+            let first = self.name.as_deref().and_then(|n| n.split_whitespace().next()).unwrap_or("").to_string();
+            return Reply::say(format!("Thank you, {first}. {}", self.ask_contact()));
+        }
+        let say = self.confirmation(&slot);
+        self.stage = Stage::Confirm(slot);
+        Reply::say(say)
+    }
+
+    async fn book(&mut self, slot: Slot) -> Reply {
+        let Some(name) = self.name.clone() else {
+            self.stage = Stage::AskName(slot);
+            return Reply::say("May I have your full name, please?");
+        };
+        let result = self
+            .call(ToolCall::ScheduleAppointment {
+                slot_id: slot.id.to_string(),
+                attendee_name: name.clone(),
+                attendee_email: if self.use_phone { None } else { self.email.clone() },
+                attendee_phone: self.context.caller.clone(),
+                notes: None,
+            })
+            .await;
+        let now = self.now();
+        match result.data {
+            ToolData::Booking(booking) => {
+                self.stage = Stage::AnythingElse;
+                let first = name.split_whitespace().next().unwrap_or(&name).to_string();
+                let contact = match (&booking.attendee_email, self.use_phone) {
+                    (Some(email), false) => format!(" A confirmation is on its way to {}.", say_email(email)),
+                    _ => String::new(),
+                };
+                Reply::say(format!(
+                    "You're all set, {first}! Your appointment is booked for {}.{contact} {ANYTHING_ELSE}",
+                    speak::instant(booking.start_at, self.context.timezone, now)
+                ))
+            }
+            ToolData::Taken(alternatives) if !alternatives.is_empty() => {
+                let (offered, rest) = split_offer(alternatives);
+                let say = format!(
+                    "I'm sorry, that time was just taken. The nearest free times are {}. Would one of those work?",
+                    speak::slots(&offered, now)
+                );
+                self.stage = Stage::Offering { purpose: Purpose::Book, offered, rest };
+                Reply::say(say)
+            }
+            ToolData::Taken(_) => {
+                self.stage = Stage::Listening(Some(Purpose::Book));
+                Reply::say("I'm sorry, that time was just taken and nothing else is free soon. Would another day work?")
+            }
+            _ if result.outcome == "invalid_input" && result.text.to_lowercase().contains("email") => {
+                self.email = None;
+                self.stage = Stage::AskContact(slot);
+                Reply::say(format!("I'm sorry, {} What email address should I use?", sentence(&result.text)))
+            }
+            _ if result.outcome == "invalid_input" && result.text.to_lowercase().contains("name") => {
+                self.name = None;
+                self.stage = Stage::AskName(slot);
+                Reply::say(format!("I'm sorry, {} May I have your full name again?", sentence(&result.text)))
+            }
+            _ if result.outcome == "invalid_input" => self.offer(Purpose::Book, self.wish).await,
+            _ => {
+                self.stage = Stage::AnythingElse;
+                Reply::say(format!(
+                    "I'm sorry. {} Please try again in a few minutes. {ANYTHING_ELSE}",
+                    sentence(&result.text)
+                ))
+            }
+        }
+    }
+
+    async fn reschedule(&mut self, booking: Booking, slot: Slot) -> Reply {
+        let result = self
+            .call(ToolCall::RescheduleAppointment { booking_id: booking.id.to_string(), slot_id: slot.id.to_string() })
+            .await;
+        let now = self.now();
+        match result.data {
+            ToolData::Booking(moved) => {
+                self.stage = Stage::AnythingElse;
+                Reply::say(format!(
+                    "Done! Your appointment is now on {}. {ANYTHING_ELSE}",
+                    speak::instant(moved.start_at, self.context.timezone, now)
+                ))
+            }
+            ToolData::Taken(alternatives) if !alternatives.is_empty() => {
+                let (offered, rest) = split_offer(alternatives);
+                let say = format!(
+                    "I'm sorry, that time was just taken. The nearest free times are {}. Would one of those work?",
+                    speak::slots(&offered, now)
+                );
+                self.stage = Stage::Offering { purpose: Purpose::Move(booking), offered, rest };
+                Reply::say(say)
+            }
+            _ => {
+                self.stage = Stage::AnythingElse;
+                Reply::say(format!("I'm sorry. {} {ANYTHING_ELSE}", sentence(&result.text)))
+            }
+        }
+    }
+
+    /// Finds the caller's bookings (by caller id, or `email`) to cancel or move one.
+    async fn lookup(&mut self, action: Action, email: Option<String>) -> Reply {
+        let email = email.or_else(|| self.email.clone());
+        let result = self.call(ToolCall::FindAppointments { attendee_email: email.clone() }).await;
+        let bookings = match result.data {
+            ToolData::Bookings(bookings) => bookings,
+            _ if result.outcome == "invalid_input" => {
+                self.stage = Stage::AskLookupEmail(action);
+                return Reply::say("Sure. What email address was the appointment booked under?");
+            }
+            _ => {
+                self.stage = Stage::AnythingElse;
+                return Reply::say(format!("I'm sorry. {} {ANYTHING_ELSE}", sentence(&result.text)));
+            }
+        };
+        if let Some(e) = &email {
+            self.email = Some(e.clone());
+        }
+        match bookings.as_slice() {
+            [] if email.is_none() => {
+                self.stage = Stage::AskLookupEmail(action);
+                Reply::say(
+                    "I couldn't find any upcoming appointments for the number you're calling from. What email address \
+                     was the appointment booked under?",
+                )
+            }
+            [] => {
+                self.stage = Stage::AnythingElse;
+                let email = email.as_deref().map(say_email).unwrap_or_default();
+                Reply::say(format!("I couldn't find any upcoming appointments under {email}. {ANYTHING_ELSE}"))
+            }
+            [one] => self.picked_booking(action, one.clone()),
+            many => {
+                let say = format!(
+                    "I found {} appointments: {}. Which one would you like to {}?",
+                    many.len(),
+                    self.list_bookings(many),
+                    action.verb()
+                );
+                self.stage = Stage::PickBooking(action, many.to_vec());
+                Reply::say(say)
+            }
+        }
+    }
+
+    fn picked_booking(&mut self, action: Action, booking: Booking) -> Reply {
+        let when = self.when_of(&booking);
+        if self.name.is_none() {
+            self.name = Some(booking.attendee_name.clone());
+        }
+        match action {
+            Action::Cancel => {
+                self.stage = Stage::ConfirmCancel(booking);
+                Reply::say(format!(
+                    "I found your appointment on {when}. Would you like me to cancel it? Say yes, or press 1 to confirm."
+                ))
+            }
+            Action::Move => {
+                self.stage = Stage::Listening(Some(Purpose::Move(booking)));
+                Reply::say(format!("I found your appointment on {when}. What day and time would you like instead?"))
+            }
+        }
+    }
+
+    fn booking_matching(&self, bookings: &[Booking], wish: When) -> Option<usize> {
+        if wish.is_empty() {
+            return None;
+        }
+        let hits: Vec<usize> = bookings
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| {
+                let local = b.start_at.with_timezone(&self.context.timezone);
+                wish.days.is_none_or(|d| d.contains(local.date_naive()))
+                    && wish.times.is_none_or(|t| t.contains(local.time()))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        match hits.as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        }
+    }
+}
+
+trait IntoReply {
+    fn into_reply(self) -> Reply;
+}
+
+impl IntoReply for String {
+    fn into_reply(self) -> Reply {
+        Reply::say(self)
+    }
+}
+
+fn split_offer(mut slots: Vec<Slot>) -> (Vec<Slot>, Vec<Slot>) {
+    let rest = slots.split_off(slots.len().min(OFFER));
+    (slots, rest)
+}
+
+/// `text` as a sentence ending in a full stop.
+fn sentence(text: &str) -> String {
+    let text = text.trim();
+    if text.ends_with(['.', '!', '?']) {
+        text.to_string()
+    } else {
+        format!("{text}.")
+    }
+}
+
+/// `text` without its final full stop.
+fn sentence_body(text: &str) -> &str {
+    text.trim().trim_end_matches('.')
+}
+
+/// An email as it is read aloud: "jane dot doe at example dot com".
+fn say_email(email: &str) -> String {
+    email.replace('.', " dot ").replace('@', " at ")
+}
+
+/// A phone number read in groups of digits.
+fn say_phone(phone: &str) -> String {
+    let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+    let tail = digits.len().saturating_sub(4);
+    format!("ending in {}", &digits[tail..])
+}
+
+fn cancel_reason(text: &str) -> Option<String> {
+    let lower = text.to_lowercase();
+    let (_, reason) = lower.split_once("because")?;
+    let reason = reason.trim();
+    (!reason.is_empty()).then(|| reason.to_string())
+}
+
+#[async_trait]
+impl DialogEngine for RulesEngine {
+    fn name(&self) -> &'static str {
+        "rules"
+    }
+
+    async fn greet(&mut self) -> AgentTurn {
+        let mut say = self.context.agent.greeting.trim().to_string();
+        if let Some(reason) = self.tools.unavailable() {
+            say = format!("{say} I'm sorry: {}, so I can't book appointments on this call.", sentence_body(reason));
+        }
+        self.last_say = say.clone();
+        AgentTurn::say(say)
+    }
+
+    async fn on_user_turn(&mut self, turn: UserTurn) -> AgentTurn {
+        self.calls.clear();
+        self.missed = false;
+        let reply = self.respond(turn).await;
+        if !self.missed {
+            self.misses = 0;
+        }
+        if reply.end {
+            self.stage = Stage::Ended;
+        }
+        self.last_say = reply.say.clone();
+        AgentTurn { say: reply.say, tool_calls: std::mem::take(&mut self.calls), end_call: reply.end }
+    }
+}

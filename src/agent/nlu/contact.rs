@@ -1,0 +1,224 @@
+//! Names and email addresses as callers say them: "my name is Jane Doe", "it's John", "j o h n at example
+//! dot com", "jane dot doe at gmail dot com", "john underscore smith at example dot co dot uk", or an
+//! address a transcript already wrote as `jane@example.com`.
+
+use super::Utterance;
+use crate::calendar::attendee::is_email;
+
+/// Words that introduce or surround an email and are never part of it.
+const EMAIL_FILLER: &[&str] = &[
+    "my", "email", "e-mail", "address", "is", "it's", "its", "it", "that's", "use", "send", "to", "you", "can",
+    "reach", "me", "the", "sure", "yes", "yeah", "ok", "okay", "please", "thanks", "thank", "and", "um", "uh", "so",
+    "well", "oh", "email's", "i", "think", "would", "be", "like",
+];
+
+/// An email address in `u`, when one is there and valid.
+pub fn email(u: &Utterance) -> Option<String> {
+    if let Some(written) = u.words.iter().find(|w| w.contains('@') && is_email(w)) {
+        return Some(written.clone());
+    }
+    let words = &u.words;
+    // The separator: the last "at" followed by a domain with a dot ("example dot com", "example.com").
+    let at = (0..words.len()).rev().find(|&i| {
+        (words[i] == "at" || words[i] == "@")
+            && words[i + 1..].iter().any(|w| matches!(w.as_str(), "dot" | "period" | "point") || w.contains('.'))
+    })?;
+    let mut local = Vec::new();
+    for word in words[..at].iter().rev() {
+        if EMAIL_FILLER.contains(&word.as_str()) || word == "at" {
+            break;
+        }
+        local.push(word.as_str());
+    }
+    local.reverse();
+    let mut domain = Vec::new();
+    for word in &words[at + 1..] {
+        if EMAIL_FILLER.contains(&word.as_str()) {
+            break;
+        }
+        domain.push(word.as_str());
+    }
+    let address = format!("{}@{}", spell(&local), spell(&domain));
+    is_email(&address).then_some(address)
+}
+
+/// Joins spoken email parts: "dot" → `.`, "underscore" → `_`, "dash" → `-`, "double u" → `w`,
+/// "double o" → `oo`, letters and words run together.
+fn spell(parts: &[&str]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < parts.len() {
+        let part = parts[i];
+        match part {
+            "dot" | "period" | "point" => out.push('.'),
+            "underscore" => out.push('_'),
+            "dash" | "hyphen" | "minus" => out.push('-'),
+            "plus" => out.push('+'),
+            "double" if parts.get(i + 1).is_some_and(|p| p.chars().count() == 1) => {
+                i += 1;
+                out.push_str(&parts[i].repeat(2));
+            }
+            "double" if parts.get(i + 1) == Some(&"u") => {}
+            _ => {
+                if let Some(digit) = super::number(part).filter(|n| *n < 10 && part.parse::<u32>().is_err()) {
+                    out.push_str(&digit.to_string());
+                } else {
+                    out.push_str(part);
+                }
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Words that end a name ("my name is Jane and my email is …").
+const NAME_END: &[&str] = &[
+    "and", "my", "email", "please", "thanks", "thank", "at", "from", "calling", "here", "speaking", "i", "i'm", "the",
+    "but", "so", "with", "for", "on", "is",
+];
+
+/// Words a bare answer made of them cannot be a name.
+const NOT_A_NAME: &[&str] = &[
+    "yes",
+    "no",
+    "yeah",
+    "nope",
+    "ok",
+    "okay",
+    "sure",
+    "hello",
+    "hi",
+    "hey",
+    "what",
+    "sorry",
+    "um",
+    "uh",
+    "book",
+    "cancel",
+    "appointment",
+    "tomorrow",
+    "today",
+    "please",
+    "thanks",
+    "bye",
+    "goodbye",
+    "repeat",
+    "it",
+    "is",
+    "that",
+    "the",
+    "a",
+    "not",
+    "don't",
+    "why",
+    "who",
+    "help",
+    "time",
+    "slot",
+    "email",
+    "number",
+    "phone",
+    "morning",
+    "afternoon",
+    "evening",
+];
+
+/// The caller's name: after "my name is", "this is", "I'm", "it's", "call me", "name's"; or a short answer
+/// (up to four words) that can only be a name. Spelled letters are joined ("j o n" → "Jon").
+pub fn name(u: &Utterance) -> Option<String> {
+    const INTROS: &[&str] =
+        &["my name is", "name is", "my name's", "name's", "this is", "i'm", "i am", "it's", "call me", "it is"];
+    let words = &u.words;
+    for intro in INTROS {
+        let intro_words: Vec<&str> = intro.split_whitespace().collect();
+        let Some(start) =
+            words.windows(intro_words.len()).position(|w| w.iter().zip(&intro_words).all(|(a, b)| a == b))
+        else {
+            continue;
+        };
+        let rest: Vec<&str> = words[start + intro_words.len()..]
+            .iter()
+            .map(String::as_str)
+            .take_while(|w| !NAME_END.contains(w))
+            .take(4)
+            .collect();
+        if let Some(name) = title(&rest) {
+            return Some(name);
+        }
+    }
+    let bare: Vec<&str> = words.iter().map(String::as_str).collect();
+    let plausible = !bare.is_empty()
+        && bare.len() <= 6
+        && bare.iter().all(|w| w.chars().all(|c| c.is_alphabetic() || c == '\'' || c == '-'))
+        && !bare.iter().any(|w| NOT_A_NAME.contains(w) || super::when::is_month(w));
+    if plausible {
+        return title(&bare);
+    }
+    None
+}
+
+fn title(words: &[&str]) -> Option<String> {
+    let mut parts: Vec<String> = Vec::new();
+    let mut letters = String::new();
+    for word in words {
+        if word.chars().count() == 1 && word.chars().all(char::is_alphabetic) {
+            letters.push_str(word);
+            continue;
+        }
+        if !letters.is_empty() {
+            parts.push(std::mem::take(&mut letters));
+        }
+        parts.push((*word).to_string());
+    }
+    if !letters.is_empty() {
+        parts.push(letters);
+    }
+    let parts: Vec<String> = parts
+        .into_iter()
+        .filter(|p| p.chars().any(char::is_alphabetic))
+        .map(|p| {
+            let mut chars = p.chars();
+            chars.next().map(|c| c.to_uppercase().collect::<String>() + chars.as_str()).unwrap_or_default()
+        })
+        .collect();
+    (!parts.is_empty() && parts.len() <= 4).then(|| parts.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mail(text: &str) -> Option<String> {
+        email(&Utterance::new(text))
+    }
+
+    fn who(text: &str) -> Option<String> {
+        name(&Utterance::new(text))
+    }
+
+    #[test]
+    fn emails_written_and_spelled() {
+        assert_eq!(mail("it's John@Example.com"), Some("john@example.com".into()));
+        assert_eq!(mail("j o h n at example dot com"), Some("john@example.com".into()));
+        assert_eq!(mail("my email is jane dot doe at gmail dot com"), Some("jane.doe@gmail.com".into()));
+        assert_eq!(
+            mail("you can reach me at bob underscore lee at mail dot co dot uk"),
+            Some("bob_lee@mail.co.uk".into())
+        );
+        assert_eq!(mail("a n n a two at example dot org"), Some("anna2@example.org".into()));
+        assert_eq!(mail("sam at example.com"), Some("sam@example.com".into()));
+        assert_eq!(mail("at two tomorrow"), None);
+        assert_eq!(mail("my email is"), None);
+    }
+
+    #[test]
+    fn names_introduced_bare_or_spelled() {
+        assert_eq!(who("My name is John Smith"), Some("John Smith".into()));
+        assert_eq!(who("it's jane doe and my email is jane at example dot com"), Some("Jane Doe".into()));
+        assert_eq!(who("Maria Garcia"), Some("Maria Garcia".into()));
+        assert_eq!(who("this is j o n snow"), Some("Jon Snow".into()));
+        assert_eq!(who("yes"), None);
+        assert_eq!(who("tomorrow at 2"), None);
+    }
+}

@@ -1,0 +1,157 @@
+//! What the rules engine understands of a caller's words. Transcripts arrive lower- or mixed-case, with
+//! or without punctuation, numbers as digits or words; [`Utterance`] normalises them once.
+//!
+//! - [`intent`]: book, cancel, reschedule, availability, yes/no, repeat, goodbye, a human;
+//! - [`when`]: day and time expressions relative to today in the agent's time zone;
+//! - [`choice`]: "the second one", "option 3", a DTMF digit;
+//! - [`contact`]: names ("my name is …") and emails, also spelled out ("j o h n at example dot com").
+
+pub mod choice;
+pub mod contact;
+pub mod intent;
+pub mod when;
+
+/// A caller's words, normalised: lower case, punctuation except `@ . : ' + -` turned into spaces, and
+/// split into words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Utterance {
+    /// The normalised text (words joined by single spaces).
+    pub text: String,
+    /// The words.
+    pub words: Vec<String>,
+}
+
+impl Utterance {
+    /// Normalises `raw`.
+    pub fn new(raw: &str) -> Self {
+        let mut cleaned = String::with_capacity(raw.len());
+        for c in raw.chars() {
+            let c = c.to_lowercase().next().unwrap_or(c);
+            if c.is_alphanumeric() || matches!(c, '@' | ':' | '\'' | '+' | '-' | '_') {
+                cleaned.push(c);
+            } else if c == '.' || c == '’' {
+                cleaned.push(if c == '’' { '\'' } else { '.' });
+            } else {
+                cleaned.push(' ');
+            }
+        }
+        let words: Vec<String> = cleaned
+            .split_whitespace()
+            .map(|w| w.trim_matches(|c| c == '.' || c == '\'' || c == '-').to_string())
+            .filter(|w| !w.is_empty())
+            .collect();
+        Self { text: words.join(" "), words }
+    }
+
+    /// `true` when the utterance holds `phrase` as whole words.
+    pub fn has(&self, phrase: &str) -> bool {
+        let phrase_words: Vec<&str> = phrase.split_whitespace().collect();
+        if phrase_words.is_empty() || phrase_words.len() > self.words.len() {
+            return false;
+        }
+        self.words.windows(phrase_words.len()).any(|w| w.iter().zip(&phrase_words).all(|(a, b)| a == b))
+    }
+
+    /// `true` when any of `phrases` is present.
+    pub fn has_any(&self, phrases: &[&str]) -> bool {
+        phrases.iter().any(|p| self.has(p))
+    }
+
+    /// `true` when the utterance is nothing but words from `allowed`.
+    pub fn only(&self, allowed: &[&str]) -> bool {
+        !self.words.is_empty() && self.words.iter().all(|w| allowed.contains(&w.as_str()))
+    }
+}
+
+/// The value of a number word or digits: "two" → 2, "14" → 14, "twenty" → 20 (0–59).
+pub fn number(word: &str) -> Option<u32> {
+    if let Ok(n) = word.parse::<u32>() {
+        return Some(n);
+    }
+    const SMALL: [&str; 20] = [
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+    ];
+    if let Some(n) = SMALL.iter().position(|w| *w == word) {
+        return Some(n as u32);
+    }
+    match word {
+        "twenty" => Some(20),
+        "thirty" => Some(30),
+        "forty" => Some(40),
+        "fifty" => Some(50),
+        "oh" => Some(0),
+        _ => None,
+    }
+}
+
+/// The value of an ordinal: "third" / "3rd" → 3, "twenty first" handled by the caller (1–31).
+pub fn ordinal(word: &str) -> Option<u32> {
+    const WORDS: [&str; 20] = [
+        "first",
+        "second",
+        "third",
+        "fourth",
+        "fifth",
+        "sixth",
+        "seventh",
+        "eighth",
+        "ninth",
+        "tenth",
+        "eleventh",
+        "twelfth",
+        "thirteenth",
+        "fourteenth",
+        "fifteenth",
+        "sixteenth",
+        "seventeenth",
+        "eighteenth",
+        "nineteenth",
+        "twentieth",
+    ];
+    if let Some(n) = WORDS.iter().position(|w| *w == word) {
+        return Some(n as u32 + 1);
+    }
+    if word == "thirtieth" {
+        return Some(30);
+    }
+    let digits = word.strip_suffix("st").or_else(|| word.strip_suffix("nd"));
+    let digits = digits.or_else(|| word.strip_suffix("rd")).or_else(|| word.strip_suffix("th"))?;
+    digits.parse().ok().filter(|n| (1..=31).contains(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_transcripts() {
+        let u = Utterance::new("Yes, please! I'd like the 2 P.M. slot, on Tuesday.");
+        assert_eq!(u.text, "yes please i'd like the 2 p.m slot on tuesday");
+        assert!(u.has("please i'd"));
+        assert!(!u.has("tues"));
+        assert_eq!(Utterance::new("John@Example.com.").text, "john@example.com");
+        assert_eq!(number("twelve"), Some(12));
+        assert_eq!(ordinal("23rd"), Some(23));
+        assert_eq!(ordinal("third"), Some(3));
+        assert_eq!(ordinal("rd"), None);
+    }
+}
