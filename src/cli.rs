@@ -1,4 +1,4 @@
-//! The `slotline` command line: `serve`, `migrate`, `token create`, `dialplan check|apply`.
+//! The `slotline` command line: `serve`, `migrate`, `token create`, `dialplan check|apply`, `chat`.
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 invalid configuration, usage or dialplan file.
 
@@ -10,10 +10,15 @@ use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use std::sync::Arc;
+
+use crate::agent::chat;
 use crate::api::auth::generate_token;
 use crate::app::{open_store, Application};
+use crate::calendar::{CalendarRegistry, SystemClock};
 use crate::config::{Config, Overrides};
 use crate::dialplan;
+use crate::storage::crypto::MasterKey;
 use crate::storage::{ApiTokenRecord, TokenScope};
 
 /// Exit code for invalid configuration, usage or input files.
@@ -50,6 +55,19 @@ pub enum Command {
     /// Validate or load dialplan files (numbers → agents).
     #[command(subcommand)]
     Dialplan(DialplanCommand),
+    /// Talk to an agent in text: the same dialog engine, tools, calendar and database as a call.
+    Chat(ChatArgs),
+}
+
+/// Flags of `chat`.
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// The agent, by id or name.
+    #[arg(long, value_name = "ID|NAME")]
+    pub agent: String,
+    /// Caller id to chat as (E.164 or any common notation), used to find and book appointments.
+    #[arg(long = "as", value_name = "NUMBER")]
+    pub caller: Option<String>,
 }
 
 /// Flags of `serve`.
@@ -108,6 +126,11 @@ pub fn main() -> ExitCode {
         },
     };
     let config = match Config::load(cli.config.as_deref(), &overrides) {
+        // A chat shows the conversation; routine logs would drown it unless asked for.
+        Ok(mut config) if matches!(cli.command, Command::Chat(_)) && config.log.level == "info" => {
+            config.log.level = "warn".into();
+            config
+        }
         Ok(config) => config,
         Err(e) => {
             eprintln!("slotline: {e}");
@@ -143,7 +166,43 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<ExitCode> {
         Command::Token(TokenCommand::Create { name, scope }) => create_token(config, &name, scope).await,
         Command::Dialplan(DialplanCommand::Check { file }) => dialplan_command(config, &file, false).await,
         Command::Dialplan(DialplanCommand::Apply { file }) => dialplan_command(config, &file, true).await,
+        Command::Chat(args) => chat(config, &args).await,
     }
+}
+
+async fn chat(config: &Config, args: &ChatArgs) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal as _;
+
+    let caller = match args.caller.as_deref().map(dialplan::e164::normalize).transpose() {
+        Ok(caller) => caller.map(|n| n.as_str().to_string()),
+        Err(e) => {
+            eprintln!("slotline: --as: {e}");
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+    };
+    let store = open_store(config).await?;
+    let agent = match Uuid::parse_str(&args.agent) {
+        Ok(id) => store.get_agent(id).await?,
+        Err(_) => store.find_agent_by_name(&args.agent).await?,
+    };
+    let Some(agent) = agent else {
+        let names: Vec<String> = store.list_agents().await?.into_iter().map(|a| a.name).collect();
+        eprintln!("slotline: no agent `{}` (agents: {})", args.agent, names.join(", "));
+        return Ok(ExitCode::from(EXIT_INVALID));
+    };
+    let (master_key, _) = MasterKey::load(config.master_key.as_ref().map(|k| k.expose()), &config.data_dir)
+        .context("loading the master key")?;
+    let calendars = CalendarRegistry::new(store, Arc::new(master_key), Arc::new(SystemClock), &config.calcom);
+    let style = if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+        chat::Style::Terminal
+    } else {
+        chat::Style::Plain
+    };
+    let (conversation, interim) = chat::conversation(&config.dialog, &calendars, agent, caller);
+    let input = tokio::io::BufReader::new(tokio::io::stdin());
+    let outcome = chat::run(conversation, interim, input, &mut std::io::stdout(), style).await?;
+    tracing::info!(outcome = outcome.as_str(), "chat ended");
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(config: &Config) -> anyhow::Result<ExitCode> {

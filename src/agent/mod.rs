@@ -6,8 +6,10 @@
 //! - [`dialog`]: the [`dialog::DialogEngine`] trait, the per-conversation [`dialog::CallContext`], the
 //!   offline rules engine and the OpenAI-compatible LLM engine;
 //! - [`nlu`]: what the rules engine understands: intents, day and time expressions, choices, names, emails;
+//! - [`chat`]: `slotline chat`, the terminal conversation;
 //! - [`speak`]: how slots, dates and bookings are said aloud in the agent's time zone.
 
+pub mod chat;
 pub mod dialog;
 pub mod nlu;
 pub mod speak;

@@ -10,6 +10,7 @@ mod calcom;
 mod calcom_double;
 mod calendars;
 mod cli;
+mod dialogs;
 mod dialplan;
 mod metrics;
 mod secrets;
