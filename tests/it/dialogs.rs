@@ -196,7 +196,8 @@ async fn run(path: &Path) -> Result<String, String> {
         }
     };
     for e in &fixture.existing {
-        book_elsewhere(e.start, e.name.clone(), e.email.clone(), e.phone.clone()).await?;
+        let email = e.email.clone().or_else(|| e.phone.is_none().then(|| "someone@example.com".to_string()));
+        book_elsewhere(e.start, e.name.clone(), email, e.phone.clone()).await?;
     }
     let (mut conversation, mut interim) =
         chat::conversation(&config.dialog, &registry, agent.clone(), fixture.caller.clone());
@@ -317,7 +318,7 @@ async fn the_dialog_corpus_holds() {
                     println!("{transcript}");
                 }
             }
-            Err(report) => failures.push(report),
+            Err(report) => failures.push(format!("{}:\n{report}", path.display())),
         }
     }
     assert!(failures.is_empty(), "{} of {} dialogs failed:\n\n{}", failures.len(), paths.len(), failures.join("\n\n"));

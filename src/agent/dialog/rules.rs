@@ -525,11 +525,7 @@ impl RulesEngine {
             }
         }
         if matching.is_empty() {
-            let target = self.target_instant(wish);
-            let mut nearest = slots.clone();
-            nearest.sort_by_key(|s| (s.start - target).num_seconds().abs());
-            nearest.truncate(OFFER);
-            nearest.sort_by_key(|s| s.start);
+            let nearest = nearest(&slots, self.target_instant(wish));
             let missing = self.describe_wish(wish);
             let offered = nearest.clone();
             self.stage = Stage::Offering { purpose, offered: offered.clone(), rest: Vec::new() };
@@ -853,6 +849,19 @@ impl IntoReply for String {
     fn into_reply(self) -> Reply {
         Reply::say(self)
     }
+}
+
+/// The slots closest to `target` on both sides: the last one before it and the first ones after it
+/// ([`OFFER`] in all, more from one side when the other has none), soonest first.
+fn nearest(slots: &[Slot], target: DateTime<Utc>) -> Vec<Slot> {
+    let split = slots.partition_point(|s| s.start < target);
+    let (before, after) = slots.split_at(split);
+    let from_before = before.len().min(if after.is_empty() { OFFER } else { 1 });
+    let from_after = after.len().min(OFFER - from_before);
+    let from_before = before.len().min(OFFER - from_after);
+    let mut out: Vec<Slot> = before[before.len() - from_before..].to_vec();
+    out.extend_from_slice(&after[..from_after]);
+    out
 }
 
 fn split_offer(mut slots: Vec<Slot>) -> (Vec<Slot>, Vec<Slot>) {

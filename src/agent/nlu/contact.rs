@@ -25,7 +25,8 @@ pub fn email(u: &Utterance) -> Option<String> {
     })?;
     let mut local = Vec::new();
     for word in words[..at].iter().rev() {
-        if EMAIL_FILLER.contains(&word.as_str()) || word == "at" {
+        // Spelled letters ("m a r i a") are never filler, even "i" and "a".
+        if word == "at" || word.chars().count() > 1 && EMAIL_FILLER.contains(&word.as_str()) {
             break;
         }
         local.push(word.as_str());
@@ -208,6 +209,7 @@ mod tests {
         );
         assert_eq!(mail("a n n a two at example dot org"), Some("anna2@example.org".into()));
         assert_eq!(mail("sam at example.com"), Some("sam@example.com".into()));
+        assert_eq!(mail("m a r i a at example dot com"), Some("maria@example.com".into()));
         assert_eq!(mail("at two tomorrow"), None);
         assert_eq!(mail("my email is"), None);
     }
