@@ -11,6 +11,8 @@ mod calcom_double;
 mod calendars;
 mod cli;
 mod dialplan;
+mod llm;
+mod llm_double;
 mod metrics;
 mod secrets;
 mod sip;
