@@ -67,8 +67,12 @@ async fn given_demo_agent() -> Fixture {
     };
     store.insert_agent(&agent).await.expect("insert agent");
     let clock = Arc::new(FixedClock(now()));
-    let registry =
-        CalendarRegistry::new(store.clone(), Arc::new(MasterKey::from_bytes([9; 32])), clock.clone(), &Config::default().calcom);
+    let registry = CalendarRegistry::new(
+        store.clone(),
+        Arc::new(MasterKey::from_bytes([9; 32])),
+        clock.clone(),
+        &Config::default().calcom,
+    );
     let calendar = registry.calendar(&agent).expect("demo calendar");
     let timezone = TIMEZONE.parse().expect("zone");
     let call_id = format!("call-{}", Uuid::new_v4().simple());
@@ -101,10 +105,7 @@ fn llm_config(double: &LlmDouble) -> LlmConfig {
 /// The value of one Prometheus sample, e.g. `slotline_llm_failures_total{reason="timeout"}` (0 if absent).
 fn sample(series: &str) -> f64 {
     let rendered = slotline::metrics::install().render();
-    rendered
-        .lines()
-        .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
-        .unwrap_or(0.0)
+    rendered.lines().find_map(|line| line.strip_prefix(series).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0.0)
 }
 
 fn failures(reason: &str) -> f64 {
@@ -393,4 +394,22 @@ async fn a_model_that_never_stops_calling_tools_runs_out_of_rounds() {
     assert_eq!(ids, [&json!("call_1"), &json!("call_2")]);
     let time = tool_results(requests[3].messages()).pop().unwrap_or_default();
     assert!(time.contains("March 4th 2031") && time.contains(TIMEZONE), "{time}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_endpoint_falls_back() {
+    let fixture = given_demo_agent().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let double = LlmDouble::start(Vec::new()).await;
+    let config = LlmConfig { base_url: format!("http://127.0.0.1:{port}/v1"), ..llm_config(&double) };
+    let mut engine = LlmEngine::new(config, fixture.context.clone(), fixture.toolbox.clone());
+    let before = failures("transport");
+
+    let turn = engine.on_user_turn(UserTurn::text("Hi")).await;
+
+    assert_eq!(turn.say, FALLBACK);
+    assert_eq!(engine.last_failure().map(|f| f.reason()), Some("transport"));
+    assert_eq!(failures("transport") - before, 1.0);
 }

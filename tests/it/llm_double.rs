@@ -39,7 +39,8 @@ impl Reply {
 
     /// The assistant calls tools: `(id, name, arguments)`; the arguments are sent as a JSON string.
     pub fn tool_calls(calls: &[(&str, &str, Value)]) -> Self {
-        let raw: Vec<(&str, &str, String)> = calls.iter().map(|(id, name, args)| (*id, *name, args.to_string())).collect();
+        let raw: Vec<(&str, &str, String)> =
+            calls.iter().map(|(id, name, args)| (*id, *name, args.to_string())).collect();
         Self::raw_tool_calls(None, &raw.iter().map(|(i, n, a)| (*i, *n, a.as_str())).collect::<Vec<_>>())
     }
 
@@ -48,7 +49,9 @@ impl Reply {
     pub fn raw_tool_calls(content: Option<&str>, calls: &[(&str, &str, &str)]) -> Self {
         let calls: Vec<Value> = calls
             .iter()
-            .map(|(id, name, args)| json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}}))
+            .map(
+                |(id, name, args)| json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}}),
+            )
             .collect();
         Self::message(json!({"role": "assistant", "content": content, "tool_calls": calls}))
     }
@@ -165,11 +168,7 @@ async fn completions(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json
 
 /// The content of every `tool` message, oldest first.
 pub fn tool_results(messages: &[Value]) -> Vec<String> {
-    messages
-        .iter()
-        .filter(|m| m["role"] == "tool")
-        .filter_map(|m| m["content"].as_str().map(String::from))
-        .collect()
+    messages.iter().filter(|m| m["role"] == "tool").filter_map(|m| m["content"].as_str().map(String::from)).collect()
 }
 
 /// The content of the latest `user` message.

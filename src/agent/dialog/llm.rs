@@ -191,7 +191,9 @@ impl LlmEngine {
         let tz = self.context.timezone;
         let now = self.context.clock.now().with_timezone(&tz);
         let caller = match &self.context.caller {
-            Some(number) => format!("The caller's phone number is {number}; use it as attendee_phone unless they give another."),
+            Some(number) => {
+                format!("The caller's phone number is {number}; use it as attendee_phone unless they give another.")
+            }
             None => "The caller's phone number is unknown.".to_string(),
         };
         let text = format!(
@@ -239,9 +241,8 @@ impl LlmEngine {
             let bytes = response.bytes().await.map_err(|e| LlmError::Transport(e.without_url().to_string()))?;
             Ok::<_, LlmError>((status, bytes))
         };
-        let (status, bytes) = tokio::time::timeout(timeout, exchange)
-            .await
-            .map_err(|_| LlmError::Timeout(self.config.timeout_ms))??;
+        let (status, bytes) =
+            tokio::time::timeout(timeout, exchange).await.map_err(|_| LlmError::Timeout(self.config.timeout_ms))??;
         if !status.is_success() {
             let body: String = String::from_utf8_lossy(&bytes).chars().take(ERROR_BODY_CHARS).collect();
             return Err(LlmError::Status { status: status.as_u16(), body: self.redact(body) });
