@@ -12,6 +12,8 @@ mod calendars;
 mod cli;
 mod dialogs;
 mod dialplan;
+mod llm;
+mod llm_double;
 mod metrics;
 mod secrets;
 mod sip;

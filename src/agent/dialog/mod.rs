@@ -2,11 +2,13 @@
 //! say, the tool calls made, whether to hang up).
 //!
 //! - [`rules`]: the default engine — offline, deterministic slot filling;
-//! - [`llm`]: the OpenAI chat-completions tool-calling loop against any compatible endpoint.
+//! - [`llm`]: the OpenAI chat-completions tool-calling loop against any compatible endpoint (`dialog.llm.*`);
+//!   an unreachable or confused model makes the agent apologise and ask again, never drop the call.
 //!
 //! Both call the same [`Toolbox`]; [`Conversation`] wraps an engine for one call or chat and counts its
 //! outcome once when it ends.
 
+pub mod llm;
 pub mod rules;
 
 use std::sync::Arc;
@@ -99,7 +101,7 @@ pub trait DialogEngine: Send {
 pub fn engine(config: &DialogConfig, context: CallContext, toolbox: Arc<Toolbox>) -> Box<dyn DialogEngine> {
     match config.engine {
         DialogEngineKind::Rules => Box::new(rules::RulesEngine::new(context, toolbox)),
-        DialogEngineKind::Llm => Box::new(rules::RulesEngine::new(context, toolbox)),
+        DialogEngineKind::Llm => Box::new(llm::LlmEngine::new(config.llm.clone(), context, toolbox)),
     }
 }
 
