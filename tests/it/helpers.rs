@@ -279,6 +279,11 @@ impl TestApp {
         }
     }
 
+    /// The database URL (SQLite file or PostgreSQL database) this app uses.
+    pub fn database_url(&self) -> &str {
+        &self._db.url
+    }
+
     /// The data dir (recordings, key file).
     pub fn data_dir(&self) -> &Path {
         self._db.data_dir()

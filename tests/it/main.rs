@@ -9,6 +9,7 @@ mod api_records;
 mod calcom;
 mod calcom_double;
 mod calendars;
+mod chat;
 mod cli;
 mod dialogs;
 mod dialplan;

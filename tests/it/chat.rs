@@ -1,0 +1,87 @@
+//! `slotline chat` as an admin or a script uses it: the real binary, fed a conversation on stdin, books
+//! into the demo agent's calendar in the same database a running server reads.
+
+use std::io::Write as _;
+use std::process::Stdio;
+
+use crate::helpers::{command, spawn_app, Db};
+use crate::on_every_backend;
+
+async fn chat_books_a_demo_slot_that_the_api_lists(db: Db) {
+    let app = spawn_app(db).await;
+    let script =
+        "I'd like to schedule an appointment\nthe first one\nJane Doe\nj a n e at example dot com\nyes\nno thanks\n";
+    let mut child = command()
+        .current_dir(app.data_dir())
+        .env("SLOTLINE_DATA_DIR", app.data_dir())
+        .env("SLOTLINE_DATABASE__URL", app.database_url())
+        .args(["chat", "--agent", "Demo Agent", "--as", "+1 (555) 010-2000"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run slotline chat");
+    child.stdin.take().expect("stdin").write_all(script.as_bytes()).expect("write script");
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("chat ran");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("agent: Hello, thanks for calling"), "{stdout}");
+    assert!(lines.iter().any(|l| l.starts_with("# tool: list_available_slots(range_days=14) -> ok")), "{stdout}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("# tool: schedule_appointment(")
+            && l.contains("-> ok")
+            && l.contains("jane@example.com")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("agent: You're all set, Jane!"), "{stdout}");
+    assert_eq!(lines.last(), Some(&"# hangup"), "the goodbye ends the chat: {stdout}");
+
+    let (status, bookings) = app.get("/v1/bookings").await;
+    assert_eq!(status, 200, "{bookings}");
+    let items = bookings["bookings"].as_array().or_else(|| bookings.as_array()).expect("a list of bookings");
+    assert_eq!(items.len(), 1, "{bookings}");
+    let booking = &items[0];
+    assert_eq!(booking["attendee_name"], "Jane Doe");
+    assert_eq!(booking["attendee_email"], "jane@example.com");
+    assert_eq!(booking["attendee_phone"], "+15550102000", "--as is normalised to E.164");
+    assert_eq!(booking["status"], "confirmed");
+    assert_eq!(booking["calendar_kind"], "demo");
+    assert!(booking["source_call_id"].as_str().is_some_and(|id| id.starts_with("chat-")), "{booking}");
+    let spoken = stdout.lines().find(|l| l.starts_with("agent: You're all set")).unwrap_or_default().to_string();
+    let start: chrono::DateTime<chrono::Utc> = booking["start_at"].as_str().expect("start").parse().expect("instant");
+    let local = start.with_timezone(&chrono_tz::America::New_York);
+    let said = slotline::agent::speak::time(local.time());
+    assert!(
+        spoken.contains(&format!("at {said}")),
+        "the agent said the booked time ({said}) in the agent's zone: {spoken}"
+    );
+    app.stop().await;
+}
+
+async fn chat_names_unknown_agents_and_bad_numbers(db: Db) {
+    let app = spawn_app(db).await;
+    let run = |args: &[&str]| {
+        command()
+            .current_dir(app.data_dir())
+            .env("SLOTLINE_DATA_DIR", app.data_dir())
+            .env("SLOTLINE_DATABASE__URL", app.database_url())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run slotline chat")
+    };
+    let output = run(&["chat", "--agent", "Nobody"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no agent `Nobody`") && stderr.contains("Demo Agent"), "{stderr}");
+    let output = run(&["chat", "--agent", "Demo Agent", "--as", "call me maybe"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--as"));
+    let output = run(&["chat", "--agent", "Demo Agent"]);
+    assert!(output.status.success(), "end of input hangs up cleanly");
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("agent: Hello"));
+    app.stop().await;
+}
+
+on_every_backend!(chat_books_a_demo_slot_that_the_api_lists, chat_names_unknown_agents_and_bad_numbers);
