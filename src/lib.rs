@@ -9,6 +9,8 @@
 //! - [`dialplan`]: E.164 normalisation, number → agent routing, dialplan files;
 //! - [`calendar`]: the calendars agents book into;
 //! - [`sip`] / [`media`]: the SIP user agent server and RTP media of calls;
+//! - [`speech`]: the offline speech engines (WebRTC VAD, whisper.cpp speech to text, espeak-ng speech)
+//!   behind the `Vad`, `SpeechToText` and `TextToSpeech` traits;
 //! - [`api`]: the authenticated admin HTTP API (axum) and its OpenAPI document.
 
 pub mod api;
@@ -20,5 +22,6 @@ pub mod dialplan;
 pub mod media;
 pub mod metrics;
 pub mod sip;
+pub mod speech;
 pub mod storage;
 pub mod telemetry;
