@@ -67,6 +67,9 @@ impl Vad for WebRtcVad {
 /// How the endpointer decides where an utterance starts and ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EndpointSettings {
+    /// Frames at the start of a call in which no utterance starts: the WebRTC detector calls the first
+    /// ~100 ms of any line noise speech while it learns the noise floor.
+    pub warmup_frames: u32,
     /// Consecutive speech frames that start an utterance (filters out clicks).
     pub start_frames: u32,
     /// Consecutive non-speech frames that end one (pauses between words are shorter).
@@ -80,9 +83,11 @@ pub struct EndpointSettings {
 }
 
 impl Default for EndpointSettings {
-    /// 60 ms of speech to start, 600 ms of silence to end, 200 ms before and 100 ms after, 15 s at most.
+    /// 200 ms of warm-up, 60 ms of speech to start, 600 ms of silence to end, 200 ms before and 100 ms
+    /// after, 15 s at most.
     fn default() -> Self {
         Self {
+            warmup_frames: 10,
             start_frames: 3,
             end_frames: 30,
             pre_roll_frames: 10,
@@ -123,6 +128,14 @@ impl Utterance {
     }
 }
 
+/// Energy ratio (30 dB) below the loudest frame at which trailing frames are no longer speech.
+const END_TRIM_RATIO: f64 = 1000.0;
+
+/// Mean square of a frame.
+fn energy(frame: &[i16]) -> f64 {
+    frame.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / frame.len().max(1) as f64
+}
+
 enum State {
     Silence { voiced: u32 },
     Speech { start: u64, last_voiced_end: u64, silent: u32, frames: u32 },
@@ -161,7 +174,8 @@ impl<V: Vad> Endpointer<V> {
                 while self.pre_roll.len() > keep {
                     self.pre_roll.pop_front();
                 }
-                *voiced = if speech { *voiced + 1 } else { 0 };
+                let warming_up = frame_start < u64::from(self.settings.warmup_frames) * FRAME as u64;
+                *voiced = if speech && !warming_up { *voiced + 1 } else { 0 };
                 if *voiced < self.settings.start_frames.max(1) {
                     return Ok(None);
                 }
@@ -190,7 +204,8 @@ impl<V: Vad> Endpointer<V> {
                 if *silent < self.settings.end_frames && *frames < self.settings.max_frames {
                     return Ok(None);
                 }
-                let (start, end) = (*start, *last_voiced_end);
+                let (start, last_voiced_end) = (*start, *last_voiced_end);
+                let end = self.trimmed_end(start, last_voiced_end);
                 // The collected audio ends at `position`; keep `tail` after the last speech frame.
                 let after_end = (self.position - end) as usize;
                 let tail = (self.settings.tail_frames as usize * FRAME).min(after_end);
@@ -203,6 +218,22 @@ impl<V: Vad> Endpointer<V> {
             }
         };
         Ok(event)
+    }
+
+    /// WebRTC's detector holds "speech" for about 100 ms after speech stops (its hangover, longer after
+    /// long bursts); the end moves back over trailing frames 30 dB below the utterance's loudest frame.
+    fn trimmed_end(&self, start: u64, end: u64) -> u64 {
+        let first = self.position - self.samples.len() as u64;
+        let frame_at = |at: u64| {
+            let i = (at - first) as usize;
+            energy(&self.samples[i..i + FRAME])
+        };
+        let loudest = (start..end).step_by(FRAME).map(frame_at).fold(0.0, f64::max);
+        let mut end = end;
+        while end > start + FRAME as u64 && frame_at(end - FRAME as u64) * END_TRIM_RATIO < loudest {
+            end -= FRAME as u64;
+        }
+        end
     }
 
     /// Forgets the current utterance and what the detector learnt (after the agent's turn, a new call).
@@ -266,6 +297,12 @@ impl EndpointerThread {
     pub fn push(&self, frame: Frame) -> bool {
         self.frames.try_send(frame).is_ok()
     }
+
+    /// Queues a frame, waiting while the queue is full (audio from a file rather than a live call);
+    /// `false` if the thread is gone.
+    pub async fn send(&self, frame: Frame) -> bool {
+        self.frames.send(frame).await.is_ok()
+    }
 }
 
 #[cfg(test)]
@@ -297,8 +334,14 @@ mod tests {
         events
     }
 
-    const SETTINGS: EndpointSettings =
-        EndpointSettings { start_frames: 2, end_frames: 3, pre_roll_frames: 2, tail_frames: 1, max_frames: 100 };
+    const SETTINGS: EndpointSettings = EndpointSettings {
+        warmup_frames: 0,
+        start_frames: 2,
+        end_frames: 3,
+        pre_roll_frames: 2,
+        tail_frames: 1,
+        max_frames: 100,
+    };
 
     #[test]
     fn a_click_is_not_speech_and_a_pause_is_not_the_end() {
@@ -311,6 +354,32 @@ mod tests {
         // Pre-roll (frames 3, 4), the start run (5, 6), … the last speech frame (11), the tail (12).
         let firsts: Vec<i16> = utterance.samples.chunks(FRAME).map(|c| c[0]).collect();
         assert_eq!(firsts, (3..=12).collect::<Vec<i16>>());
+    }
+
+    #[test]
+    fn nothing_starts_while_the_detector_warms_up() {
+        let settings = EndpointSettings { warmup_frames: 3, ..SETTINGS };
+        assert_eq!(run("###.......", settings), []);
+        // Speech that runs past the warm-up starts right after it; the pre-roll keeps its onset.
+        let events = run("#####.....", settings);
+        assert_eq!(events[0], Endpoint::Started { at: 3 * FRAME as u64 });
+        let Endpoint::Ended(utterance) = &events[1] else { panic!("{events:?}") };
+        assert_eq!(utterance.samples[0], 1, "two frames of pre-roll before the start");
+    }
+
+    #[test]
+    fn the_detector_hangover_is_trimmed_from_the_end() {
+        // The detector says speech for frames 2..8, but 6 and 7 are 60 dB quieter: its hangover.
+        let decisions = (0..14).map(|i| (2..8).contains(&i)).collect();
+        let mut endpointer = Endpointer::new(Scripted(decisions, 0), SETTINGS);
+        let mut events = Vec::new();
+        for i in 0..14 {
+            let level = if (2..6).contains(&i) { 1000 } else { 1 };
+            events.extend(endpointer.push(&[level; FRAME]).expect("frame"));
+        }
+        let Some(Endpoint::Ended(utterance)) = events.pop() else { panic!("{events:?}") };
+        assert_eq!((utterance.start, utterance.end), (2 * FRAME as u64, 6 * FRAME as u64));
+        assert_eq!(utterance.samples.len(), 7 * FRAME, "pre-roll 0–1, speech 2–5, tail 6");
     }
 
     #[test]
