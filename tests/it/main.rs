@@ -1,5 +1,5 @@
 //! Integration tests: the real server on port 0, the real binary, SQLite and PostgreSQL (127.0.0.1:5432),
-//! real sockets and real peers (promtool).
+//! real sockets and real peers (promtool, sipp, espeak-ng), and the real speech model.
 
 mod helpers;
 
@@ -18,4 +18,5 @@ mod llm_double;
 mod metrics;
 mod secrets;
 mod sip;
+mod speech;
 mod store;

@@ -1,0 +1,5 @@
+//! Speech-to-text engines behind [`super::SpeechToText`].
+//!
+//! - [`whisper`]: whisper.cpp with OpenAI's English tiny model, offline, on a bounded worker pool.
+
+pub mod whisper;

@@ -1,0 +1,168 @@
+//! The offline speech engines on real audio: espeak-ng speaks a caller's request, the audio crosses
+//! G.711 as on a call, whisper.cpp transcribes it; the WebRTC VAD finds speech inside line noise; STT
+//! decodes off the async runtime, one utterance at a time.
+//!
+//! The model comes from `scripts/setup.sh --test` (`data/models/ggml-tiny.en.bin`, or
+//! `IT_WHISPER_MODEL`); espeak-ng from the Debian package the same script installs.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use slotline::config::Config;
+use slotline::media::g711;
+use slotline::media::session::{Frame, FRAME};
+use slotline::sip::sdp::Codec;
+use slotline::speech::stt::whisper::{WhisperOptions, WhisperStt};
+use slotline::speech::tts::espeak::EspeakTts;
+use slotline::speech::vad::{Endpoint, EndpointSettings, EndpointerThread};
+use slotline::speech::{self, Missing, SpeechError, SpeechToText, TextToSpeech};
+
+fn model_path() -> PathBuf {
+    let path = std::env::var_os("IT_WHISPER_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/models/ggml-tiny.en.bin"));
+    assert!(path.is_file(), "{} is missing: run scripts/setup.sh --test", path.display());
+    path
+}
+
+/// The caller: espeak-ng's male US variant speaking slowly and clearly (its robotic default voice at
+/// full speed costs whisper tiny words it gets right from people).
+fn espeak() -> EspeakTts {
+    EspeakTts::new("en-us+m3", 130).expect("espeak-ng is installed by scripts/setup.sh")
+}
+
+/// Encodes and decodes 20 ms frames as the RTP path of a call does.
+fn through_g711(codec: Codec, samples: &[i16]) -> Vec<i16> {
+    let mut out = Vec::with_capacity(samples.len());
+    let (mut wire, mut decoded) = ([0u8; FRAME], [0i16; FRAME]);
+    for chunk in samples.chunks(FRAME) {
+        let n = g711::encode(codec, chunk, &mut wire);
+        let n = g711::decode(codec, &wire[..n], &mut decoded);
+        out.extend_from_slice(&decoded[..n]);
+    }
+    out
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.to_lowercase().split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_string).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoken_booking_request_through_g711_is_transcribed() {
+    let stt = WhisperStt::load(&model_path(), WhisperOptions::default()).await.expect("model loads");
+    let caller = espeak().synthesize("I would like to book an appointment tomorrow at two.").await.expect("speaks");
+    assert!(caller.len() > 8000, "espeak-ng spoke {} samples", caller.len());
+    for codec in [Codec::Pcmu, Codec::Pcma] {
+        let heard = through_g711(codec, &caller);
+        let transcript = stt.transcribe(&heard).await.expect("transcribes");
+        let words = words(&transcript.text);
+        for expected in ["appointment", "tomorrow"] {
+            assert!(
+                words.iter().any(|w| w.starts_with(expected)),
+                "{codec:?}: no `{expected}` in {:?}",
+                transcript.text
+            );
+        }
+        assert!(words.iter().any(|w| w == "two" || w == "2"), "{codec:?}: no `two` in {:?}", transcript.text);
+        assert_eq!(transcript.audio, speech::duration_of(heard.len()));
+        assert!(transcript.decode > Duration::ZERO);
+    }
+    // Nothing said, nothing heard.
+    assert_eq!(stt.transcribe(&[]).await.expect("empty").text, "");
+}
+
+/// Low-level line noise (about −50 dBFS), the same every run.
+fn line_noise(n: usize, seed: &mut u32) -> impl Iterator<Item = i16> + '_ {
+    (0..n).map(move |_| {
+        *seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        ((*seed >> 16) as i16 % 200) - 100
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_vad_finds_where_speech_starts_and_ends_inside_silence() {
+    let speech = espeak().synthesize("Yes, tomorrow at two works for me.").await.expect("speaks");
+    let loud = |s: &i16| s.unsigned_abs() > 600;
+    let first = speech.iter().position(loud).expect("speech is audible");
+    let last = speech.iter().rposition(loud).expect("speech is audible");
+    let (lead, trail) = (8000 + 480, 12000); // 1.06 s before, 1.5 s after
+    let mut seed = 7;
+    let mut line: Vec<i16> = line_noise(lead, &mut seed).collect();
+    line.extend(speech.iter().zip(line_noise(speech.len(), &mut seed)).map(|(s, n)| s.saturating_add(n)));
+    line.extend(line_noise(trail, &mut seed));
+    let heard = through_g711(Codec::Pcmu, &line);
+    let (truth_start, truth_end) = ((lead + first) as i64, (lead + last + 1) as i64);
+
+    let mut endpointer = EndpointerThread::spawn(2, EndpointSettings::default()).expect("vad");
+    for chunk in heard.chunks_exact(FRAME) {
+        let mut frame: Frame = [0; FRAME];
+        frame.copy_from_slice(chunk);
+        assert!(endpointer.send(frame).await, "the VAD thread is running");
+    }
+    let events = &mut endpointer.events;
+    let Some(Endpoint::Started { at }) = next_event(events).await else { panic!("no start") };
+    let Some(Endpoint::Ended(utterance)) = next_event(events).await else { panic!("no end") };
+    let ms = |samples: i64| samples / 8;
+    assert!(
+        ms((at as i64 - truth_start).abs()) <= 100,
+        "start at {} ms, speech at {} ms",
+        ms(at as i64),
+        ms(truth_start)
+    );
+    assert_eq!(utterance.start, at);
+    assert!(
+        ms((utterance.end as i64 - truth_end).abs()) <= 100,
+        "end at {} ms, speech until {} ms",
+        ms(utterance.end as i64),
+        ms(truth_end)
+    );
+    // The utterance holds the speech, with a little before and after.
+    assert!(utterance.samples.len() as i64 >= truth_end - truth_start);
+    assert!(utterance.samples.len() < speech.len() + 8000);
+}
+
+async fn next_event(events: &mut tokio::sync::mpsc::Receiver<Endpoint>) -> Option<Endpoint> {
+    tokio::time::timeout(Duration::from_secs(5), events.recv()).await.expect("an event in time")
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn transcription_waits_for_the_one_worker_and_never_stalls_the_runtime() {
+    let stt = WhisperStt::load(&model_path(), WhisperOptions::default()).await.expect("model loads");
+    let utterance = through_g711(Codec::Pcmu, &espeak().synthesize("Friday morning please.").await.expect("speaks"));
+    // A 10 ms ticker on the same single-threaded runtime keeps ticking while two decodes run.
+    let ticker = tokio::spawn(async {
+        let (mut interval, mut last, mut worst) =
+            (tokio::time::interval(Duration::from_millis(10)), Instant::now(), Duration::ZERO);
+        for _ in 0..60 {
+            interval.tick().await;
+            worst = worst.max(last.elapsed());
+            last = Instant::now();
+        }
+        worst
+    });
+    let (a, b) = tokio::join!(stt.transcribe(&utterance), stt.transcribe(&utterance));
+    let (a, b) = (a.expect("first"), b.expect("second"));
+    assert_eq!(a.text, b.text, "greedy decoding is deterministic");
+    let (first, second) = if a.queued < b.queued { (a, b) } else { (b, a) };
+    assert!(second.queued >= first.decode / 2, "the second waited {:?} for a {:?} decode", second.queued, first.decode);
+    let worst = ticker.await.expect("ticker");
+    assert!(worst < Duration::from_millis(100), "the runtime stalled for {worst:?}");
+}
+
+#[test]
+fn the_startup_check_says_what_is_missing_and_how_to_get_it() {
+    let mut config = Config::default();
+    config.speech.model_path = Some(PathBuf::from("/nonexistent/models/ggml-tiny.en.bin"));
+    let Err(SpeechError::Missing(missing)) = speech::check(&config) else { panic!("the model is missing") };
+    assert_eq!(missing, [Missing::Model { path: PathBuf::from("/nonexistent/models/ggml-tiny.en.bin") }]);
+    let message = SpeechError::Missing(missing).to_string();
+    assert!(
+        message.contains("/nonexistent/models/ggml-tiny.en.bin") && message.contains("scripts/setup.sh"),
+        "{message}"
+    );
+    let program = Missing::Program { program: "espeak-ng", package: "espeak-ng" }.to_string();
+    assert!(program.contains("Debian package `espeak-ng`"), "{program}");
+
+    config.speech.model_path = Some(model_path());
+    speech::check(&config).expect("model and espeak-ng are installed");
+}
