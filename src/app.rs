@@ -19,6 +19,8 @@ use uuid::Uuid;
 
 use std::time::Duration;
 
+use crate::agent::calls::AgentCalls;
+use crate::agent::session::{Voice, VoiceSettings};
 use crate::api::{self, AppState};
 use crate::calendar::{CalendarKind, CalendarRegistry, Clock, SystemClock};
 use crate::config::{Config, DemoConfig};
@@ -26,8 +28,11 @@ use crate::dialplan::e164;
 use crate::media::ports::PortPool;
 use crate::media::session::MediaSettings;
 use crate::sip::admission::{Credentials, Trunk};
-use crate::sip::server::{SipServer, SipSettings};
+use crate::sip::server::{CallHandler, SipServer, SipSettings};
 use crate::sip::transaction::Timing;
+use crate::speech::stt::whisper::{WhisperOptions, WhisperStt};
+use crate::speech::tts::espeak::EspeakTts;
+use crate::speech::vad::EndpointSettings;
 use crate::storage::crypto::{KeySource, MasterKey, KEY_FILE};
 use crate::storage::{self, AgentRecord, CalendarConfig, Store, StoreError};
 
@@ -77,7 +82,16 @@ impl Application {
         let calendars = Arc::new(CalendarRegistry::new(store.clone(), master_key.clone(), clock, &config.calcom));
         let shutdown = CancellationToken::new();
         let settings = sip_settings(config, &master_key)?;
-        let (sip, sip_task) = SipServer::start(settings, store.clone(), shutdown.clone())
+        let handler: Option<Arc<dyn CallHandler>> = if config.voice.enabled {
+            Some(Arc::new(agent_calls(config, store.clone(), calendars.clone()).await?))
+        } else {
+            tracing::warn!("voice.enabled is false: answered calls hear the greeting chime only");
+            None
+        };
+        if config.voice.transcripts && config.voice.transcript_retention_days > 0 {
+            spawn_transcript_retention(store.clone(), config.voice.transcript_retention_days, shutdown.clone());
+        }
+        let (sip, sip_task) = SipServer::start(settings, store.clone(), handler, shutdown.clone())
             .await
             .with_context(|| format!("binding sip.addr {}", config.sip.addr))?;
         let state = AppState { store, master_key, calendars };
@@ -127,6 +141,57 @@ impl Application {
         tracing::info!("slotline stopped");
         Ok(())
     }
+}
+
+/// The voice pipeline of calls: checks the speech engines are installed (the error says what is missing),
+/// loads the model once, and pre-synthesises every agent's greeting and the fixed prompts.
+async fn agent_calls(
+    config: &Config,
+    store: Arc<dyn Store>,
+    calendars: Arc<CalendarRegistry>,
+) -> anyhow::Result<AgentCalls> {
+    crate::speech::check(config).map_err(|e| {
+        anyhow::anyhow!("{e}. (Set voice.enabled = false to answer calls with the greeting chime only.)")
+    })?;
+    let options = WhisperOptions { workers: config.speech.stt_workers, ..WhisperOptions::default() };
+    let stt = WhisperStt::load(&config.speech_model_path(), options).await.context("loading the speech model")?;
+    let tts = EspeakTts::new(&config.speech.tts_voice, config.speech.tts_rate).context("starting espeak-ng")?;
+    let endpoint = EndpointSettings {
+        end_frames: config.voice.end_silence_ms / 20,
+        start_frames: config.voice.start_speech_ms / 20,
+        ..EndpointSettings::default()
+    };
+    let settings = VoiceSettings {
+        vad_aggressiveness: config.speech.vad_aggressiveness,
+        endpoint,
+        no_input: Duration::from_millis(config.voice.no_input_ms),
+        barge_in: config.voice.barge_in,
+    };
+    let voice = Arc::new(Voice::new(Arc::new(stt), Arc::new(tts), settings));
+    let mut prompts: Vec<String> = store.list_agents().await?.into_iter().map(|a| a.greeting).collect();
+    prompts.extend(crate::agent::dialog::rules::FIXED_PROMPTS.iter().map(|p| p.to_string()));
+    let warm = voice.clone();
+    tokio::spawn(async move { warm.prepare(&prompts).await });
+    Ok(AgentCalls::new(store, calendars, config.dialog.clone(), voice, config.voice.transcripts))
+}
+
+/// Deletes transcript lines older than `days` every hour.
+fn spawn_transcript_retention(store: Arc<dyn Store>, days: u32, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = every.tick() => {}
+            }
+            let before = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
+            match store.purge_transcripts(before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(lines = n, days, "purged old transcript lines"),
+                Err(e) => tracing::warn!(error = %e, "cannot purge old transcripts"),
+            }
+        }
+    });
 }
 
 /// SIP and media settings from the configuration.

@@ -49,6 +49,28 @@ pub struct Config {
     pub dialog: DialogConfig,
     /// The offline speech engines.
     pub speech: SpeechConfig,
+    /// The voice pipeline of calls: turn-taking and transcripts.
+    pub voice: VoiceConfig,
+}
+
+/// `voice.*` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoiceConfig {
+    /// Answered calls talk with their agent (speech in, speech out); `false` plays the greeting chime.
+    pub enabled: bool,
+    /// Silence (ms) that ends the caller's turn.
+    pub end_silence_ms: u32,
+    /// Speech (ms) that starts a caller turn (and a barge-in).
+    pub start_speech_ms: u32,
+    /// Silence (ms) after the agent finished before the caller is prompted again.
+    pub no_input_ms: u64,
+    /// Stop the agent's audio when the caller speaks over it.
+    pub barge_in: bool,
+    /// Keep a transcript of both sides of every call.
+    pub transcripts: bool,
+    /// Days transcripts are kept (0 keeps them forever).
+    pub transcript_retention_days: u32,
 }
 
 /// `dialog.*` settings.
@@ -281,6 +303,15 @@ impl Default for Config {
                     temperature: 0.2,
                 },
             },
+            voice: VoiceConfig {
+                enabled: true,
+                end_silence_ms: 600,
+                start_speech_ms: 60,
+                no_input_ms: 7000,
+                barge_in: true,
+                transcripts: true,
+                transcript_retention_days: 30,
+            },
             speech: SpeechConfig {
                 model_path: None,
                 stt_workers: 1,
@@ -421,6 +452,15 @@ impl Config {
         }
         if !(1..=10_000).contains(&self.calcom.requests_per_minute) {
             return Err(ConfigError::new("calcom.requests_per_minute", "must be between 1 and 10000"));
+        }
+        if !(200..=3000).contains(&self.voice.end_silence_ms) || self.voice.end_silence_ms % 20 != 0 {
+            return Err(ConfigError::new("voice.end_silence_ms", "must be a multiple of 20 between 200 and 3000"));
+        }
+        if !(20..=500).contains(&self.voice.start_speech_ms) || self.voice.start_speech_ms % 20 != 0 {
+            return Err(ConfigError::new("voice.start_speech_ms", "must be a multiple of 20 between 20 and 500"));
+        }
+        if !(1000..=60_000).contains(&self.voice.no_input_ms) {
+            return Err(ConfigError::new("voice.no_input_ms", "must be between 1000 and 60000"));
         }
         let llm = &self.dialog.llm;
         if !(llm.base_url.starts_with("http://") || llm.base_url.starts_with("https://")) {

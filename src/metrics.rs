@@ -72,6 +72,15 @@ pub const CONVERSATIONS_TOTAL: &str = "slotline_conversations_total";
 /// Dialog turns that failed to reach the LLM endpoint and fell back, by `reason`.
 pub const LLM_FAILURES_TOTAL: &str = "slotline_llm_failures_total";
 
+/// Voice turn latency by `part` (`endpointing`, `stt`, `dialog`, `tts_first_audio`, `total`).
+pub const TURN_LATENCY_SECONDS: &str = "slotline_turn_latency_seconds";
+/// Times a caller spoke (or pressed a key) over the agent and the agent stopped.
+pub const BARGE_INS_TOTAL: &str = "slotline_barge_ins_total";
+/// Silent turns after the no-input timeout.
+pub const NO_INPUT_TIMEOUTS_TOTAL: &str = "slotline_no_input_timeouts_total";
+/// Speech engine failures by `engine` (`stt`, `tts`, `webrtc-vad`).
+pub const SPEECH_ERRORS_TOTAL: &str = "slotline_speech_errors_total";
+
 /// Counts a received SIP request.
 pub fn sip_request(method: &str) {
     metrics::counter!(SIP_REQUESTS_TOTAL, "method" => sip_method_label(method)).increment(1);
@@ -188,6 +197,35 @@ pub fn llm_failure(reason: &'static str) {
     metrics::counter!(LLM_FAILURES_TOTAL, "reason" => reason).increment(1);
 }
 
+/// Records the parts of one voice turn.
+pub fn turn_latency(timing: &crate::agent::session::TurnTiming) {
+    let parts = [
+        ("endpointing", timing.endpointing),
+        ("stt", timing.stt),
+        ("dialog", timing.dialog),
+        ("tts_first_audio", timing.tts_first_audio),
+        ("total", timing.total()),
+    ];
+    for (part, elapsed) in parts {
+        metrics::histogram!(TURN_LATENCY_SECONDS, "part" => part).record(elapsed.as_secs_f64());
+    }
+}
+
+/// Counts a barge-in.
+pub fn barge_in() {
+    metrics::counter!(BARGE_INS_TOTAL).increment(1);
+}
+
+/// Counts a no-input timeout.
+pub fn no_input() {
+    metrics::counter!(NO_INPUT_TIMEOUTS_TOTAL).increment(1);
+}
+
+/// Counts a speech engine failure.
+pub fn speech_error(engine: &'static str) {
+    metrics::counter!(SPEECH_ERRORS_TOTAL, "engine" => engine).increment(1);
+}
+
 /// Latency buckets (seconds) for request-style histograms: 1 ms to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
@@ -253,6 +291,14 @@ fn describe() {
     describe_histogram!(TOOL_CALL_DURATION_SECONDS, Unit::Seconds, "Dialog tool call latency by tool.");
     describe_counter!(CONVERSATIONS_TOTAL, "Finished conversations (calls and chats) by engine and outcome.");
     describe_counter!(LLM_FAILURES_TOTAL, "LLM dialog turns that fell back to the apology sentence, by reason.");
+    describe_histogram!(
+        TURN_LATENCY_SECONDS,
+        Unit::Seconds,
+        "Voice turn latency from the caller's last voiced audio to the agent's first audio, by part."
+    );
+    describe_counter!(BARGE_INS_TOTAL, "Times the caller spoke or pressed a key over the agent.");
+    describe_counter!(NO_INPUT_TIMEOUTS_TOTAL, "Silent caller turns after the no-input timeout.");
+    describe_counter!(SPEECH_ERRORS_TOTAL, "Speech engine failures by engine.");
     describe_counter!(API_AUTH_FAILURES_TOTAL, "Admin API requests refused by authentication, by reason.");
 }
 

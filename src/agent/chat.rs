@@ -6,15 +6,13 @@
 //! can script it. An empty line is silence; `#dtmf 1` sends key presses; end of input hangs up.
 
 use std::io::Write;
-use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt as _};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::dialog::{self, AgentTurn, CallContext, Conversation, UserTurn};
-use super::tools::{Outcome, ToolContext, Toolbox};
+use super::dialog::{self, AgentTurn, Conversation, UserTurn};
+use super::tools::Outcome;
 use crate::calendar::CalendarRegistry;
 use crate::config::DialogConfig;
 use crate::storage::AgentRecord;
@@ -35,24 +33,7 @@ pub fn conversation(
     agent: AgentRecord,
     caller: Option<String>,
 ) -> (Conversation, mpsc::UnboundedReceiver<String>) {
-    let timezone = agent.timezone.parse().unwrap_or(chrono_tz::UTC);
-    let clock = calendars.clock();
-    let call_id = format!("chat-{}", Uuid::new_v4());
-    let tool_context = ToolContext {
-        call_id: call_id.clone(),
-        agent_name: agent.name.clone(),
-        timezone,
-        caller: caller.clone(),
-        clock: clock.clone(),
-    };
-    let (interim, interim_rx) = mpsc::unbounded_channel();
-    let toolbox = Arc::new(
-        Toolbox::new(tool_context, calendars.calendar(&agent))
-            .with_interim(interim, Duration::from_millis(dialog.interim_after_ms)),
-    );
-    let context = CallContext { call_id, agent, timezone, caller, clock };
-    let engine = dialog::engine(dialog, context, toolbox.clone());
-    (Conversation::new(engine, toolbox), interim_rx)
+    dialog::start(dialog, calendars, agent, caller, format!("chat-{}", Uuid::new_v4()))
 }
 
 /// Runs the conversation over `input` and `output` until the agent hangs up or the input ends.

@@ -6,11 +6,15 @@
 //! - [`dialog`]: the [`dialog::DialogEngine`] trait, the per-conversation [`dialog::CallContext`], the
 //!   offline rules engine and the OpenAI-compatible LLM engine;
 //! - [`nlu`]: what the rules engine understands: intents, day and time expressions, choices, names, emails;
+//! - [`calls`]: answered SIP calls meet their agent (the SIP core's call handler);
 //! - [`chat`]: `slotline chat`, the terminal conversation;
+//! - [`session`]: one call's voice loop (endpointing, STT, the dialog, sentence-by-sentence TTS, barge-in);
 //! - [`speak`]: how slots, dates and bookings are said aloud in the agent's time zone.
 
+pub mod calls;
 pub mod chat;
 pub mod dialog;
 pub mod nlu;
+pub mod session;
 pub mod speak;
 pub mod tools;

@@ -109,6 +109,8 @@ pub struct MediaEndpoint {
 enum Control {
     Update(Negotiated),
     Play,
+    /// An agent pipeline speaks: no greeting.
+    Pipeline,
 }
 
 /// A running media session.
@@ -159,7 +161,11 @@ impl MediaSession {
 
     /// Hands the call's audio to an agent pipeline (the greeting then stays silent).
     pub fn take_endpoint(&mut self) -> Option<MediaEndpoint> {
-        self.endpoint.take()
+        let endpoint = self.endpoint.take();
+        if endpoint.is_some() {
+            let _ = self.control.send(Control::Pipeline);
+        }
+        endpoint
     }
 
     /// Applies a re-INVITE (hold, unhold, new address).
@@ -308,6 +314,7 @@ impl Worker {
                         last_rx = Instant::now();
                     }
                     Control::Play => playing = true,
+                    Control::Pipeline => greeting_at = self.settings.greeting.len(),
                 },
                 received = self.ports.rtp.recv_from(&mut inbound) => {
                     let Ok((len, from)) = received else { continue };

@@ -25,7 +25,7 @@ use super::sdp;
 use super::transaction::{Action, InviteServer, NonInviteClient, NonInviteServer, Timer, Timing, TwoXxRetransmitter};
 use super::transport::{response_target, Inbound, Peer, Transports};
 use crate::dialplan::e164;
-use crate::media::session::{MediaEvent, MediaSession, MediaSettings};
+use crate::media::session::{MediaEndpoint, MediaEvent, MediaSession, MediaSettings};
 use crate::metrics;
 use crate::storage::{self, CallRecord, Store};
 
@@ -106,6 +106,22 @@ struct Call {
     started: Instant,
 }
 
+/// An answered call, handed to whoever talks with the caller (the agent pipeline).
+pub struct AnsweredCall {
+    /// The `calls` row as it was recorded at the answer.
+    pub record: CallRecord,
+    /// The call's audio and DTMF in, audio out.
+    pub endpoint: MediaEndpoint,
+    /// Where to ask for the end of the call ([`MediaEvent::Hangup`]).
+    pub events: mpsc::Sender<MediaEvent>,
+}
+
+/// Takes the media of answered calls. Without one, calls hear the greeting (and can be recorded).
+pub trait CallHandler: Send + Sync {
+    /// A call was answered; `call.endpoint` is its media from now on.
+    fn answered(&self, call: AnsweredCall);
+}
+
 /// The running SIP server; dropping it does not stop it (use the shutdown token).
 pub struct SipServer {
     local: SocketAddr,
@@ -116,6 +132,7 @@ impl SipServer {
     pub async fn start(
         settings: SipSettings,
         store: Arc<dyn Store>,
+        handler: Option<Arc<dyn CallHandler>>,
         shutdown: CancellationToken,
     ) -> std::io::Result<(Self, tokio::task::JoinHandle<()>)> {
         let transport_stop = CancellationToken::new();
@@ -126,6 +143,7 @@ impl SipServer {
             via_host: format!("{}:{}", settings.public_host, local.port()),
             settings,
             store,
+            handler,
             transports,
             events_tx,
             invites: HashMap::new(),
@@ -148,6 +166,7 @@ impl SipServer {
 struct Core {
     settings: SipSettings,
     store: Arc<dyn Store>,
+    handler: Option<Arc<dyn CallHandler>>,
     transports: Transports,
     events_tx: mpsc::Sender<Event>,
     via_host: String,
@@ -489,7 +508,7 @@ impl Core {
             end_reason: None,
             sip_status: Some(200),
         };
-        let media = MediaSession::start(&self.settings.media, &negotiated, &record, self.media_events(&call_id))
+        let mut media = MediaSession::start(&self.settings.media, &negotiated, &record, self.media_events(&call_id))
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "no RTP port for the call");
@@ -514,6 +533,15 @@ impl Core {
             drop(invite);
         }
         tracing::info!(call_id = %call_id, agent_id = %agent_id, dialed = %dialed, caller = %record.caller, transport = peer.transport.as_str(), "call answered");
+        if let Some(handler) = &self.handler {
+            if let Some(endpoint) = media.take_endpoint() {
+                handler.answered(AnsweredCall {
+                    record: record.clone(),
+                    endpoint,
+                    events: self.media_events(&call_id),
+                });
+            }
+        }
         self.calls.insert(
             call_id,
             Call {

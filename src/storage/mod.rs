@@ -257,6 +257,21 @@ pub struct CallRecord {
     pub sip_status: Option<i32>,
 }
 
+/// One line of a call's transcript.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct TranscriptLine {
+    /// The `calls` row.
+    pub call_id: Uuid,
+    /// Order within the call, from 0.
+    pub seq: i64,
+    /// `caller` or `agent`.
+    pub speaker: String,
+    /// What was said (the caller's side as transcribed).
+    pub text: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
 /// Filters of the list endpoints.
 #[derive(Debug, Clone, Default)]
 pub struct RecordFilter {
@@ -377,6 +392,14 @@ pub trait Store: Send + Sync + 'static {
     async fn update_call(&self, call: &CallRecord) -> Result<(), StoreError>;
     /// Calls matching the filter, newest first.
     async fn list_calls(&self, filter: &RecordFilter) -> Result<Vec<CallRecord>, StoreError>;
+    /// One call.
+    async fn get_call(&self, id: Uuid) -> Result<Option<CallRecord>, StoreError>;
+    /// Appends a transcript line.
+    async fn insert_transcript_line(&self, line: &TranscriptLine) -> Result<(), StoreError>;
+    /// A call's transcript in order.
+    async fn list_transcript(&self, call_id: Uuid) -> Result<Vec<TranscriptLine>, StoreError>;
+    /// Deletes transcript lines older than `before`; returns how many.
+    async fn purge_transcripts(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
 /// Opens the database named by `url` (`sqlite:` or `postgres://`), creating a SQLite file when missing.

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -11,7 +12,7 @@ use super::sql::{rules_json, shared_store};
 use super::{
     map_unique, parse_kind, parse_scope, parse_uuid, AgentDeletion, AgentRecord, ApiTokenRecord, Backend,
     BookingRecord, BusyRange, CalendarConfig, CallRecord, NumberPrefixRecord, PhoneNumberRecord, RecordFilter,
-    SealedSecret, Store, StoreError,
+    SealedSecret, Store, StoreError, TranscriptLine,
 };
 
 /// [`Store`] on a PostgreSQL database.

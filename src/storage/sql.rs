@@ -579,6 +579,53 @@ macro_rules! shared_store {
                 Ok(())
             }
 
+            async fn get_call(&self, id: Uuid) -> Result<Option<CallRecord>, StoreError> {
+                sqlx::query("SELECT * FROM calls WHERE id = $1")
+                    .bind(id.to_string())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(Self::call_from_row)
+                    .transpose()
+            }
+
+            async fn insert_transcript_line(&self, line: &TranscriptLine) -> Result<(), StoreError> {
+                sqlx::query("INSERT INTO transcript_lines (call_id, seq, speaker, text, at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(line.call_id.to_string())
+                    .bind(line.seq)
+                    .bind(&line.speaker)
+                    .bind(&line.text)
+                    .bind(line.at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| map_unique(e, "transcript line"))?;
+                Ok(())
+            }
+
+            async fn list_transcript(&self, call_id: Uuid) -> Result<Vec<TranscriptLine>, StoreError> {
+                use sqlx::Row as _;
+                sqlx::query("SELECT * FROM transcript_lines WHERE call_id = $1 ORDER BY seq")
+                    .bind(call_id.to_string())
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|row| {
+                        Ok(TranscriptLine {
+                            call_id: parse_uuid("transcript_lines.call_id", row.try_get("call_id")?)?,
+                            seq: row.try_get("seq")?,
+                            speaker: row.try_get("speaker")?,
+                            text: row.try_get("text")?,
+                            at: row.try_get("at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn purge_transcripts(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+                let done = sqlx::query("DELETE FROM transcript_lines WHERE at < $1").bind(before).execute(&self.pool).await?;
+                Ok(done.rows_affected())
+            }
+
             async fn list_calls(&self, filter: &RecordFilter) -> Result<Vec<CallRecord>, StoreError> {
                 sqlx::query(
                     "SELECT * FROM calls WHERE ($1 IS NULL OR agent_id = $1) \

@@ -4,6 +4,7 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::SqlitePool;
 use uuid::Uuid;
@@ -12,7 +13,7 @@ use super::sql::{rules_json, shared_store};
 use super::{
     map_unique, parse_kind, parse_scope, parse_uuid, AgentDeletion, AgentRecord, ApiTokenRecord, Backend,
     BookingRecord, BusyRange, CalendarConfig, CallRecord, NumberPrefixRecord, PhoneNumberRecord, RecordFilter,
-    SealedSecret, Store, StoreError,
+    SealedSecret, Store, StoreError, TranscriptLine,
 };
 
 /// [`Store`] on a SQLite file.

@@ -125,6 +125,8 @@ pub fn test_config(db: &TestDb) -> Config {
     config.metrics.addr = "127.0.0.1:0".parse().expect("addr");
     config.sip.addr = "127.0.0.1:0".parse().expect("addr");
     config.sip.drain_timeout_secs = 1;
+    // Calls hear the greeting chime unless a test turns the voice pipeline on (see `voice_config`).
+    config.voice.enabled = false;
     config
 }
 

@@ -16,8 +16,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono_tz::Tz;
 
-use super::tools::{Outcome, ToolCallRecord, Toolbox};
-use crate::calendar::Clock;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::tools::{Outcome, ToolCallRecord, ToolContext, Toolbox};
+use crate::calendar::{CalendarRegistry, Clock};
 use crate::config::{DialogConfig, DialogEngineKind};
 use crate::metrics;
 use crate::storage::AgentRecord;
@@ -103,6 +107,34 @@ pub fn engine(config: &DialogConfig, context: CallContext, toolbox: Arc<Toolbox>
         DialogEngineKind::Rules => Box::new(rules::RulesEngine::new(context, toolbox)),
         DialogEngineKind::Llm => Box::new(llm::LlmEngine::new(config.llm.clone(), context, toolbox)),
     }
+}
+
+/// Starts the conversation `call_id` of `agent` with `caller`: its toolbox over the agent's calendar and the
+/// configured engine. The receiver gets the interim sentences said while slow tools run.
+pub fn start(
+    config: &DialogConfig,
+    calendars: &CalendarRegistry,
+    agent: AgentRecord,
+    caller: Option<String>,
+    call_id: String,
+) -> (Conversation, mpsc::UnboundedReceiver<String>) {
+    let timezone = agent.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let clock = calendars.clock();
+    let tool_context = ToolContext {
+        call_id: call_id.clone(),
+        agent_name: agent.name.clone(),
+        timezone,
+        caller: caller.clone(),
+        clock: clock.clone(),
+    };
+    let (interim, interim_rx) = mpsc::unbounded_channel();
+    let toolbox = Arc::new(
+        Toolbox::new(tool_context, calendars.calendar(&agent))
+            .with_interim(interim, Duration::from_millis(config.interim_after_ms)),
+    );
+    let context = CallContext { call_id, agent, timezone, caller, clock };
+    let engine = engine(config, context, toolbox.clone());
+    (Conversation::new(engine, toolbox), interim_rx)
 }
 
 /// One conversation: an engine, its toolbox, and the outcome counted once when it ends.

@@ -32,6 +32,22 @@ const MENU: &str = "I can book, cancel or reschedule an appointment. What would 
 const NO_HUMAN: &str = "I'm sorry, I can't transfer you to a person from this line, but I can book, cancel or \
                         reschedule an appointment for you.";
 
+/// Sentences the engine says often, worth synthesising before the first call.
+pub const FIXED_PROMPTS: &[&str] = &[
+    GOODBYE,
+    ANYTHING_ELSE,
+    MENU,
+    NO_HUMAN,
+    "May I have your full name, please?",
+    "What email address should I send the confirmation to? Or I can use the number you're calling from.",
+    "Are you still there?",
+    "Sorry, I didn't catch that.",
+    "Would one of those work for you?",
+    "Shall I book it?",
+    "Say yes, or press 1 to confirm.",
+    crate::agent::tools::CHECKING_SLOTS,
+];
+
 /// What a booking in progress is for (one per conversation: its size does not matter).
 #[derive(Debug, Clone)]
 #[allow(clippy::large_enum_variant)]

@@ -1,0 +1,102 @@
+//! Answered SIP calls meet their agent: [`AgentCalls`] is the SIP core's [`CallHandler`]. For each call it
+//! loads the agent the dialed number routed to, starts the conversation (its id is the `calls` row's id,
+//! so bookings point back at the call) and runs the voice [`session`] on the call's media. Transcripts go
+//! to the `transcript_lines` table when `voice.transcripts` is on.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::dialog;
+use super::session::{self, TranscriptSink, Voice};
+use crate::calendar::CalendarRegistry;
+use crate::config::DialogConfig;
+use crate::dialplan::e164;
+use crate::media::session::MediaEvent;
+use crate::sip::server::{AnsweredCall, CallHandler};
+use crate::storage::{self, Store, TranscriptLine};
+
+/// Runs the agent pipeline on answered calls.
+pub struct AgentCalls {
+    store: Arc<dyn Store>,
+    calendars: Arc<CalendarRegistry>,
+    dialog: DialogConfig,
+    voice: Arc<Voice>,
+    transcripts: bool,
+}
+
+impl AgentCalls {
+    /// A handler over the shared calendars and speech engines.
+    pub fn new(
+        store: Arc<dyn Store>,
+        calendars: Arc<CalendarRegistry>,
+        dialog: DialogConfig,
+        voice: Arc<Voice>,
+        transcripts: bool,
+    ) -> Self {
+        Self { store, calendars, dialog, voice, transcripts }
+    }
+}
+
+impl CallHandler for AgentCalls {
+    fn answered(&self, call: AnsweredCall) {
+        let (store, calendars, dialog, voice) =
+            (self.store.clone(), self.calendars.clone(), self.dialog.clone(), self.voice.clone());
+        let transcripts = self.transcripts;
+        tokio::spawn(async move {
+            let AnsweredCall { record, endpoint, events } = call;
+            let agent = match record.agent_id {
+                Some(id) => store.get_agent(id).await,
+                None => Ok(None),
+            };
+            let agent = match agent {
+                Ok(Some(agent)) => agent,
+                Ok(None) => {
+                    tracing::warn!(call_id = %record.sip_call_id, "the call's agent is gone; hanging up");
+                    let _ = events.send(MediaEvent::Hangup("no_agent")).await;
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, call_id = %record.sip_call_id, "cannot load the call's agent");
+                    let _ = events.send(MediaEvent::Hangup("storage_error")).await;
+                    return;
+                }
+            };
+            let caller = e164::normalize(&record.caller).ok().map(|n| n.as_str().to_string());
+            let (conversation, interim) = dialog::start(&dialog, &calendars, agent, caller, record.id.to_string());
+            let sink: Option<Arc<dyn TranscriptSink>> = transcripts.then(|| {
+                Arc::new(StoredTranscript { store: store.clone(), call_id: record.id, seq: AtomicI64::new(0) }) as _
+            });
+            let report = session::run(voice, conversation, interim, endpoint, events, sink).await;
+            tracing::info!(call_id = %record.sip_call_id, turns = report.turns.len(), barge_ins = report.barge_ins,
+                no_inputs = report.no_inputs, outcome = report.outcome.map(|o| o.as_str()),
+                agent_hung_up = report.agent_hung_up, "voice session ended");
+        });
+    }
+}
+
+/// Writes transcript lines to the database, in order, without holding up the call.
+struct StoredTranscript {
+    store: Arc<dyn Store>,
+    call_id: Uuid,
+    seq: AtomicI64,
+}
+
+impl TranscriptSink for StoredTranscript {
+    fn line(&self, speaker: &'static str, text: &str) {
+        let line = TranscriptLine {
+            call_id: self.call_id,
+            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            speaker: speaker.to_string(),
+            text: text.to_string(),
+            at: storage::now(),
+        };
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.insert_transcript_line(&line).await {
+                tracing::warn!(error = %e, call_id = %line.call_id, "cannot store a transcript line");
+            }
+        });
+    }
+}

@@ -1,0 +1,458 @@
+//! One call's voice loop: the caller's audio in, the agent's speech out, the dialog engine in between.
+//!
+//! ```text
+//! MediaEndpoint.input ─► endpointer (VAD thread) ─► utterance ─► turn worker: STT → Conversation::turn
+//!        │ DTMF ───────────────────────────────────────────────►┘                 │ reply
+//! MediaEndpoint.output ◄─ speaker task: sentence by sentence TTS (fixed prompts cached) ◄┘
+//! ```
+//!
+//! - **Endpointing**: an utterance ends after `voice.end_silence_ms` of silence (the endpointer also
+//!   trims the VAD's hangover), so the caller's turn goes to STT as soon as it is over.
+//! - **Barge-in**: when the caller starts speaking while the agent talks, the sink is flushed at once
+//!   (the queued audio is dropped) and the agent listens; DTMF interrupts the same way.
+//! - **No input**: `voice.no_input_ms` after the agent stopped talking without a word or key, the engine
+//!   gets a silent turn (it re-prompts, and gives up after three).
+//! - **Slow calendar**: the toolbox's interim sentence ("Let me check available slots for you.") is
+//!   spoken while the tool call runs.
+//! - **Sentence by sentence**: the first sentence of a reply is synthesised and queued before the rest,
+//!   so the caller hears it while the rest is synthesised.
+//! - **Hang-up**: after a reply that ends the call has been played, the session asks the SIP core for a
+//!   BYE (`agent_bye`).
+//!
+//! Every turn's latency is measured in parts (endpointing wait, STT, dialog, TTS to first audio) and
+//! exported; transcripts of both sides are handed to a [`TranscriptSink`].
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::dialog::{AgentTurn, Conversation, UserTurn};
+use super::tools::Outcome;
+use crate::media::session::{AudioSink, Frame, MediaEndpoint, MediaEvent, MediaInput, FRAME};
+use crate::metrics;
+use crate::speech::vad::{Endpoint, EndpointSettings, EndpointerThread};
+use crate::speech::{duration_of, tts, SpeechError, SpeechToText, TextToSpeech, RATE};
+
+/// Sentences whose audio is kept once synthesised (greetings and fixed prompts repeat on every call).
+const PROMPT_CACHE_ENTRIES: usize = 512;
+/// After the goodbye has been played, wait this long (the last packets' way to the caller) before BYE.
+const HANGUP_GRACE: Duration = Duration::from_millis(300);
+/// Feed silence to the endpointer when the caller's RTP stops for this long (silence suppression).
+const AUDIO_GAP: Duration = Duration::from_millis(60);
+
+/// Voice settings shared by all calls.
+#[derive(Debug, Clone)]
+pub struct VoiceSettings {
+    /// WebRTC VAD aggressiveness (0–3).
+    pub vad_aggressiveness: u8,
+    /// Where utterances start and end.
+    pub endpoint: EndpointSettings,
+    /// Silence after the agent stopped talking before the engine gets a silent turn.
+    pub no_input: Duration,
+    /// Stop the agent's audio when the caller speaks over it.
+    pub barge_in: bool,
+}
+
+/// The speech engines every call shares, and the cache of synthesised prompts.
+pub struct Voice {
+    stt: Arc<dyn SpeechToText>,
+    tts: Arc<dyn TextToSpeech>,
+    settings: VoiceSettings,
+    prompts: Mutex<HashMap<String, Arc<Vec<i16>>>>,
+}
+
+impl Voice {
+    /// Voice over these engines.
+    pub fn new(stt: Arc<dyn SpeechToText>, tts: Arc<dyn TextToSpeech>, settings: VoiceSettings) -> Self {
+        Self { stt, tts, settings, prompts: Mutex::new(HashMap::new()) }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &VoiceSettings {
+        &self.settings
+    }
+
+    /// The audio of one sentence, from the cache when it was said before.
+    pub async fn sentence(&self, text: &str) -> Result<Arc<Vec<i16>>, SpeechError> {
+        if let Some(pcm) = self.cached(text) {
+            return Ok(pcm);
+        }
+        let pcm = Arc::new(self.tts.synthesize(text).await?);
+        let mut prompts = self.prompts.lock().unwrap_or_else(|e| e.into_inner());
+        if prompts.len() < PROMPT_CACHE_ENTRIES {
+            prompts.insert(text.to_string(), pcm.clone());
+        }
+        Ok(pcm)
+    }
+
+    fn cached(&self, text: &str) -> Option<Arc<Vec<i16>>> {
+        self.prompts.lock().unwrap_or_else(|e| e.into_inner()).get(text).cloned()
+    }
+
+    /// Synthesises `texts` ahead of the first call (greetings, re-prompts), sentence by sentence.
+    pub async fn prepare(&self, texts: &[String]) {
+        for text in texts {
+            for sentence in tts::sentences(text) {
+                if let Err(e) = self.sentence(sentence).await {
+                    tracing::warn!(error = %e, "cannot pre-synthesise a prompt");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Who said what in a call, for the per-call transcript.
+pub trait TranscriptSink: Send + Sync {
+    /// One line: `speaker` is `caller` or `agent`.
+    fn line(&self, speaker: &'static str, text: &str);
+}
+
+/// Latency of one turn, from the caller's last voiced sample to the agent's first audio.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TurnTiming {
+    /// Silence the endpointer waited for before it ended the utterance.
+    pub endpointing: Duration,
+    /// Waiting for a decoder plus decoding.
+    pub stt: Duration,
+    /// The dialog engine and its tool calls.
+    pub dialog: Duration,
+    /// Synthesis of the first sentence until it was queued.
+    pub tts_first_audio: Duration,
+}
+
+impl TurnTiming {
+    /// The whole gap.
+    pub fn total(&self) -> Duration {
+        self.endpointing + self.stt + self.dialog + self.tts_first_audio
+    }
+}
+
+/// What a call's session did.
+#[derive(Debug, Clone, Default)]
+pub struct SessionReport {
+    /// Caller turns answered.
+    pub turns: Vec<TurnTiming>,
+    /// Times the caller spoke over the agent.
+    pub barge_ins: u32,
+    /// Silent turns after the no-input timeout.
+    pub no_inputs: u32,
+    /// What the conversation achieved.
+    pub outcome: Option<Outcome>,
+    /// The agent hung up (rather than the caller).
+    pub agent_hung_up: bool,
+}
+
+/// A caller turn for the worker.
+struct TurnRequest {
+    utterance: Option<Vec<i16>>,
+    dtmf: String,
+    endpointing: Duration,
+}
+
+/// The worker's answer.
+struct TurnDone {
+    heard: String,
+    reply: AgentTurn,
+    timing: TurnTiming,
+}
+
+/// Runs the call until the caller hangs up (the endpoint's input closes) or the agent ends it.
+pub async fn run(
+    voice: Arc<Voice>,
+    mut conversation: Conversation,
+    mut interim: mpsc::UnboundedReceiver<String>,
+    endpoint: MediaEndpoint,
+    events: mpsc::Sender<MediaEvent>,
+    transcript: Option<Arc<dyn TranscriptSink>>,
+) -> SessionReport {
+    let MediaEndpoint { mut input, output } = endpoint;
+    let settings = voice.settings.clone();
+    let mut report = SessionReport::default();
+    let mut endpointer = match EndpointerThread::spawn(settings.vad_aggressiveness, settings.endpoint) {
+        Ok(endpointer) => endpointer,
+        Err(e) => {
+            tracing::error!(error = %e, "no VAD for the call; hanging up");
+            metrics::speech_error("webrtc-vad");
+            let _ = events.send(MediaEvent::Hangup("speech_error")).await;
+            return report;
+        }
+    };
+    let note = |speaker: &'static str, text: &str| {
+        if let Some(sink) = &transcript {
+            if !text.trim().is_empty() {
+                sink.line(speaker, text);
+            }
+        }
+    };
+
+    let greeting = conversation.greet().await;
+    note("agent", &greeting.say);
+    let mut speaker = Speaker::new(voice.clone(), output);
+    speaker.say(greeting.say.clone(), None);
+
+    // The turn worker owns the conversation, so the loop keeps listening while STT and tools run.
+    let (turns_tx, mut turns_rx) = mpsc::channel::<(TurnRequest, oneshot::Sender<TurnDone>)>(4);
+    let stt = voice.stt.clone();
+    let worker = tokio::spawn(async move {
+        while let Some((request, done)) = turns_rx.recv().await {
+            let mut timing = TurnTiming { endpointing: request.endpointing, ..TurnTiming::default() };
+            let heard = match request.utterance {
+                Some(samples) => match stt.transcribe(&samples).await {
+                    Ok(transcript) => {
+                        timing.stt = transcript.queued + transcript.decode;
+                        transcript.text
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "speech to text failed");
+                        metrics::speech_error("stt");
+                        String::new()
+                    }
+                },
+                None => String::new(),
+            };
+            let started = Instant::now();
+            let reply = conversation.turn(UserTurn { text: heard.clone(), dtmf: request.dtmf }).await;
+            timing.dialog = started.elapsed();
+            if done.send(TurnDone { heard, reply, timing }).is_err() {
+                break;
+            }
+        }
+        conversation.finish()
+    });
+
+    let mut pending: VecDeque<TurnRequest> = VecDeque::new();
+    let mut waiting: Option<oneshot::Receiver<TurnDone>> = None;
+    let mut hangup_after_speech = false;
+    let mut pushed: u64 = 0;
+    let mut last_audio = Instant::now();
+    let mut in_utterance = false;
+    let mut gap = tokio::time::interval(Duration::from_millis(20));
+    gap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let silence: Frame = [0; FRAME];
+
+    loop {
+        let idle_since = speaker.idle_since();
+        let no_input_at = idle_since.map(|t| t + settings.no_input);
+        let listening = waiting.is_none() && pending.is_empty() && !in_utterance && !hangup_after_speech;
+        tokio::select! {
+            received = input.recv() => match received {
+                None => break,
+                Some(MediaInput::Audio(frame)) => {
+                    last_audio = Instant::now();
+                    pushed += FRAME as u64;
+                    endpointer.push(frame);
+                }
+                Some(MediaInput::Dtmf(key)) => {
+                    if speaker.is_speaking() {
+                        speaker.interrupt();
+                        report.barge_ins += 1;
+                        metrics::barge_in();
+                    }
+                    note("caller", &format!("[DTMF {key}]"));
+                    pending.push_back(TurnRequest { utterance: None, dtmf: key.to_string(), endpointing: Duration::ZERO });
+                }
+            },
+            Some(event) = endpointer.events.recv() => match event {
+                Endpoint::Started { .. } => {
+                    in_utterance = true;
+                    if settings.barge_in && speaker.is_speaking() && !hangup_after_speech {
+                        speaker.interrupt();
+                        report.barge_ins += 1;
+                        metrics::barge_in();
+                        tracing::debug!("barge-in: the caller spoke over the agent");
+                    }
+                }
+                Endpoint::Ended(utterance) => {
+                    in_utterance = false;
+                    let endpointing = duration_of(pushed.saturating_sub(utterance.end) as usize);
+                    pending.push_back(TurnRequest { utterance: Some(utterance.samples), dtmf: String::new(), endpointing });
+                }
+            },
+            Some(done) = next_done(&mut waiting), if waiting.is_some() => {
+                waiting = None;
+                note("caller", &done.heard);
+                note("agent", &done.reply.say);
+                let mut timing = done.timing;
+                if done.reply.end_call {
+                    hangup_after_speech = true;
+                }
+                let first_audio = speaker.say(done.reply.say.clone(), Some(Instant::now()));
+                if let Ok(Some(first)) = first_audio.await {
+                    timing.tts_first_audio = first;
+                }
+                metrics::turn_latency(&timing);
+                report.turns.push(timing);
+                tracing::info!(heard = %done.heard, say = %done.reply.say,
+                    endpointing_ms = timing.endpointing.as_millis() as u64, stt_ms = timing.stt.as_millis() as u64,
+                    dialog_ms = timing.dialog.as_millis() as u64, tts_ms = timing.tts_first_audio.as_millis() as u64,
+                    "turn");
+            }
+            Some(sentence) = interim.recv() => {
+                note("agent", &sentence);
+                speaker.say(sentence, None);
+            }
+            () = sleep_until(no_input_at), if listening && no_input_at.is_some() => {
+                report.no_inputs += 1;
+                metrics::no_input();
+                pending.push_back(TurnRequest { utterance: None, dtmf: String::new(), endpointing: Duration::ZERO });
+                speaker.mark_busy();
+            }
+            _ = gap.tick() => {
+                // The caller's RTP stopped (silence suppression, or a lost stream): the endpointer still
+                // needs frames to notice the end of an utterance.
+                if last_audio.elapsed() >= AUDIO_GAP {
+                    pushed += FRAME as u64;
+                    endpointer.push(silence);
+                }
+                if hangup_after_speech && speaker.is_done() && speaker.until().elapsed() >= HANGUP_GRACE {
+                    report.agent_hung_up = true;
+                    let _ = events.send(MediaEvent::Hangup("agent_bye")).await;
+                    break;
+                }
+            }
+        }
+        if waiting.is_none() && !hangup_after_speech {
+            if let Some(request) = pending.pop_front() {
+                let (done_tx, done_rx) = oneshot::channel();
+                if turns_tx.send((request, done_tx)).await.is_err() {
+                    break;
+                }
+                waiting = Some(done_rx);
+                speaker.mark_busy();
+            }
+        }
+    }
+    speaker.stop();
+    drop(turns_tx);
+    report.outcome = worker.await.ok();
+    report
+}
+
+/// The worker's answer to the turn in flight (never resolves without one).
+async fn next_done(waiting: &mut Option<oneshot::Receiver<TurnDone>>) -> Option<TurnDone> {
+    match waiting.as_mut() {
+        Some(rx) => rx.await.ok(),
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Plays replies: one task per reply, sentence by sentence, cancellable (barge-in).
+struct Speaker {
+    voice: Arc<Voice>,
+    sink: AudioSink,
+    current: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
+    /// When the queued audio will have been played.
+    until: Arc<Mutex<Instant>>,
+    /// A turn is being worked on: not idle even though nothing plays.
+    busy: bool,
+}
+
+impl Speaker {
+    fn new(voice: Arc<Voice>, sink: AudioSink) -> Self {
+        Self { voice, sink, current: None, until: Arc::new(Mutex::new(Instant::now())), busy: false }
+    }
+
+    fn until(&self) -> Instant {
+        *self.until.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn synthesising(&self) -> bool {
+        self.current.as_ref().is_some_and(|(_, task)| !task.is_finished())
+    }
+
+    /// Audio is playing or being prepared.
+    fn is_speaking(&self) -> bool {
+        self.synthesising() || Instant::now() < self.until()
+    }
+
+    /// Everything said has been played.
+    fn is_done(&self) -> bool {
+        !self.is_speaking()
+    }
+
+    /// Since when nothing has been playing and no turn is in the works (for the no-input timer).
+    fn idle_since(&self) -> Option<Instant> {
+        (!self.busy && !self.synthesising()).then(|| self.until())
+    }
+
+    fn mark_busy(&mut self) {
+        self.busy = true;
+    }
+
+    /// Says `text` after what is already queued; resolves to the time until its first audio was queued
+    /// (measured from `asked`).
+    fn say(&mut self, text: String, asked: Option<Instant>) -> oneshot::Receiver<Option<Duration>> {
+        self.busy = false;
+        let (first_tx, first_rx) = oneshot::channel();
+        let previous = self.current.take();
+        let stop = CancellationToken::new();
+        let (voice, sink, until, token) = (self.voice.clone(), self.sink.clone(), self.until.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            if let Some((_, previous)) = previous {
+                let _ = previous.await;
+            }
+            let mut first_tx = Some(first_tx);
+            for sentence in tts::sentences(&text) {
+                let pcm = tokio::select! {
+                    _ = token.cancelled() => return,
+                    pcm = voice.sentence(sentence) => pcm,
+                };
+                let pcm = match pcm {
+                    Ok(pcm) => pcm,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "text to speech failed");
+                        metrics::speech_error("tts");
+                        continue;
+                    }
+                };
+                {
+                    let mut until = until.lock().unwrap_or_else(|e| e.into_inner());
+                    *until = (*until).max(Instant::now()) + duration_of(pcm.len());
+                }
+                if let Some(tx) = first_tx.take() {
+                    let _ = tx.send(asked.map(|a| a.elapsed()));
+                }
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    () = sink.play(&pcm) => {}
+                }
+            }
+            if let Some(tx) = first_tx.take() {
+                let _ = tx.send(None);
+            }
+        });
+        self.current = Some((stop, task));
+        first_rx
+    }
+
+    /// Barge-in: drops what is queued and what is being prepared.
+    fn interrupt(&mut self) {
+        if let Some((stop, _)) = self.current.take() {
+            stop.cancel();
+        }
+        self.sink.flush();
+        *self.until.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    fn stop(&mut self) {
+        if let Some((stop, _)) = self.current.take() {
+            stop.cancel();
+        }
+    }
+}
+
+/// Seconds of audio in `samples` at the telephone rate.
+pub fn seconds(samples: usize) -> f64 {
+    samples as f64 / f64::from(RATE)
+}
