@@ -187,25 +187,29 @@ impl Shared {
             .collect();
         let positions = audio_ctx.positions(audio.len());
 
-        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-        params.set_n_threads(i32::from(self.options.threads));
-        params.set_language(Some("en"));
-        params.set_translate(false);
-        params.set_no_context(true);
-        params.set_single_segment(true);
-        params.set_no_timestamps(true);
-        // Greedy at temperature 0 without whisper.cpp's fallback to warmer re-decodes: on a short turn
-        // that loops, each retry costs a full decode and the retries loop too.
-        params.set_temperature(0.0);
-        params.set_temperature_inc(0.0);
-        // People say at most ~4 tokens a second: more is a repetition loop, and the cap bounds its cost.
-        params.set_max_tokens(max_tokens(audio.len()));
-        params.set_suppress_blank(true);
-        params.set_audio_ctx(positions as i32);
-        params.set_print_special(false);
-        params.set_print_progress(false);
-        params.set_print_realtime(false);
-        params.set_print_timestamps(false);
+        let budget = max_tokens(audio.len());
+        let params = |positions: u32| {
+            let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+            params.set_n_threads(i32::from(self.options.threads));
+            params.set_language(Some("en"));
+            params.set_translate(false);
+            params.set_no_context(true);
+            params.set_single_segment(true);
+            params.set_no_timestamps(true);
+            // Greedy at temperature 0 without whisper.cpp's fallback to warmer re-decodes: on a short
+            // turn that loops, each retry costs a full decode and the retries loop too.
+            params.set_temperature(0.0);
+            params.set_temperature_inc(0.0);
+            // People say at most ~4 tokens a second: more is a repetition loop; the cap bounds its cost.
+            params.set_max_tokens(budget);
+            params.set_suppress_blank(true);
+            params.set_audio_ctx(positions as i32);
+            params.set_print_special(false);
+            params.set_print_progress(false);
+            params.set_print_realtime(false);
+            params.set_print_timestamps(false);
+            params
+        };
 
         let engine_error = |what: &str, e: whisper_rs::WhisperError| SpeechError::Engine {
             engine: "whisper",
@@ -217,15 +221,26 @@ impl Shared {
             // A worker that panicked took its state with it.
             None => self.context.create_state().map_err(|e| engine_error("no decoder state", e))?,
         };
-        let result = state.full(params, &audio).map_err(|e| engine_error("decoding", e)).map(|()| {
-            let mut text = String::new();
+        let mut run = |positions: u32| {
+            state.full(params(positions), &audio).map_err(|e| engine_error("decoding", e))?;
+            let (mut text, mut tokens) = (String::new(), 0);
             for segment in state.as_iter() {
+                tokens += segment.n_tokens();
                 if let Ok(words) = segment.to_str_lossy() {
                     text.push_str(&words);
                 }
             }
-            text.trim().to_string()
-        });
+            Ok::<_, SpeechError>((text.trim().to_string(), tokens))
+        };
+        // A cut window occasionally sends tiny.en into a loop (it runs into the token budget); the full
+        // 30 s window, which the model was trained on, then decodes the turn once more.
+        let result = match run(positions) {
+            Ok((_, tokens)) if tokens >= budget && positions < FULL_AUDIO_CTX => {
+                tracing::debug!(positions, tokens, "whisper looped with a scaled window; decoding with the full one");
+                run(FULL_AUDIO_CTX).map(|(text, _)| text)
+            }
+            other => other.map(|(text, _)| text),
+        };
         if let Ok(mut states) = self.states.lock() {
             states.push(state);
         }
