@@ -6,8 +6,8 @@
 //! pool with one of `workers` preallocated whisper states. With one worker (the default), calls take
 //! turns and the runtime keeps both cores for SIP and media.
 //!
-//! Decoding is tuned for short telephone turns: one thread, greedy, one segment, no timestamps, no
-//! temperature fallback, English. Whisper's encoder normally looks at 30 s (1500 positions of 20 ms);
+//! Decoding is tuned for short telephone turns: one thread, greedy, one segment, no timestamps,
+//! English, a token budget proportional to the audio. Whisper's encoder normally looks at 30 s (1500 positions of 20 ms);
 //! [`AudioContext::Scaled`] gives it only the utterance plus a margin, which makes short turns several
 //! times cheaper.
 
@@ -31,17 +31,23 @@ const SAMPLES_PER_POSITION: usize = 320;
 /// Positions added to the utterance's own length: the model was trained on 30 s windows and
 /// hallucinates or drops the last word when the context is cut right at the speech.
 const AUDIO_CTX_MARGIN: u32 = 64;
-/// Fewest positions a scaled context gets (about 2.6 s).
-const MIN_AUDIO_CTX: u32 = 128;
+/// Fewest positions a scaled context gets (5.12 s): below that, tiny.en falls into repetition loops
+/// on turns that end near the end of the window.
+const MIN_AUDIO_CTX: u32 = 256;
 /// Utterances shorter than this (16 kHz samples, 1 s) are padded with silence.
 const MIN_SAMPLES: usize = WHISPER_RATE as usize;
+
+/// Tokens one utterance of `samples` (16 kHz) may produce: 8 a second plus 16.
+fn max_tokens(samples: usize) -> i32 {
+    i32::try_from(samples / (WHISPER_RATE as usize / 8)).unwrap_or(i32::MAX / 2).saturating_add(16)
+}
 
 /// How much audio the encoder attends to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AudioContext {
     /// Whisper's own 30 s window, whatever the utterance's length.
     Full,
-    /// The utterance's length plus a margin (at least 128 positions).
+    /// The utterance's length plus a margin (at least 256 positions).
     Scaled,
     /// A fixed number of 20 ms positions (1–1500).
     Fixed(u32),
@@ -181,21 +187,29 @@ impl Shared {
             .collect();
         let positions = audio_ctx.positions(audio.len());
 
-        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-        params.set_n_threads(i32::from(self.options.threads));
-        params.set_language(Some("en"));
-        params.set_translate(false);
-        params.set_no_context(true);
-        params.set_single_segment(true);
-        params.set_no_timestamps(true);
-        params.set_temperature(0.0);
-        params.set_temperature_inc(0.0);
-        params.set_suppress_blank(true);
-        params.set_audio_ctx(positions as i32);
-        params.set_print_special(false);
-        params.set_print_progress(false);
-        params.set_print_realtime(false);
-        params.set_print_timestamps(false);
+        let budget = max_tokens(audio.len());
+        let params = |positions: u32| {
+            let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+            params.set_n_threads(i32::from(self.options.threads));
+            params.set_language(Some("en"));
+            params.set_translate(false);
+            params.set_no_context(true);
+            params.set_single_segment(true);
+            params.set_no_timestamps(true);
+            // Greedy at temperature 0 without whisper.cpp's fallback to warmer re-decodes: on a short
+            // turn that loops, each retry costs a full decode and the retries loop too.
+            params.set_temperature(0.0);
+            params.set_temperature_inc(0.0);
+            // People say at most ~4 tokens a second: more is a repetition loop; the cap bounds its cost.
+            params.set_max_tokens(budget);
+            params.set_suppress_blank(true);
+            params.set_audio_ctx(positions as i32);
+            params.set_print_special(false);
+            params.set_print_progress(false);
+            params.set_print_realtime(false);
+            params.set_print_timestamps(false);
+            params
+        };
 
         let engine_error = |what: &str, e: whisper_rs::WhisperError| SpeechError::Engine {
             engine: "whisper",
@@ -207,15 +221,26 @@ impl Shared {
             // A worker that panicked took its state with it.
             None => self.context.create_state().map_err(|e| engine_error("no decoder state", e))?,
         };
-        let result = state.full(params, &audio).map_err(|e| engine_error("decoding", e)).map(|()| {
-            let mut text = String::new();
+        let mut run = |positions: u32| {
+            state.full(params(positions), &audio).map_err(|e| engine_error("decoding", e))?;
+            let (mut text, mut tokens) = (String::new(), 0);
             for segment in state.as_iter() {
+                tokens += segment.n_tokens();
                 if let Ok(words) = segment.to_str_lossy() {
                     text.push_str(&words);
                 }
             }
-            text.trim().to_string()
-        });
+            Ok::<_, SpeechError>((text.trim().to_string(), tokens))
+        };
+        // A cut window occasionally sends tiny.en into a loop (it runs into the token budget); the full
+        // 30 s window, which the model was trained on, then decodes the turn once more.
+        let result = match run(positions) {
+            Ok((_, tokens)) if tokens >= budget && positions < FULL_AUDIO_CTX => {
+                tracing::debug!(positions, tokens, "whisper looped with a scaled window; decoding with the full one");
+                run(FULL_AUDIO_CTX).map(|(text, _)| text)
+            }
+            other => other.map(|(text, _)| text),
+        };
         if let Ok(mut states) = self.states.lock() {
             states.push(state);
         }
@@ -238,6 +263,7 @@ mod tests {
     fn scaled_audio_context_follows_the_utterance() {
         assert_eq!(AudioContext::Scaled.positions(16_000), MIN_AUDIO_CTX);
         assert_eq!(AudioContext::Scaled.positions(4 * 16_000), 200 + AUDIO_CTX_MARGIN);
+        assert_eq!(AudioContext::Scaled.positions(8 * 16_000), 400 + AUDIO_CTX_MARGIN);
         assert_eq!(AudioContext::Scaled.positions(60 * 16_000), FULL_AUDIO_CTX);
         assert_eq!(AudioContext::Full.positions(16_000), 1500);
         assert_eq!(AudioContext::Fixed(0).positions(16_000), 1);
