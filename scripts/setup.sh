@@ -45,4 +45,14 @@ if ((${#packages[@]})); then
     fi
 fi
 
-python3 "$root/scripts/whisper_model.py" --data-dir "${SLOTLINE_DATA_DIR:-$root/data}"
+# The model is made once per machine in a cache outside the clone ($SLOTLINE_MODEL_CACHE, default
+# /var/tmp/slotline-models), then copied into the data dir and checked there.
+data="${SLOTLINE_DATA_DIR:-$root/data}"
+cache="${SLOTLINE_MODEL_CACHE:-/var/tmp/slotline-models}"
+model="models/ggml-tiny.en.bin"
+if [[ ! -f "$data/$model" ]]; then
+    python3 "$root/scripts/whisper_model.py" --data-dir "$cache"
+    mkdir -p "$data/models"
+    cp "$cache/$model" "$data/$model.partial" && mv "$data/$model.partial" "$data/$model"
+fi
+python3 "$root/scripts/whisper_model.py" --data-dir "$data"

@@ -2,7 +2,7 @@
 -- voice.transcript_retention_days).
 CREATE TABLE transcript_lines (
     call_id TEXT NOT NULL REFERENCES calls(id) ON DELETE CASCADE,
-    seq     INTEGER NOT NULL,
+    seq     BIGINT NOT NULL,
     speaker TEXT NOT NULL CHECK (speaker IN ('caller', 'agent')),
     text    TEXT NOT NULL,
     at      TIMESTAMPTZ NOT NULL,

@@ -86,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(routes::numbers::get_number, routes::numbers::put_number, routes::numbers::delete_number))
         .routes(routes!(routes::bookings::list_bookings))
         .routes(routes!(routes::calls::list_calls))
+        .routes(routes!(routes::calls::get_transcript))
         .routes(routes!(routes::scheduling::list_slots))
         .routes(routes!(routes::scheduling::create_booking))
         .routes(routes!(routes::scheduling::cancel_booking))

@@ -240,6 +240,7 @@ async fn openapi_covers_every_route(db: Db) {
         ("/v1/numbers/{e164}", "delete"),
         ("/v1/bookings", "get"),
         ("/v1/calls", "get"),
+        ("/v1/calls/{id}/transcript", "get"),
         ("/v1/agents/{id}/slots", "get"),
         ("/v1/agents/{id}/bookings", "post"),
         ("/v1/bookings/{id}/cancel", "post"),
