@@ -34,7 +34,7 @@ use super::tools::Outcome;
 use crate::media::session::{AudioSink, Frame, MediaEndpoint, MediaEvent, MediaInput, FRAME};
 use crate::metrics;
 use crate::speech::vad::{Endpoint, EndpointSettings, EndpointerThread};
-use crate::speech::{duration_of, tts, SpeechError, SpeechToText, TextToSpeech, RATE};
+use crate::speech::{duration_of, tts, SpeechError, SpeechToText, TextToSpeech};
 
 /// Sentences whose audio is kept once synthesised (greetings and fixed prompts repeat on every call).
 const PROMPT_CACHE_ENTRIES: usize = 512;
@@ -453,9 +453,4 @@ impl Speaker {
             stop.cancel();
         }
     }
-}
-
-/// Seconds of audio in `samples` at the telephone rate.
-pub fn seconds(samples: usize) -> f64 {
-    samples as f64 / f64::from(RATE)
 }

@@ -710,13 +710,7 @@ impl RulesEngine {
                 ))
             }
             ToolData::Taken(alternatives) if !alternatives.is_empty() => {
-                let (offered, rest) = split_offer(alternatives);
-                let say = format!(
-                    "I'm sorry, that time was just taken. The nearest free times are {}. Would one of those work?",
-                    speak::slots(&offered, now)
-                );
-                self.stage = Stage::Offering { purpose: Purpose::Book, offered, rest };
-                Reply::say(say)
+                self.offer_instead(Purpose::Book, alternatives)
             }
             ToolData::Taken(_) => {
                 self.stage = Stage::Listening(Some(Purpose::Book));
@@ -757,19 +751,24 @@ impl RulesEngine {
                 ))
             }
             ToolData::Taken(alternatives) if !alternatives.is_empty() => {
-                let (offered, rest) = split_offer(alternatives);
-                let say = format!(
-                    "I'm sorry, that time was just taken. The nearest free times are {}. Would one of those work?",
-                    speak::slots(&offered, now)
-                );
-                self.stage = Stage::Offering { purpose: Purpose::Move(booking), offered, rest };
-                Reply::say(say)
+                self.offer_instead(Purpose::Move(booking), alternatives)
             }
             _ => {
                 self.stage = Stage::AnythingElse;
                 Reply::say(format!("I'm sorry. {} {ANYTHING_ELSE}", sentence(&result.text)))
             }
         }
+    }
+
+    /// The slot was taken meanwhile: an apology and the nearest free ones.
+    fn offer_instead(&mut self, purpose: Purpose, alternatives: Vec<Slot>) -> Reply {
+        let (offered, rest) = split_offer(alternatives);
+        let say = format!(
+            "I'm sorry, that time was just taken. The nearest free times are {}. Would one of those work?",
+            speak::slots(&offered, self.now())
+        );
+        self.stage = Stage::Offering { purpose, offered, rest };
+        Reply::say(say)
     }
 
     /// Finds the caller's bookings (by caller id, or `email`) to cancel or move one.
