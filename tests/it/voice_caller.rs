@@ -214,7 +214,8 @@ pub async fn call(spec: CallSpec<'_>) -> CallLog {
     tokio::pin!(deadline);
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let (mut sequence, mut timestamp, ssrc) = (1u16, 0u32, 0x5107_1e00u32 ^ u32::from(socket.local_addr().expect("addr").port()));
+    let (mut sequence, mut timestamp, ssrc) =
+        (1u16, 0u32, 0x5107_1e00u32 ^ u32::from(socket.local_addr().expect("addr").port()));
     let mut remote: Option<SocketAddr> = None;
     let mut inbound = [0u8; 1500];
     let mut outbound = [0u8; 12 + FRAME];
