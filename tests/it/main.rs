@@ -1,5 +1,5 @@
 //! Integration tests: the real server on port 0, the real binary, SQLite and PostgreSQL (127.0.0.1:5432),
-//! real sockets and real peers (promtool, sipp, espeak-ng), and the real speech model.
+//! real sockets and real peers (promtool, sipp, espeak-ng), the real speech model, and spoken calls through all of it.
 
 mod helpers;
 
@@ -20,3 +20,5 @@ mod secrets;
 mod sip;
 mod speech;
 mod store;
+mod voice_call;
+mod voice_caller;

@@ -17,7 +17,7 @@ use slotline::speech::tts::espeak::EspeakTts;
 use slotline::speech::vad::{Endpoint, EndpointSettings, EndpointerThread};
 use slotline::speech::{self, Missing, SpeechError, SpeechToText, TextToSpeech};
 
-fn model_path() -> PathBuf {
+pub(crate) fn model_path() -> PathBuf {
     let path = std::env::var_os("IT_WHISPER_MODEL")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/models/ggml-tiny.en.bin"));

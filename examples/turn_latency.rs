@@ -1,0 +1,159 @@
+//! Turn latency of spoken calls over real SIP (sipp) and RTP on loopback, the whole voice pipeline behind
+//! slotline's SIP gateway: each call speaks TURNS scripted turns; the turn gap is measured on the wire
+//! (the caller's last voiced packet → the agent's first voiced packet) and its parts are read from
+//! `slotline_turn_latency_seconds{part}` on `/metrics` (mean per step). Steps of 1..=MAX_CALLS
+//! concurrent calls; the capacity is the largest step whose p95 stays under 800 ms. Run by
+//! `bench/turn_latency.sh`.
+//!
+//!     cargo run --release --example turn_latency -- MODEL [TURNS] [MAX_CALLS] [STT_WORKERS]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use slotline::app::Application;
+use slotline::calendar::SystemClock;
+use slotline::config::{Config, Secret};
+use slotline::speech::tts::espeak::EspeakTts;
+use slotline::speech::TextToSpeech;
+use tokio_util::sync::CancellationToken;
+
+#[allow(dead_code)]
+#[path = "../tests/it/voice_caller.rs"]
+mod voice_caller;
+
+use voice_caller::{CallSpec, Cue, Turn};
+
+/// The turn gap the capacity is judged by.
+const TARGET_P95: Duration = Duration::from_millis(800);
+const MAX_TURNS: usize = 20;
+const MAX_CALLS: usize = 4;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// `_sum` and `_count` of each part of the turn latency histogram.
+async fn parts(http: &reqwest::Client, url: &str) -> Vec<(String, f64, f64)> {
+    let text = http.get(url).send().await.expect("scrape").text().await.expect("text");
+    let mut parts: Vec<(String, f64, f64)> = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with("slotline_turn_latency_seconds_")) {
+        let Some((series, value)) = line.rsplit_once(' ') else { continue };
+        let Some(part) = series.split("part=\"").nth(1).and_then(|p| p.split('"').next()) else { continue };
+        let value: f64 = value.parse().unwrap_or(0.0);
+        let entry = match parts.iter_mut().find(|(name, _, _)| name == part) {
+            Some(entry) => entry,
+            None => {
+                parts.push((part.to_string(), 0.0, 0.0));
+                parts.last_mut().expect("pushed")
+            }
+        };
+        if series.starts_with("slotline_turn_latency_seconds_sum") {
+            entry.1 = value;
+        } else if series.starts_with("slotline_turn_latency_seconds_count") {
+            entry.2 = value;
+        }
+    }
+    parts
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let model = PathBuf::from(args.get(1).expect("usage: turn_latency MODEL [TURNS] [MAX_CALLS] [STT_WORKERS]"));
+    let turns: usize = args.get(2).map_or(Ok(10), |a| a.parse())?.clamp(2, MAX_TURNS);
+    let max_calls: usize = args.get(3).map_or(Ok(MAX_CALLS), |a| a.parse())?.clamp(1, MAX_CALLS);
+    let stt_workers: usize = args.get(4).map_or(Ok(2), |a| a.parse())?.clamp(1, 8);
+
+    let dir = tempfile::tempdir()?;
+    let mut config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
+    config.database.url = Some(Secret::new(format!("sqlite://{}", dir.path().join("slotline.db").display())));
+    config.api.addr = "127.0.0.1:0".parse()?;
+    config.metrics.addr = "127.0.0.1:0".parse()?;
+    config.sip.addr = "127.0.0.1:0".parse()?;
+    config.sip.drain_timeout_secs = 1;
+    config.voice.enabled = true;
+    config.speech.model_path = Some(model);
+    config.speech.stt_workers = stt_workers;
+    let app = Application::build_with_clock(&config, Arc::new(SystemClock)).await?;
+    let (sip, metrics_url) = (app.sip_addr(), format!("http://{}/metrics", app.metrics_addr()));
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(app.run(shutdown.clone()));
+    let http = reqwest::Client::new();
+
+    // The caller asks for times, has them repeated, and says goodbye: nothing is booked, so concurrent
+    // calls hold the same conversation.
+    let voice = EspeakTts::new("en-us+m3", 130)?;
+    let mut script = vec![("I'd like to schedule an appointment".to_string(), Cue::AfterPrompt)];
+    script.extend((2..turns).map(|_| ("sorry, can you repeat that?".to_string(), Cue::AfterPrompt)));
+    script.push(("no, that's all, goodbye".to_string(), Cue::AfterPrompt));
+    let mut spoken = Vec::new();
+    for (text, cue) in script {
+        let audio = voice.synthesize(&text).await?;
+        spoken.push(Turn { text, audio, cue });
+    }
+    let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/voice_caller.xml");
+
+    println!("turn_latency: {turns} turns per call, 1..={max_calls} concurrent calls, {stt_workers} STT workers");
+    println!("{:>5} {:>6} {:>8} {:>8}   parts (mean ms)", "calls", "turns", "p50 ms", "p95 ms");
+    let mut capacity = 0;
+    for calls in 1..=max_calls {
+        let before = parts(&http, &metrics_url).await;
+        let placed = (0..calls).map(|i| {
+            let (spoken, scenario) = (spoken.clone(), scenario.clone());
+            let caller = format!("+1555123{:04}", 4567 + i);
+            tokio::spawn(async move {
+                let spec = CallSpec {
+                    sip,
+                    caller: &caller,
+                    service: "+15550100000",
+                    scenario: &scenario,
+                    turns: spoken,
+                    deadline: Duration::from_secs(60 + 20 * turns as u64),
+                };
+                voice_caller::call(spec).await
+            })
+        });
+        let mut gaps = Vec::new();
+        let mut failed = 0;
+        for call in placed.collect::<Vec<_>>() {
+            let log = call.await?;
+            if log.error.is_some() || log.sipp_code != 0 {
+                failed += 1;
+                eprintln!("a call failed: {:?}, sipp exit {}", log.error, log.sipp_code);
+            }
+            // The goodbye's gap is a cached prompt after a hang-up decision; every turn counts.
+            gaps.extend((0..log.turns.len()).filter_map(|i| log.turn_gap(i)));
+        }
+        gaps.sort();
+        let after = parts(&http, &metrics_url).await;
+        let means: Vec<String> = after
+            .iter()
+            .map(|(part, sum, count)| {
+                let (s0, c0) = before.iter().find(|(p, _, _)| p == part).map_or((0.0, 0.0), |(_, s, c)| (*s, *c));
+                let n = count - c0;
+                format!("{part}={:.0}", if n > 0.0 { (sum - s0) / n * 1000.0 } else { 0.0 })
+            })
+            .collect();
+        let (p50, p95) = (percentile(&gaps, 0.5), percentile(&gaps, 0.95));
+        println!(
+            "{calls:>5} {:>6} {:>8} {:>8}   {}{}",
+            gaps.len(),
+            p50.as_millis(),
+            p95.as_millis(),
+            means.join(" "),
+            if failed > 0 { format!("  ({failed} calls failed)") } else { String::new() }
+        );
+        if p95 < TARGET_P95 && failed == 0 && capacity == calls - 1 {
+            capacity = calls;
+        }
+    }
+    println!("capacity: {capacity} concurrent calls with the turn gap p95 under {} ms", TARGET_P95.as_millis());
+    shutdown.cancel();
+    server.await??;
+    Ok(())
+}

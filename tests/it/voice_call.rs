@@ -1,0 +1,238 @@
+//! Spoken calls end to end: a caller made of espeak-ng audio dials the demo agent through sipp (the SIP
+//! peer) and this suite's own RTP endpoint ([`voice_caller`](crate::voice_caller)), on loopback, with the
+//! real voice pipeline (VAD, whisper, rules dialog, espeak-ng) behind slotline's SIP gateway. The tests
+//! assert what the database, `/metrics` and the wire show. SQLite only: the pipeline, not the store, is
+//! under test here.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use slotline::calendar::SystemClock;
+use slotline::speech::stt::whisper::{WhisperOptions, WhisperStt};
+use slotline::speech::tts::espeak::EspeakTts;
+use slotline::speech::{SpeechToText, TextToSpeech};
+use slotline::storage::{BookingRecord, CallRecord, RecordFilter};
+
+use crate::helpers::{spawn_app_with, Db, TestApp};
+use crate::speech::model_path;
+use crate::voice_caller::{self, CallLog, CallSpec, Cue, Turn};
+
+const DEMO_NUMBER: &str = "+15550100000";
+const CALLER: &str = "+15551234567";
+
+/// slotline with the voice pipeline on (the shared test config plays the chime instead).
+async fn voice_app() -> TestApp {
+    // The session's per-turn log lines (heard, said, latency parts) in the test's output.
+    let _ = tracing_subscriber::fmt().with_env_filter("slotline::agent=info").with_test_writer().try_init();
+    spawn_app_with(Db::Sqlite, Arc::new(SystemClock), |config| {
+        config.voice.enabled = true;
+        config.speech.model_path = Some(model_path());
+    })
+    .await
+}
+
+/// The caller's turns, spoken by espeak-ng's slow male US voice (whisper tiny hears it reliably).
+async fn turns(script: &[(&str, Cue)]) -> Vec<Turn> {
+    let voice = EspeakTts::new("en-us+m3", 130).expect("espeak-ng is installed by scripts/setup.sh");
+    let mut turns = Vec::new();
+    for (text, cue) in script {
+        let audio = voice.synthesize(text).await.expect("espeak-ng speaks");
+        turns.push(Turn { text: (*text).to_string(), audio, cue: *cue });
+    }
+    turns
+}
+
+async fn place_call(app: &TestApp, script: &[(&str, Cue)]) -> CallLog {
+    let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/voice_caller.xml");
+    let spec = CallSpec {
+        sip: app.sip_addr,
+        caller: CALLER,
+        service: DEMO_NUMBER,
+        scenario: &scenario,
+        turns: turns(script).await,
+        deadline: Duration::from_secs(150),
+    };
+    voice_caller::call(spec).await
+}
+
+fn summary(log: &CallLog) -> String {
+    let turns: Vec<_> = log.turns.iter().map(|t| t.text.as_str()).collect();
+    format!(
+        "error: {:?}; sipp exit {}; {} packets received; turns spoken: {turns:?}\n{}",
+        log.error,
+        log.sipp_code,
+        log.received.len(),
+        log.sipp_output.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+    )
+}
+
+async fn demo_agent(app: &TestApp) -> String {
+    let (status, agents) = app.get("/v1/agents").await;
+    assert_eq!(status, 200, "{agents}");
+    let agents = agents["agents"].as_array().expect("agents");
+    let demo = agents.iter().find(|a| a["name"] == "Demo Agent").expect("the demo agent is seeded");
+    demo["id"].as_str().expect("id").to_string()
+}
+
+/// The demo agent's free slots now, soonest first.
+async fn slots(app: &TestApp, agent: &str) -> Vec<serde_json::Value> {
+    let (status, body) = app.get(&format!("/v1/agents/{agent}/slots")).await;
+    assert_eq!(status, 200, "{body}");
+    body["slots"].as_array().expect("slots").clone()
+}
+
+/// Sum of the samples of `name` whose labels contain every one of `labels`.
+async fn metric(app: &TestApp, name: &str, labels: &[&str]) -> f64 {
+    let text = app.http.get(&app.metrics_url).send().await.expect("scrape").text().await.expect("text");
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(|l| labels.iter().all(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The single call row once it has ended.
+async fn ended_call(app: &TestApp) -> CallRecord {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let calls = app.store.list_calls(&RecordFilter { limit: 10, ..Default::default() }).await.expect("calls");
+        if let [call] = calls.as_slice() {
+            if call.ended_at.is_some() {
+                return call.clone();
+            }
+        }
+        assert!(Instant::now() < deadline, "expected one ended call row, found {calls:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn bookings(app: &TestApp) -> Vec<BookingRecord> {
+    app.store.list_bookings(&RecordFilter { limit: 10, ..Default::default() }).await.expect("bookings")
+}
+
+/// Transcript lines are written off the call's path: wait until at least `at_least` are stored.
+async fn transcript(app: &TestApp, call: &CallRecord, at_least: usize) -> Vec<(String, String)> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let lines = app.store.list_transcript(call.id).await.expect("transcript");
+        if lines.len() >= at_least || Instant::now() > deadline {
+            return lines.into_iter().map(|l| (l.speaker, l.text)).collect();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn hear(audio: &[i16]) -> String {
+    let stt = WhisperStt::load(&model_path(), WhisperOptions::default()).await.expect("model loads");
+    stt.transcribe(audio).await.expect("transcribes").text.to_lowercase()
+}
+
+/// Given the demo agent on +15550100000, when a caller books the first offered slot by voice and says
+/// goodbye, then the booking is in the database for the caller's number and the call, the agent told
+/// the caller (in audio) that it is booked, hung up itself, and the metrics and transcript show it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoken_booking_over_sip() {
+    let app = voice_app().await;
+    let agent = demo_agent(&app).await;
+    let first_offered = slots(&app, &agent).await[0]["start"].as_str().expect("start").to_string();
+    let booked_before = metric(&app, "slotline_bookings_total", &["outcome=\"success\""]).await;
+
+    let log = place_call(
+        &app,
+        &[
+            ("I'd like to schedule an appointment", Cue::AfterPrompt),
+            ("the first one", Cue::AfterPrompt),
+            // Whisper tiny garbles a bare name or "use my number" on espeak's voice; whole sentences it hears.
+            ("My name is Jane Doe", Cue::AfterPrompt),
+            ("I don't have an email, just use my phone number", Cue::AfterPrompt),
+            ("yes", Cue::AfterPrompt),
+            ("no, that's all, goodbye", Cue::AfterPrompt),
+        ],
+    )
+    .await;
+    let gaps: Vec<u128> = (0..log.turns.len()).filter_map(|i| log.turn_gap(i)).map(|g| g.as_millis()).collect();
+    eprintln!("turn gaps on the wire (ms): {gaps:?}");
+    let call = ended_call(&app).await;
+    let lines = transcript(&app, &call, 14).await;
+    assert!(log.error.is_none() && log.turns.len() == 6, "{}\ntranscript: {lines:#?}", summary(&log));
+    assert_eq!(log.sipp_code, 0, "the agent hangs up after its goodbye: {}", summary(&log));
+    assert_eq!(call.end_reason.as_deref(), Some("agent_bye"), "{call:?}");
+
+    let bookings = bookings(&app).await;
+    let [booking] = bookings.as_slice() else { panic!("one booking, found {bookings:#?}\n{lines:#?}") };
+    assert_eq!(booking.attendee_name, "Jane Doe");
+    assert_eq!(booking.attendee_phone.as_deref(), Some(CALLER));
+    assert_eq!(booking.status, "confirmed");
+    assert_eq!(booking.source_call_id.as_deref(), Some(call.id.to_string().as_str()));
+    let start: chrono::DateTime<chrono::Utc> = first_offered.parse().expect("RFC 3339");
+    assert_eq!(booking.start_at, start, "the first slot the agent offered");
+    let booked = metric(&app, "slotline_bookings_total", &["outcome=\"success\""]).await;
+    assert_eq!(booked - booked_before, 1.0);
+
+    // What the caller heard after "yes" (the fifth turn), recorded off the wire at 8 kHz.
+    let reply = log.reply_speech(4, Duration::from_secs(3), Duration::from_millis(300));
+    assert!(!log.reply_audio(4).is_empty() && reply.len() > 8000, "the agent answered the \"yes\" in audio");
+    let heard = hear(reply).await;
+    // Whisper tiny hears slotline's default voice (en-us, 160 wpm) say "booked" as "in book" at times.
+    assert!(
+        (heard.contains("all set") || heard.contains("book")) && heard.contains("appointment"),
+        "the caller heard: {heard:?}"
+    );
+
+    assert!(lines.iter().any(|(who, text)| who == "agent" && text.contains("You're all set, Jane")), "{lines:#?}");
+    assert!(lines.iter().any(|(who, text)| who == "caller" && text.to_lowercase().contains("jane")), "{lines:#?}");
+    assert_eq!(lines.first().map(|(who, _)| who.as_str()), Some("agent"), "the greeting comes first");
+    app.stop().await;
+}
+
+/// Given a booking for the caller's number, when the caller asks to cancel and confirms, then the
+/// booking is cancelled and the agent hangs up after the goodbye.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoken_cancellation_over_sip() {
+    let app = voice_app().await;
+    let agent = demo_agent(&app).await;
+    let slot = slots(&app, &agent).await[0]["id"].as_str().expect("id").to_string();
+    let (status, booked) = app
+        .post(
+            &format!("/v1/agents/{agent}/bookings"),
+            serde_json::json!({"slot_id": slot, "attendee_name": "Jane Doe", "attendee_phone": CALLER}),
+        )
+        .await;
+    assert_eq!(status, 201, "{booked}");
+
+    let log = place_call(
+        &app,
+        &[
+            ("I need to cancel my appointment", Cue::AfterPrompt),
+            ("yes", Cue::AfterPrompt),
+            ("no, that's all, goodbye", Cue::AfterPrompt),
+        ],
+    )
+    .await;
+    let call = ended_call(&app).await;
+    let lines = transcript(&app, &call, 8).await;
+    assert!(log.error.is_none(), "{}\ntranscript: {lines:#?}", summary(&log));
+    let bookings = bookings(&app).await;
+    let [booking] = bookings.as_slice() else { panic!("one booking, found {bookings:#?}") };
+    assert_eq!(booking.status, "cancelled", "{lines:#?}");
+    assert_eq!(log.sipp_code, 0, "the agent hangs up after its goodbye: {}", summary(&log));
+    app.stop().await;
+}
+
+/// Given the agent saying its long greeting, when the caller speaks over it, then the agent's audio on
+/// the wire stops within 150 ms of the caller's first voiced packet and the barge-in is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_caller_interrupts_the_greeting() {
+    let app = voice_app().await;
+    let barge_ins_before = metric(&app, "slotline_barge_ins_total", &[]).await;
+    let log = place_call(&app, &[("no thanks, goodbye", Cue::WhileAgentSpeaks(Duration::from_millis(1500)))]).await;
+    assert!(log.error.is_none(), "{}", summary(&log));
+    let stop = log.barge_in_stop(0, Duration::from_millis(500)).expect("the caller spoke over the agent");
+    eprintln!("barge-in: the agent's audio stopped {} ms after the caller's onset", stop.as_millis());
+    assert!(stop <= Duration::from_millis(150), "the agent kept talking for {stop:?}");
+    let barge_ins = metric(&app, "slotline_barge_ins_total", &[]).await;
+    assert!(barge_ins - barge_ins_before >= 1.0, "barge-ins {barge_ins_before} → {barge_ins}");
+    assert_eq!(log.sipp_code, 0, "the agent hangs up after its goodbye: {}", summary(&log));
+    app.stop().await;
+}
