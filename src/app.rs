@@ -170,8 +170,11 @@ async fn agent_calls(
     let voice = Arc::new(Voice::new(Arc::new(stt), Arc::new(tts), settings));
     let mut prompts: Vec<String> = store.list_agents().await?.into_iter().map(|a| a.greeting).collect();
     prompts.extend(crate::agent::dialog::rules::FIXED_PROMPTS.iter().map(|p| p.to_string()));
-    let warm = voice.clone();
-    tokio::spawn(async move { warm.prepare(&prompts).await });
+    let (warm, workers) = (voice.clone(), config.speech.stt_workers);
+    tokio::spawn(async move {
+        warm.prepare(&prompts).await;
+        warm.warm_up(workers).await;
+    });
     Ok(AgentCalls::new(store, calendars, config.dialog.clone(), voice, config.voice.transcripts))
 }
 

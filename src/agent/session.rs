@@ -92,6 +92,24 @@ impl Voice {
         self.prompts.lock().unwrap_or_else(|e| e.into_inner()).get(text).cloned()
     }
 
+    /// Runs the speech-to-text engine once on `workers` short utterances at the same time, so every
+    /// decoder has allocated its buffers before the first caller speaks (a cold first decode takes
+    /// many times longer than the next ones).
+    pub async fn warm_up(&self, workers: usize) {
+        let started = Instant::now();
+        let mut decodes = tokio::task::JoinSet::new();
+        for _ in 0..workers.max(1) {
+            let stt = self.stt.clone();
+            decodes.spawn(async move { stt.transcribe(&vec![0i16; crate::speech::RATE as usize]).await });
+        }
+        while let Some(result) = decodes.join_next().await {
+            if let Ok(Err(e)) = result {
+                tracing::warn!(error = %e, "speech to text warm-up failed");
+            }
+        }
+        tracing::info!(ms = started.elapsed().as_millis() as u64, workers, "speech to text is warm");
+    }
+
     /// Synthesises `texts` ahead of the first call (greetings, re-prompts), sentence by sentence.
     pub async fn prepare(&self, texts: &[String]) {
         for text in texts {
