@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what slotline needs on a Debian machine (idempotent; skips what is already there).
 #   scripts/setup.sh          packages to run the gateway
-#   scripts/setup.sh --test   plus the real peers the test suite talks to (promtool, ...)
+#   scripts/setup.sh --test   plus the real peers the test suite talks to (promtool, sipp, baresip, ...)
 set -euo pipefail
 
 want_test=0
@@ -15,6 +15,7 @@ need() { # need COMMAND PACKAGE
 if [[ $want_test == 1 ]]; then
     need promtool prometheus
     need sipp sip-tester
+    need baresip baresip-core
     command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
 fi
 

@@ -14,4 +14,5 @@ mod dialplan;
 mod metrics;
 mod secrets;
 mod sip;
+mod softphone;
 mod store;
