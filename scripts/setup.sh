@@ -17,6 +17,7 @@ if [[ $want_test == 1 ]]; then
     need sipp sip-tester
     need baresip baresip-core
     command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
+    command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 fi
 
 if ((${#packages[@]})); then
