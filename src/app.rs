@@ -30,7 +30,6 @@ use crate::media::session::MediaSettings;
 use crate::sip::admission::{Credentials, Trunk};
 use crate::sip::server::{CallHandler, SipServer, SipSettings};
 use crate::sip::transaction::Timing;
-use crate::speech::stt::whisper::{WhisperOptions, WhisperStt};
 use crate::speech::tts::espeak::EspeakTts;
 use crate::speech::vad::EndpointSettings;
 use crate::storage::crypto::{KeySource, MasterKey, KEY_FILE};
@@ -153,8 +152,7 @@ async fn agent_calls(
     crate::speech::check(config).map_err(|e| {
         anyhow::anyhow!("{e}. (Set voice.enabled = false to answer calls with the greeting chime only.)")
     })?;
-    let options = WhisperOptions { workers: config.speech.stt_workers, ..WhisperOptions::default() };
-    let stt = WhisperStt::load(&config.speech_model_path(), options).await.context("loading the speech model")?;
+    let stt = speech_to_text(config).await?;
     let tts = EspeakTts::new(&config.speech.tts_voice, config.speech.tts_rate).context("starting espeak-ng")?;
     let endpoint = EndpointSettings {
         end_frames: config.voice.end_silence_ms / 20,
@@ -167,7 +165,7 @@ async fn agent_calls(
         no_input: Duration::from_millis(config.voice.no_input_ms),
         barge_in: config.voice.barge_in,
     };
-    let voice = Arc::new(Voice::new(Arc::new(stt), Arc::new(tts), settings));
+    let voice = Arc::new(Voice::new(stt, Arc::new(tts), settings));
     let mut prompts: Vec<String> = store.list_agents().await?.into_iter().map(|a| a.greeting).collect();
     prompts.extend(crate::agent::dialog::rules::FIXED_PROMPTS.iter().map(|p| p.to_string()));
     let (warm, workers) = (voice.clone(), config.speech.stt_workers);
@@ -176,6 +174,21 @@ async fn agent_calls(
         warm.warm_up(workers).await;
     });
     Ok(AgentCalls::new(store, calendars, config.dialog.clone(), voice, config.voice.transcripts))
+}
+
+/// The offline speech-to-text engine: whisper.cpp with the configured model, loaded once.
+#[cfg(feature = "whisper")]
+async fn speech_to_text(config: &Config) -> anyhow::Result<Arc<dyn crate::speech::SpeechToText>> {
+    use crate::speech::stt::whisper::{WhisperOptions, WhisperStt};
+    let options = WhisperOptions { workers: config.speech.stt_workers, ..WhisperOptions::default() };
+    let stt = WhisperStt::load(&config.speech_model_path(), options).await.context("loading the speech model")?;
+    Ok(Arc::new(stt))
+}
+
+/// This build has no speech-to-text engine.
+#[cfg(not(feature = "whisper"))]
+async fn speech_to_text(_config: &Config) -> anyhow::Result<Arc<dyn crate::speech::SpeechToText>> {
+    anyhow::bail!("this slotline was built without speech to text (feature `whisper`); set voice.enabled = false")
 }
 
 /// Deletes transcript lines older than `days` every hour.

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::admission::{trunk_for, InviteRateLimit, Trunk};
 use super::dialog::{random_token, Dialog};
 use super::digest;
-use super::message::{Message, Method, Request, Response};
+use super::message::{Message, Method, ParseError, Request, Response};
 use super::sdp;
 use super::transaction::{Action, InviteServer, NonInviteClient, NonInviteServer, Timer, Timing, TwoXxRetransmitter};
 use super::transport::{response_target, Inbound, Peer, Transports};
@@ -257,19 +257,8 @@ impl Core {
             Inbound::Malformed(error, peer) => {
                 metrics::sip_request("malformed");
                 tracing::debug!(peer = %peer.addr, reason = %error.reason, "malformed SIP message");
-                if let Some(request) = error.salvaged {
-                    let complete =
-                        ["Via", "From", "To", "Call-ID", "CSeq"].iter().all(|h| request.headers.get(h).is_some());
-                    if complete && request.method != Method::Ack {
-                        let status = if matches!(request.method, Method::Other(_)) && error.reason.contains("method") {
-                            501
-                        } else {
-                            400
-                        };
-                        let mut response = request.response(status, None);
-                        response.reason = format!("{} ({})", response.reason, sanitize(&error.reason));
-                        self.send_response(&request, peer, response).await;
-                    }
+                if let (Some(request), Some(response)) = (error.salvaged.as_deref(), malformed_response(&error)) {
+                    self.send_response(request, peer, response).await;
                 }
             }
         }
@@ -786,6 +775,20 @@ impl Core {
     }
 }
 
+/// The answer to a request that did not parse: 501 for an unknown method, else 400 with the reason, when
+/// enough of it was salvaged to address a response (never for an ACK, which gets no response).
+pub fn malformed_response(error: &ParseError) -> Option<Response> {
+    let request = error.salvaged.as_deref()?;
+    let complete = ["Via", "From", "To", "Call-ID", "CSeq"].iter().all(|h| request.headers.get(h).is_some());
+    if !complete || request.method == Method::Ack {
+        return None;
+    }
+    let status = if matches!(request.method, Method::Other(_)) && error.reason.contains("method") { 501 } else { 400 };
+    let mut response = request.response(status, None);
+    response.reason = format!("{} ({})", response.reason, sanitize(&error.reason));
+    Some(response)
+}
+
 /// The caller id: the From URI's user (E.164 when it normalises).
 fn caller_of(request: &Request) -> String {
     let user = request.headers.get("From").and_then(Request::uri_user).unwrap_or("anonymous");
@@ -811,5 +814,36 @@ impl Refusal {
     fn with(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.extra.push((name, value.into()));
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::message;
+
+    const HEAD: &str = "sip:+15550100000@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-1\r\n\
+From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:+15550100000@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 1 ";
+
+    fn answer(bytes: &str) -> Option<Response> {
+        let error = message::parse(bytes.as_bytes()).expect_err("malformed");
+        malformed_response(&error)
+    }
+
+    #[test]
+    fn broken_requests_get_400_with_a_safe_reason_and_acks_get_nothing() {
+        let short = format!("INVITE {HEAD}INVITE\r\nContent-Length: 99\r\n\r\nv=0\r\n");
+        let response = answer(&short).expect("400");
+        assert_eq!(response.status, 400);
+        assert!(response.reason.starts_with("Bad Request (Content-Length 99 exceeds"), "{}", response.reason);
+        assert_eq!(response.headers.get("Call-ID"), Some("c1"));
+        let ack = format!("ACK {HEAD}ACK\r\nContent-Length: 99\r\n\r\n");
+        assert!(answer(&ack).is_none(), "an ACK is never answered");
+        let anonymous = "INVITE sip:x SIP/2.0\r\nContent-Length: 99\r\n\r\n";
+        assert!(answer(anonymous).is_none(), "without Via/From/To/Call-ID/CSeq there is no one to answer");
+        // Control characters from the wire never reach the reason phrase.
+        let evil = format!("INVITE {HEAD}INVITE\r\nContent-Length: \u{7}\u{1b}[2J\r\n\r\n");
+        let reason = answer(&evil).expect("400").reason;
+        assert!(reason.chars().all(|c| c.is_ascii_graphic() || c == ' '), "{reason:?}");
     }
 }

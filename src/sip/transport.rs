@@ -3,7 +3,8 @@
 //! Inbound messages become [`Inbound`] events for the server core, with the top `Via` fixed up the way
 //! RFC 3261 §18.2.1 and RFC 3581 say (`received` when the source differs from `sent-by`, `rport` filled
 //! in when asked for). TCP is framed by `Content-Length`; responses go back on the connection a request
-//! came from. [`response_target`] implements §18.2.2 for UDP.
+//! came from. [`response_target`] implements §18.2.2 for UDP. [`inbound`] (parse + `Via` fix-up) and
+//! [`frame`] (stream framing) are pure functions, unit-tested and fuzzed (`fuzz/`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -216,20 +217,24 @@ impl Transports {
     }
 
     async fn deliver(&self, bytes: &[u8], peer: Peer) {
-        let event = match message::parse(bytes) {
-            Ok(Message::Request(mut request)) => {
+        let _ = self.inbound.send(inbound(bytes, peer)).await;
+    }
+}
+
+/// What one datagram or framed message from `peer` is for the core: parsed, top `Via` fixed up.
+pub fn inbound(bytes: &[u8], peer: Peer) -> Inbound {
+    match message::parse(bytes) {
+        Ok(Message::Request(mut request)) => {
+            fix_top_via(&mut request.headers, peer.addr);
+            Inbound::Message(Message::Request(request), peer)
+        }
+        Ok(response) => Inbound::Message(response, peer),
+        Err(mut error) => {
+            if let Some(request) = error.salvaged.as_mut() {
                 fix_top_via(&mut request.headers, peer.addr);
-                Inbound::Message(Message::Request(request), peer)
             }
-            Ok(response) => Inbound::Message(response, peer),
-            Err(mut error) => {
-                if let Some(request) = error.salvaged.as_mut() {
-                    fix_top_via(&mut request.headers, peer.addr);
-                }
-                Inbound::Malformed(error, peer)
-            }
-        };
-        let _ = self.inbound.send(event).await;
+            Inbound::Malformed(error, peer)
+        }
     }
 }
 
@@ -248,15 +253,21 @@ async fn bind_pair(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)
     Err(last_error.unwrap_or_else(|| std::io::Error::other("no port free for both UDP and TCP")))
 }
 
-enum Framing {
+/// What the start of a TCP stream buffer holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// One whole message of this many bytes.
     Message(usize),
+    /// This many CR/LF keep-alive bytes to drop.
     Skip(usize),
+    /// Not yet a whole message: read more.
     Incomplete,
+    /// Cannot be framed (no or bad `Content-Length`, too large): close the connection.
     Invalid,
 }
 
 /// One message at the start of a TCP stream buffer: headers up to the blank line plus Content-Length.
-fn frame(buffer: &[u8]) -> Framing {
+pub fn frame(buffer: &[u8]) -> Framing {
     let leading = buffer.iter().take_while(|b| **b == b'\r' || **b == b'\n').count();
     if leading > 0 {
         return Framing::Skip(leading);
@@ -366,5 +377,20 @@ mod tests {
         assert!(matches!(frame(&message[..20]), Framing::Incomplete));
         assert!(matches!(frame(b"\r\n\r\nOPTIONS"), Framing::Skip(4)));
         assert!(matches!(frame(b"OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n\r\n"), Framing::Invalid));
+    }
+
+    #[test]
+    fn inbound_fixes_the_via_of_parsed_and_salvaged_requests() {
+        let peer = Peer { transport: Transport::Udp, addr: "192.0.2.7:40000".parse().expect("addr") };
+        let request = "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5070;branch=z9hG4bK-1;rport\r\n\
+From: <sip:a@b>;tag=1\r\nTo: <sip:b@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        let Inbound::Message(Message::Request(parsed), _) = inbound(request.as_bytes(), peer) else {
+            panic!("a request")
+        };
+        assert_eq!(parsed.headers.get("Via").and_then(|v| param(v, "rport")), Some("40000"));
+        let broken = request.replace("Content-Length: 0", "Content-Length: 9");
+        let Inbound::Malformed(error, _) = inbound(broken.as_bytes(), peer) else { panic!("malformed") };
+        let salvaged = error.salvaged.expect("salvaged");
+        assert_eq!(salvaged.headers.get("Via").and_then(|v| param(v, "received")), Some("192.0.2.7"));
     }
 }

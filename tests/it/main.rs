@@ -18,7 +18,11 @@ mod llm_double;
 mod metrics;
 mod secrets;
 mod sip;
+mod softphone;
+#[cfg(feature = "whisper")]
 mod speech;
 mod store;
+#[cfg(feature = "whisper")]
 mod voice_call;
+#[cfg(feature = "whisper")]
 mod voice_caller;

@@ -85,7 +85,7 @@ impl<'a> Sipp<'a> {
 }
 
 /// The single call row once it has `ended_at` (the end is written right after the BYE exchange).
-async fn call_row(app: &TestApp) -> CallRecord {
+pub(crate) async fn call_row(app: &TestApp) -> CallRecord {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let calls = app.store.list_calls(&RecordFilter { limit: 10, ..Default::default() }).await.expect("calls");
@@ -103,7 +103,7 @@ async fn app_with(db: Db, configure: impl FnOnce(&mut Config)) -> TestApp {
     spawn_app_with(db, Arc::new(SystemClock), configure).await
 }
 
-async fn metric(app: &TestApp, line_prefix: &str) -> f64 {
+pub(crate) async fn metric(app: &TestApp, line_prefix: &str) -> f64 {
     let text = app.http.get(&app.metrics_url).send().await.expect("scrape").text().await.expect("text");
     text.lines()
         .find(|l| l.starts_with(line_prefix))

@@ -2,4 +2,5 @@
 //!
 //! - [`whisper`]: whisper.cpp with OpenAI's English tiny model, offline, on a bounded worker pool.
 
+#[cfg(feature = "whisper")]
 pub mod whisper;
