@@ -31,9 +31,10 @@ const SAMPLES_PER_POSITION: usize = 320;
 /// Positions added to the utterance's own length: the model was trained on 30 s windows and
 /// hallucinates or drops the last word when the context is cut right at the speech.
 const AUDIO_CTX_MARGIN: u32 = 64;
-/// Fewest positions a scaled context gets (5.12 s): below that, tiny.en falls into repetition loops
-/// on turns that end near the end of the window.
-const MIN_AUDIO_CTX: u32 = 256;
+/// Fewest positions a scaled context gets (10.24 s). With 256 tiny.en fell into repetition loops on
+/// short turns (a 1.7 s turn looped, and its full-window retry cost 2.9 s in release); 384 stopped the
+/// loop but misheard; 512 decodes 1.5–3 s turns in ~0.6 s with the full window's words (`bench/stt.sh`).
+const MIN_AUDIO_CTX: u32 = 512;
 /// Utterances shorter than this (16 kHz samples, 1 s) are padded with silence.
 const MIN_SAMPLES: usize = WHISPER_RATE as usize;
 
@@ -47,7 +48,7 @@ fn max_tokens(samples: usize) -> i32 {
 pub enum AudioContext {
     /// Whisper's own 30 s window, whatever the utterance's length.
     Full,
-    /// The utterance's length plus a margin (at least 256 positions).
+    /// The utterance's length plus a margin (at least 512 positions).
     Scaled,
     /// A fixed number of 20 ms positions (1–1500).
     Fixed(u32),
@@ -262,8 +263,8 @@ mod tests {
     #[test]
     fn scaled_audio_context_follows_the_utterance() {
         assert_eq!(AudioContext::Scaled.positions(16_000), MIN_AUDIO_CTX);
-        assert_eq!(AudioContext::Scaled.positions(4 * 16_000), 200 + AUDIO_CTX_MARGIN);
-        assert_eq!(AudioContext::Scaled.positions(8 * 16_000), 400 + AUDIO_CTX_MARGIN);
+        assert_eq!(AudioContext::Scaled.positions(4 * 16_000), MIN_AUDIO_CTX);
+        assert_eq!(AudioContext::Scaled.positions(20 * 16_000), 1000 + AUDIO_CTX_MARGIN);
         assert_eq!(AudioContext::Scaled.positions(60 * 16_000), FULL_AUDIO_CTX);
         assert_eq!(AudioContext::Full.positions(16_000), 1500);
         assert_eq!(AudioContext::Fixed(0).positions(16_000), 1);
