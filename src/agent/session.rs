@@ -326,9 +326,6 @@ pub async fn run(
                     pushed += FRAME as u64;
                     endpointer.push(silence);
                 }
-                if hangup_after_speech {
-                    tracing::trace!(synthesising = speaker.synthesising(), until_in_ms = speaker.until().saturating_duration_since(Instant::now()).as_millis() as u64, "waiting to hang up");
-                }
                 if hangup_after_speech && speaker.is_done() && speaker.until().elapsed() >= HANGUP_GRACE {
                     report.agent_hung_up = true;
                     let _ = events.send(MediaEvent::Hangup("agent_bye")).await;

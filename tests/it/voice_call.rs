@@ -92,21 +92,6 @@ async fn metric(app: &TestApp, name: &str, labels: &[&str]) -> f64 {
         .sum()
 }
 
-/// The single call row once it has ended.
-async fn ended_call(app: &TestApp) -> CallRecord {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let calls = app.store.list_calls(&RecordFilter { limit: 10, ..Default::default() }).await.expect("calls");
-        if let [call] = calls.as_slice() {
-            if call.ended_at.is_some() {
-                return call.clone();
-            }
-        }
-        assert!(Instant::now() < deadline, "expected one ended call row, found {calls:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn bookings(app: &TestApp) -> Vec<BookingRecord> {
     app.store.list_bookings(&RecordFilter { limit: 10, ..Default::default() }).await.expect("bookings")
 }
@@ -153,7 +138,7 @@ async fn a_spoken_booking_over_sip() {
     .await;
     let gaps: Vec<u128> = (0..log.turns.len()).filter_map(|i| log.turn_gap(i)).map(|g| g.as_millis()).collect();
     eprintln!("turn gaps on the wire (ms): {gaps:?}");
-    let call = ended_call(&app).await;
+    let call = crate::sip::call_row(&app).await;
     let lines = transcript(&app, &call, 14).await;
     assert!(log.error.is_none() && log.turns.len() == 6, "{}\ntranscript: {lines:#?}", summary(&log));
     assert_eq!(log.sipp_code, 0, "the agent hangs up after its goodbye: {}", summary(&log));
@@ -210,7 +195,7 @@ async fn a_spoken_cancellation_over_sip() {
         ],
     )
     .await;
-    let call = ended_call(&app).await;
+    let call = crate::sip::call_row(&app).await;
     let lines = transcript(&app, &call, 8).await;
     assert!(log.error.is_none(), "{}\ntranscript: {lines:#?}", summary(&log));
     let bookings = bookings(&app).await;
