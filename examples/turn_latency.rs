@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use slotline::app::Application;
 use slotline::calendar::SystemClock;
-use slotline::config::{Config, Secret};
+use slotline::config::{Config, Overrides, Secret};
 use slotline::speech::tts::espeak::EspeakTts;
 use slotline::speech::TextToSpeech;
 use tokio_util::sync::CancellationToken;
@@ -70,7 +70,9 @@ async fn main() -> anyhow::Result<()> {
     let stt_workers: usize = args.get(4).map_or(Ok(2), |a| a.parse())?.clamp(1, 8);
 
     let dir = tempfile::tempdir()?;
-    let mut config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
+    // `SLOTLINE_…` variables apply (e.g. `SLOTLINE_VOICE__PAUSE_MS=0` to compare without early ends).
+    let overrides = Overrides { data_dir: Some(dir.path().to_path_buf()), ..Overrides::default() };
+    let mut config = Config::load(None, &overrides)?;
     config.database.url = Some(Secret::new(format!("sqlite://{}", dir.path().join("slotline.db").display())));
     config.api.addr = "127.0.0.1:0".parse()?;
     config.metrics.addr = "127.0.0.1:0".parse()?;
@@ -98,7 +100,11 @@ async fn main() -> anyhow::Result<()> {
     }
     let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/voice_caller.xml");
 
-    println!("turn_latency: {turns} turns per call, 1..={max_calls} concurrent calls, {stt_workers} STT workers");
+    println!(
+        "turn_latency: {turns} turns per call, 1..={max_calls} concurrent calls, {stt_workers} STT workers × {} \
+         threads; voice.end_silence_ms {}, voice.pause_ms {}, voice.early_end {}",
+        config.speech.stt_threads, config.voice.end_silence_ms, config.voice.pause_ms, config.voice.early_end
+    );
     println!("{:>5} {:>6} {:>8} {:>8}   parts (mean ms)", "calls", "turns", "p50 ms", "p95 ms");
     let mut capacity = 0;
     for calls in 1..=max_calls {

@@ -156,6 +156,7 @@ async fn agent_calls(
     let tts = EspeakTts::new(&config.speech.tts_voice, config.speech.tts_rate).context("starting espeak-ng")?;
     let endpoint = EndpointSettings {
         end_frames: config.voice.end_silence_ms / 20,
+        pause_frames: config.voice.pause_ms / 20,
         start_frames: config.voice.start_speech_ms / 20,
         ..EndpointSettings::default()
     };
@@ -164,6 +165,7 @@ async fn agent_calls(
         endpoint,
         no_input: Duration::from_millis(config.voice.no_input_ms),
         barge_in: config.voice.barge_in,
+        early_end: config.voice.early_end,
     };
     let voice = Arc::new(Voice::new(stt, Arc::new(tts), settings));
     let mut prompts: Vec<String> = store.list_agents().await?.into_iter().map(|a| a.greeting).collect();
@@ -180,7 +182,11 @@ async fn agent_calls(
 #[cfg(feature = "whisper")]
 async fn speech_to_text(config: &Config) -> anyhow::Result<Arc<dyn crate::speech::SpeechToText>> {
     use crate::speech::stt::whisper::{WhisperOptions, WhisperStt};
-    let options = WhisperOptions { workers: config.speech.stt_workers, ..WhisperOptions::default() };
+    let options = WhisperOptions {
+        workers: config.speech.stt_workers,
+        threads: config.speech.stt_threads,
+        ..WhisperOptions::default()
+    };
     let stt = WhisperStt::load(&config.speech_model_path(), options).await.context("loading the speech model")?;
     Ok(Arc::new(stt))
 }

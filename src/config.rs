@@ -61,6 +61,10 @@ pub struct VoiceConfig {
     pub enabled: bool,
     /// Silence (ms) that ends the caller's turn.
     pub end_silence_ms: u32,
+    /// Silence (ms) after which the words so far are transcribed speculatively; 0 turns it off.
+    pub pause_ms: u32,
+    /// End the caller's turn at that pause when its words already answer the agent's question.
+    pub early_end: bool,
     /// Speech (ms) that starts a caller turn (and a barge-in).
     pub start_speech_ms: u32,
     /// Silence (ms) after the agent finished before the caller is prompted again.
@@ -119,8 +123,10 @@ pub struct LlmConfig {
 pub struct SpeechConfig {
     /// whisper.cpp model file; defaults to `<data_dir>/models/ggml-tiny.en.bin` (made by `scripts/setup.sh`).
     pub model_path: Option<PathBuf>,
-    /// Utterances transcribed at once, each on a blocking thread (one core each).
+    /// Utterances transcribed at once, each on a blocking thread.
     pub stt_workers: usize,
+    /// CPU threads whisper.cpp uses for one utterance.
+    pub stt_threads: u16,
     /// espeak-ng voice, e.g. `en-us` or `en-gb`.
     pub tts_voice: String,
     /// espeak-ng speaking rate in words per minute.
@@ -305,7 +311,9 @@ impl Default for Config {
             },
             voice: VoiceConfig {
                 enabled: true,
-                end_silence_ms: 600,
+                end_silence_ms: 500,
+                pause_ms: 200,
+                early_end: true,
                 start_speech_ms: 60,
                 no_input_ms: 7000,
                 barge_in: true,
@@ -315,6 +323,7 @@ impl Default for Config {
             speech: SpeechConfig {
                 model_path: None,
                 stt_workers: 1,
+                stt_threads: 2,
                 tts_voice: "en-us".into(),
                 tts_rate: 160,
                 vad_aggressiveness: 2,
@@ -456,6 +465,13 @@ impl Config {
         if !(200..=3000).contains(&self.voice.end_silence_ms) || self.voice.end_silence_ms % 20 != 0 {
             return Err(ConfigError::new("voice.end_silence_ms", "must be a multiple of 20 between 200 and 3000"));
         }
+        let pause = self.voice.pause_ms;
+        if pause != 0 && (pause % 20 != 0 || !(100..self.voice.end_silence_ms).contains(&pause)) {
+            return Err(ConfigError::new(
+                "voice.pause_ms",
+                "must be 0 (off) or a multiple of 20 from 100 up to below voice.end_silence_ms",
+            ));
+        }
         if !(20..=500).contains(&self.voice.start_speech_ms) || self.voice.start_speech_ms % 20 != 0 {
             return Err(ConfigError::new("voice.start_speech_ms", "must be a multiple of 20 between 20 and 500"));
         }
@@ -503,6 +519,9 @@ impl Config {
         }
         if !(1..=64).contains(&self.speech.stt_workers) {
             return Err(ConfigError::new("speech.stt_workers", "must be between 1 and 64"));
+        }
+        if !(1..=16).contains(&self.speech.stt_threads) {
+            return Err(ConfigError::new("speech.stt_threads", "must be between 1 and 16"));
         }
         let voice = &self.speech.tts_voice;
         if voice.is_empty()
@@ -620,6 +639,8 @@ mod tests {
         });
         for (variable, value, setting) in [
             ("SLOTLINE_SPEECH__STT_WORKERS", "0", "speech.stt_workers"),
+            ("SLOTLINE_VOICE__PAUSE_MS", "610", "voice.pause_ms"),
+            ("SLOTLINE_SPEECH__STT_THREADS", "0", "speech.stt_threads"),
             ("SLOTLINE_SPEECH__VAD_AGGRESSIVENESS", "4", "speech.vad_aggressiveness"),
             ("SLOTLINE_SPEECH__TTS_VOICE", "--help", "speech.tts_voice"),
             ("SLOTLINE_SPEECH__TTS_RATE", "20", "speech.tts_rate"),

@@ -76,6 +76,12 @@ pub const LLM_FAILURES_TOTAL: &str = "slotline_llm_failures_total";
 pub const TURN_LATENCY_SECONDS: &str = "slotline_turn_latency_seconds";
 /// Times a caller spoke (or pressed a key) over the agent and the agent stopped.
 pub const BARGE_INS_TOTAL: &str = "slotline_barge_ins_total";
+/// Caller turns that ended, by `at`: `pause` (the words so far answered the question) or `silence`
+/// (the full end-of-turn silence, or the longest utterance).
+pub const TURN_ENDS_TOTAL: &str = "slotline_turn_ends_total";
+/// Transcriptions started at a pause, by `result`: `used` (the turn ended there) or `discarded` (the
+/// caller went on speaking).
+pub const STT_SPECULATIONS_TOTAL: &str = "slotline_stt_speculations_total";
 /// Silent turns after the no-input timeout.
 pub const NO_INPUT_TIMEOUTS_TOTAL: &str = "slotline_no_input_timeouts_total";
 /// Speech engine failures by `engine` (`stt`, `tts`, `webrtc-vad`).
@@ -216,6 +222,16 @@ pub fn barge_in() {
     metrics::counter!(BARGE_INS_TOTAL).increment(1);
 }
 
+/// Counts the end of a caller's spoken turn, `at` a pause or after the full silence.
+pub fn turn_end(at: &'static str) {
+    metrics::counter!(TURN_ENDS_TOTAL, "at" => at).increment(1);
+}
+
+/// Counts a transcription started at a pause: `used` or `discarded`.
+pub fn stt_speculation(result: &'static str) {
+    metrics::counter!(STT_SPECULATIONS_TOTAL, "result" => result).increment(1);
+}
+
 /// Counts a no-input timeout.
 pub fn no_input() {
     metrics::counter!(NO_INPUT_TIMEOUTS_TOTAL).increment(1);
@@ -298,6 +314,8 @@ fn describe() {
     );
     describe_counter!(BARGE_INS_TOTAL, "Times the caller spoke or pressed a key over the agent.");
     describe_counter!(NO_INPUT_TIMEOUTS_TOTAL, "Silent caller turns after the no-input timeout.");
+    describe_counter!(TURN_ENDS_TOTAL, "Caller turns that ended, at a pause or after the full silence.");
+    describe_counter!(STT_SPECULATIONS_TOTAL, "Transcriptions started at a pause, used or discarded.");
     describe_counter!(SPEECH_ERRORS_TOTAL, "Speech engine failures by engine.");
     describe_counter!(API_AUTH_FAILURES_TOTAL, "Admin API requests refused by authentication, by reason.");
 }

@@ -7,7 +7,10 @@
 //! ```
 //!
 //! - **Endpointing**: an utterance ends after `voice.end_silence_ms` of silence (the endpointer also
-//!   trims the VAD's hangover), so the caller's turn goes to STT as soon as it is over.
+//!   trims the VAD's hangover). Already after `voice.pause_ms` of silence the words so far are
+//!   transcribed speculatively: when the caller stays silent that transcript is the turn's (no decode
+//!   after the end), and when its words answer what the agent asked ([`nlu::turn::complete`]) the turn
+//!   ends right there (`voice.early_end`). Speech after the pause discards the speculation.
 //! - **Barge-in**: when the caller starts speaking while the agent talks, the sink is flushed at once
 //!   (the queued audio is dropped) and the agent listens; DTMF interrupts the same way.
 //! - **No input**: `voice.no_input_ms` after the agent stopped talking without a word or key, the engine
@@ -26,15 +29,17 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::dialog::{AgentTurn, Conversation, UserTurn};
+use super::nlu;
 use super::tools::Outcome;
 use crate::media::session::{AudioSink, Frame, MediaEndpoint, MediaEvent, MediaInput, FRAME};
 use crate::metrics;
-use crate::speech::vad::{Endpoint, EndpointSettings, EndpointerThread};
-use crate::speech::{duration_of, tts, SpeechError, SpeechToText, TextToSpeech};
+use crate::speech::vad::{Endpoint, EndpointSettings, EndpointerThread, Utterance};
+use crate::speech::{duration_of, tts, SpeechError, SpeechToText, TextToSpeech, Transcript};
 
 /// Sentences whose audio is kept once synthesised (greetings and fixed prompts repeat on every call).
 const PROMPT_CACHE_ENTRIES: usize = 512;
@@ -54,6 +59,8 @@ pub struct VoiceSettings {
     pub no_input: Duration,
     /// Stop the agent's audio when the caller speaks over it.
     pub barge_in: bool,
+    /// End a turn at a pause (`endpoint.pause_frames`) when its words answer the agent's question.
+    pub early_end: bool,
 }
 
 /// The speech engines every call shares, and the cache of synthesised prompts.
@@ -166,9 +173,86 @@ pub struct SessionReport {
 
 /// A caller turn for the worker.
 struct TurnRequest {
-    utterance: Option<Vec<i16>>,
+    heard: Heard,
     dtmf: String,
+    /// Silence waited for before the turn ended.
     endpointing: Duration,
+    /// Speech-to-text time already spent in the turn gap (a speculation that ended the turn early).
+    stt_before: Duration,
+}
+
+impl TurnRequest {
+    /// A turn without words: a key, or the no-input timeout.
+    fn wordless(dtmf: String) -> Self {
+        Self { heard: Heard::Nothing, dtmf, endpointing: Duration::ZERO, stt_before: Duration::ZERO }
+    }
+}
+
+/// The caller's words in a turn, as far as they are known when the turn ends.
+enum Heard {
+    /// None: a key, or the no-input timeout.
+    Nothing,
+    /// An utterance still to transcribe.
+    Audio(Vec<i16>),
+    /// An utterance transcribed since its pause (done, or still decoding).
+    Speculated(Speculation),
+}
+
+/// A transcription started at a pause, before the turn was known to be over.
+struct Speculation {
+    /// The utterance's `start` and `end` (sample indexes), to match it with the end.
+    start: u64,
+    end: u64,
+    /// Samples pushed to the endpointer when the pause was seen.
+    paused_at: u64,
+    started: Instant,
+    transcript: Transcribing,
+}
+
+enum Transcribing {
+    Running(JoinHandle<Result<Transcript, SpeechError>>),
+    Done(Result<Transcript, SpeechError>),
+}
+
+impl Speculation {
+    fn start(stt: &Arc<dyn SpeechToText>, utterance: Utterance, paused_at: u64) -> Self {
+        let stt = stt.clone();
+        let Utterance { start, end, samples } = utterance;
+        let task = tokio::spawn(async move { stt.transcribe(&samples).await });
+        Self { start, end, paused_at, started: Instant::now(), transcript: Transcribing::Running(task) }
+    }
+
+    fn is_running(&self) -> bool {
+        matches!(self.transcript, Transcribing::Running(_))
+    }
+
+    /// The transcript, once decoded.
+    async fn result(self) -> Result<Transcript, SpeechError> {
+        match self.transcript {
+            Transcribing::Done(result) => result,
+            Transcribing::Running(task) => task.await.unwrap_or_else(|e| {
+                Err(SpeechError::Engine { engine: "stt", message: format!("speculative transcription stopped: {e}") })
+            }),
+        }
+    }
+
+    /// Drops the speculation (a decode already running finishes on its worker; one still queued never runs).
+    fn discard(self) {
+        if let Transcribing::Running(task) = self.transcript {
+            task.abort();
+        }
+        metrics::stt_speculation("discarded");
+    }
+}
+
+/// The running speculation's transcript (never resolves without one).
+async fn speculation_done(speculation: &mut Option<Speculation>) -> Result<Transcript, SpeechError> {
+    match speculation.as_mut().map(|s| &mut s.transcript) {
+        Some(Transcribing::Running(task)) => task.await.unwrap_or_else(|e| {
+            Err(SpeechError::Engine { engine: "stt", message: format!("speculative transcription stopped: {e}") })
+        }),
+        _ => std::future::pending().await,
+    }
 }
 
 /// The worker's answer.
@@ -212,29 +296,36 @@ pub async fn run(
     let mut speaker = Speaker::new(voice.clone(), output);
     speaker.say(greeting.say.clone(), None);
 
-    // The turn worker owns the conversation, so the loop keeps listening while STT and tools run.
+    // The turn worker owns the conversation, so the loop keeps listening while STT and tools run. It
+    // publishes what the agent's last turn asked for, which decides whether a pause ends the next turn.
     let (turns_tx, mut turns_rx) = mpsc::channel::<(TurnRequest, oneshot::Sender<TurnDone>)>(4);
+    let (expect_tx, expect) = watch::channel(conversation.expecting());
     let stt = voice.stt.clone();
     let worker = tokio::spawn(async move {
         while let Some((request, done)) = turns_rx.recv().await {
             let mut timing = TurnTiming { endpointing: request.endpointing, ..TurnTiming::default() };
-            let heard = match request.utterance {
-                Some(samples) => match stt.transcribe(&samples).await {
-                    Ok(transcript) => {
-                        timing.stt = transcript.queued + transcript.decode;
-                        transcript.text
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "speech to text failed");
-                        metrics::speech_error("stt");
-                        String::new()
-                    }
-                },
+            let asked = Instant::now();
+            let transcript = match request.heard {
+                Heard::Nothing => None,
+                Heard::Audio(samples) => Some(stt.transcribe(&samples).await),
+                Heard::Speculated(speculation) => Some(speculation.result().await),
+            };
+            let heard = match transcript {
                 None => String::new(),
+                Some(Ok(transcript)) => {
+                    timing.stt = request.stt_before + asked.elapsed();
+                    transcript.text
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "speech to text failed");
+                    metrics::speech_error("stt");
+                    String::new()
+                }
             };
             let started = Instant::now();
             let reply = conversation.turn(UserTurn { text: heard.clone(), dtmf: request.dtmf }).await;
             timing.dialog = started.elapsed();
+            expect_tx.send_replace(conversation.expecting());
             if done.send(TurnDone { heard, reply, timing }).is_err() {
                 break;
             }
@@ -248,6 +339,10 @@ pub async fn run(
     let mut pushed: u64 = 0;
     let mut last_audio = Instant::now();
     let mut in_utterance = false;
+    let mut speculation: Option<Speculation> = None;
+    // The start of the utterance whose turn ended at a pause: the endpointer's later events for it
+    // (queued before it was cut) belong to a turn already taken.
+    let mut taken: Option<u64> = None;
     let mut gap = tokio::time::interval(Duration::from_millis(20));
     gap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let silence: Frame = [0; FRAME];
@@ -271,7 +366,7 @@ pub async fn run(
                         metrics::barge_in();
                     }
                     note("caller", &format!("[DTMF {key}]"));
-                    pending.push_back(TurnRequest { utterance: None, dtmf: key.to_string(), endpointing: Duration::ZERO });
+                    pending.push_back(TurnRequest::wordless(key.to_string()));
                 }
             },
             Some(event) = endpointer.events.recv() => match event {
@@ -284,12 +379,56 @@ pub async fn run(
                         tracing::debug!("barge-in: the caller spoke over the agent");
                     }
                 }
-                Endpoint::Ended(utterance) => {
+                Endpoint::Paused(utterance) if taken != Some(utterance.start) => {
+                    if let Some(old) = speculation.take() {
+                        old.discard();
+                    }
+                    speculation = Some(Speculation::start(&voice.stt, utterance, pushed));
+                }
+                Endpoint::Resumed => {
+                    if let Some(old) = speculation.take() {
+                        old.discard();
+                    }
+                }
+                Endpoint::Ended(utterance) if taken != Some(utterance.start) => {
                     in_utterance = false;
                     let endpointing = duration_of(pushed.saturating_sub(utterance.end) as usize);
-                    pending.push_back(TurnRequest { utterance: Some(utterance.samples), dtmf: String::new(), endpointing });
+                    let heard = match speculation.take() {
+                        Some(s) if (s.start, s.end) == (utterance.start, utterance.end) => {
+                            metrics::stt_speculation("used");
+                            Heard::Speculated(s)
+                        }
+                        other => {
+                            if let Some(stale) = other {
+                                stale.discard();
+                            }
+                            Heard::Audio(utterance.samples)
+                        }
+                    };
+                    metrics::turn_end("silence");
+                    pending.push_back(TurnRequest { heard, dtmf: String::new(), endpointing, stt_before: Duration::ZERO });
                 }
+                Endpoint::Paused(_) | Endpoint::Ended(_) => {}
             },
+            result = speculation_done(&mut speculation), if speculation.as_ref().is_some_and(Speculation::is_running) => {
+                let answers = result.as_ref().is_ok_and(|t| nlu::turn::complete(*expect.borrow(), &t.text));
+                if let Some(mut done) = speculation.take() {
+                    done.transcript = Transcribing::Done(result);
+                    if settings.early_end && in_utterance && waiting.is_none() && pending.is_empty() && answers {
+                        // The words so far answer the question: the turn ends at this pause.
+                        endpointer.cut().await;
+                        in_utterance = false;
+                        taken = Some(done.start);
+                        metrics::stt_speculation("used");
+                        metrics::turn_end("pause");
+                        let endpointing = duration_of(done.paused_at.saturating_sub(done.end) as usize);
+                        let stt_before = done.started.elapsed();
+                        pending.push_back(TurnRequest { heard: Heard::Speculated(done), dtmf: String::new(), endpointing, stt_before });
+                    } else {
+                        speculation = Some(done);
+                    }
+                }
+            }
             Some(done) = next_done(&mut waiting), if waiting.is_some() => {
                 waiting = None;
                 note("caller", &done.heard);
@@ -316,7 +455,7 @@ pub async fn run(
             () = sleep_until(no_input_at), if listening && no_input_at.is_some() => {
                 report.no_inputs += 1;
                 metrics::no_input();
-                pending.push_back(TurnRequest { utterance: None, dtmf: String::new(), endpointing: Duration::ZERO });
+                pending.push_back(TurnRequest::wordless(String::new()));
                 speaker.mark_busy();
             }
             _ = gap.tick() => {

@@ -74,6 +74,9 @@ pub struct EndpointSettings {
     pub start_frames: u32,
     /// Consecutive non-speech frames that end one (pauses between words are shorter).
     pub end_frames: u32,
+    /// Consecutive non-speech frames after which the utterance so far is offered as
+    /// [`Endpoint::Paused`] (speculative transcription); 0, or not below `end_frames`, never pauses.
+    pub pause_frames: u32,
     /// Frames kept from before the start, so the utterance has the onset the detector missed.
     pub pre_roll_frames: u32,
     /// Frames kept after the last speech frame.
@@ -83,13 +86,15 @@ pub struct EndpointSettings {
 }
 
 impl Default for EndpointSettings {
-    /// 200 ms of warm-up, 60 ms of speech to start, 600 ms of silence to end, 200 ms before and 100 ms
-    /// after, 15 s at most.
+    /// 200 ms of warm-up, 60 ms of speech to start, 500 ms of silence to end (`bench/pauses.sh`: the
+    /// longest pause inside a turn of the dialog corpus is 380 ms), a pause after 200 ms, 200 ms before
+    /// and 100 ms after, 15 s at most.
     fn default() -> Self {
         Self {
             warmup_frames: 10,
             start_frames: 3,
-            end_frames: 30,
+            end_frames: 25,
+            pause_frames: 10,
             pre_roll_frames: 10,
             tail_frames: 5,
             max_frames: 15 * FRAMES_PER_SECOND,
@@ -106,6 +111,12 @@ pub enum Endpoint {
         /// Sample index of the start.
         at: u64,
     },
+    /// The caller has been silent for `pause_frames`: the utterance so far, which is the whole utterance
+    /// unless [`Endpoint::Resumed`] follows. Its `start`, `end` and audio equal those of the
+    /// [`Endpoint::Ended`] that follows without a resumption, so a transcript of it can stand for the end.
+    Paused(Utterance),
+    /// The caller spoke again after a [`Endpoint::Paused`]: the utterance goes on.
+    Resumed,
     /// The caller stopped speaking (or hit the longest utterance).
     Ended(Utterance),
 }
@@ -137,8 +148,20 @@ fn energy(frame: &[i16]) -> f64 {
 }
 
 enum State {
-    Silence { voiced: u32 },
-    Speech { start: u64, last_voiced_end: u64, silent: u32, frames: u32 },
+    Silence {
+        voiced: u32,
+    },
+    Speech {
+        start: u64,
+        last_voiced_end: u64,
+        /// Frames since the detector last said speech.
+        silent: u32,
+        /// Frames since the last frame of loud speech (silent, or the detector's quiet hangover).
+        quiet: u32,
+        /// Energy of the utterance's loudest speech frame.
+        loudest: f64,
+        frames: u32,
+    },
 }
 
 /// Turns per-frame decisions into utterances (sans-I/O: feed frames, get events).
@@ -180,6 +203,7 @@ impl<V: Vad> Endpointer<V> {
                     return Ok(None);
                 }
                 let start = frame_start - u64::from(*voiced - 1) * FRAME as u64;
+                let loudest = self.pre_roll.iter().rev().take(*voiced as usize).map(|f| energy(f)).fold(0.0, f64::max);
                 self.samples.clear();
                 for kept in self.pre_roll.drain(..) {
                     self.samples.extend_from_slice(&kept);
@@ -188,28 +212,43 @@ impl<V: Vad> Endpointer<V> {
                     start,
                     last_voiced_end: self.position,
                     silent: 0,
+                    quiet: 0,
+                    loudest,
                     frames: self.settings.start_frames,
                 };
                 Some(Endpoint::Started { at: start })
             }
-            State::Speech { start, last_voiced_end, silent, frames } => {
+            State::Speech { start, last_voiced_end, silent, quiet, loudest, frames } => {
                 self.samples.extend_from_slice(frame);
                 *frames += 1;
+                let pauses = self.settings.pause_frames > 0 && self.settings.pause_frames < self.settings.end_frames;
+                let was_paused = pauses && *quiet >= self.settings.pause_frames;
+                // A pause is counted from the end of loud speech, so the detector's hangover (quiet
+                // frames it still calls speech) does not delay it; the end waits for the detector.
+                let level = energy(frame);
+                let loud = speech && level * END_TRIM_RATIO >= *loudest;
                 if speech {
                     *silent = 0;
                     *last_voiced_end = self.position;
+                    *loudest = loudest.max(level);
                 } else {
                     *silent += 1;
                 }
+                *quiet = if loud { 0 } else { *quiet + 1 };
                 if *silent < self.settings.end_frames && *frames < self.settings.max_frames {
-                    return Ok(None);
+                    if loud && was_paused {
+                        return Ok(Some(Endpoint::Resumed));
+                    }
+                    if !(pauses && *quiet == self.settings.pause_frames) {
+                        return Ok(None);
+                    }
+                    let (start, last_voiced_end) = (*start, *last_voiced_end);
+                    let (end, keep) = self.cut_at(start, last_voiced_end);
+                    let samples = self.samples[..keep].to_vec();
+                    return Ok(Some(Endpoint::Paused(Utterance { start, end, samples })));
                 }
                 let (start, last_voiced_end) = (*start, *last_voiced_end);
-                let end = self.trimmed_end(start, last_voiced_end);
-                // The collected audio ends at `position`; keep `tail` after the last speech frame.
-                let after_end = (self.position - end) as usize;
-                let tail = (self.settings.tail_frames as usize * FRAME).min(after_end);
-                let keep = self.samples.len() - (after_end - tail);
+                let (end, keep) = self.cut_at(start, last_voiced_end);
                 let mut samples = Vec::with_capacity(self.samples.capacity());
                 std::mem::swap(&mut samples, &mut self.samples);
                 samples.truncate(keep);
@@ -218,6 +257,26 @@ impl<V: Vad> Endpointer<V> {
             }
         };
         Ok(event)
+    }
+
+    /// Where the utterance collected so far ends: its end (the hangover trimmed) and how many of the
+    /// collected samples to keep (up to `tail` after the end).
+    fn cut_at(&self, start: u64, last_voiced_end: u64) -> (u64, usize) {
+        let end = self.trimmed_end(start, last_voiced_end);
+        // The collected audio ends at `position`; keep `tail` after the last speech frame.
+        let after_end = (self.position - end) as usize;
+        let tail = (self.settings.tail_frames as usize * FRAME).min(after_end);
+        (end, self.samples.len() - (after_end - tail))
+    }
+
+    /// Ends the utterance in progress without an event (the caller's turn was taken at a pause); speech
+    /// that follows starts a new one. The detector keeps what it learnt.
+    pub fn cut(&mut self) {
+        if matches!(self.state, State::Speech { .. }) {
+            self.state = State::Silence { voiced: 0 };
+            self.pre_roll.clear();
+            self.samples.clear();
+        }
     }
 
     /// WebRTC's detector holds "speech" for about 100 ms after speech stops (its hangover, longer after
@@ -250,9 +309,17 @@ impl<V: Vad> Endpointer<V> {
 /// Send frames with [`EndpointerThread::push`]; events arrive on [`EndpointerThread::events`]. Dropping
 /// the handle closes the frame channel and the thread ends after the frames already queued.
 pub struct EndpointerThread {
-    frames: mpsc::Sender<Frame>,
+    frames: mpsc::Sender<Input>,
     /// Starts and ends of the caller's speech.
     pub events: mpsc::Receiver<Endpoint>,
+}
+
+/// What the endpointer thread is sent: audio, or an order to end the utterance in progress. Frames go by
+/// value (no allocation per frame); the rare `Cut` costs a frame's worth of channel slot.
+#[allow(clippy::large_enum_variant)]
+enum Input {
+    Frame(Frame),
+    Cut,
 }
 
 /// Frames queued for the endpointer thread (1 s) before [`EndpointerThread::push`] drops them.
@@ -262,7 +329,7 @@ impl EndpointerThread {
     /// Starts the thread with a [`WebRtcVad`] of the given aggressiveness (0–3).
     pub fn spawn(aggressiveness: u8, settings: EndpointSettings) -> Result<Self, SpeechError> {
         mode(aggressiveness)?;
-        let (frames, mut frame_rx) = mpsc::channel::<Frame>(FRAME_QUEUE);
+        let (frames, mut frame_rx) = mpsc::channel::<Input>(FRAME_QUEUE);
         let (event_tx, events) = mpsc::channel(16);
         std::thread::Builder::new()
             .name("slotline-vad".into())
@@ -273,7 +340,14 @@ impl EndpointerThread {
                     Err(error) => return tracing::error!(%error, "VAD not started"),
                 };
                 let mut endpointer = Endpointer::new(vad, settings);
-                while let Some(frame) = frame_rx.blocking_recv() {
+                while let Some(input) = frame_rx.blocking_recv() {
+                    let frame = match input {
+                        Input::Frame(frame) => frame,
+                        Input::Cut => {
+                            endpointer.cut();
+                            continue;
+                        }
+                    };
                     match endpointer.push(&frame) {
                         Ok(Some(event)) => {
                             if event_tx.blocking_send(event).is_err() {
@@ -295,13 +369,19 @@ impl EndpointerThread {
     /// Queues a frame without waiting; `false` if the thread is a second behind (the frame is dropped)
     /// or gone.
     pub fn push(&self, frame: Frame) -> bool {
-        self.frames.try_send(frame).is_ok()
+        self.frames.try_send(Input::Frame(frame)).is_ok()
+    }
+
+    /// Ends the utterance in progress after the frames already queued, without an event (see
+    /// [`Endpointer::cut`]); `false` if the thread is gone.
+    pub async fn cut(&self) -> bool {
+        self.frames.send(Input::Cut).await.is_ok()
     }
 
     /// Queues a frame, waiting while the queue is full (audio from a file rather than a live call);
     /// `false` if the thread is gone.
     pub async fn send(&self, frame: Frame) -> bool {
-        self.frames.send(frame).await.is_ok()
+        self.frames.send(Input::Frame(frame)).await.is_ok()
     }
 }
 
@@ -338,10 +418,69 @@ mod tests {
         warmup_frames: 0,
         start_frames: 2,
         end_frames: 3,
+        pause_frames: 0,
         pre_roll_frames: 2,
         tail_frames: 1,
         max_frames: 100,
     };
+
+    #[test]
+    fn a_pause_offers_the_utterance_so_far_and_the_end_matches_it() {
+        let settings = EndpointSettings { end_frames: 5, pause_frames: 2, ..SETTINGS };
+        let events = run("..###..#.. ...", settings);
+        let f = FRAME as u64;
+        assert!(matches!(events[0], Endpoint::Started { at } if at == 2 * f), "{events:?}");
+        // Silent frames 5 and 6: a pause; speech at 7 resumes; 8 and 9 pause again; 8–12 end it.
+        let Endpoint::Paused(first) = &events[1] else { panic!("{events:?}") };
+        assert_eq!((first.start, first.end), (2 * f, 5 * f));
+        assert_eq!(events[2], Endpoint::Resumed);
+        let (Endpoint::Paused(second), Endpoint::Ended(ended)) = (&events[3], &events[4]) else { panic!("{events:?}") };
+        assert_eq!((second.start, second.end), (2 * f, 8 * f));
+        assert_eq!(second, ended, "the pause had the whole utterance");
+        assert_eq!(events.len(), 5, "{events:?}");
+    }
+
+    #[test]
+    fn a_pause_is_counted_from_the_end_of_loud_speech() {
+        // The detector says speech for frames 2..8, but 6 and 7 are 60 dB quieter: its hangover. The
+        // pause comes after two quiet frames (at 7), not two frames after the detector's last speech (9).
+        let settings = EndpointSettings { end_frames: 5, pause_frames: 2, ..SETTINGS };
+        let decisions = (0..14).map(|i| (2..8).contains(&i)).collect();
+        let mut endpointer = Endpointer::new(Scripted(decisions, 0), settings);
+        let mut paused_at = None;
+        let mut events = Vec::new();
+        for i in 0..14 {
+            let level = if (2..6).contains(&i) { 1000 } else { 1 };
+            if let Some(event) = endpointer.push(&[level; FRAME]).expect("frame") {
+                paused_at = paused_at.or(matches!(event, Endpoint::Paused(_)).then_some(i));
+                events.push(event);
+            }
+        }
+        assert_eq!(paused_at, Some(7), "{events:?}");
+        let (Some(Endpoint::Paused(paused)), Some(Endpoint::Ended(ended))) = (events.get(1), events.get(2)) else {
+            panic!("{events:?}")
+        };
+        assert_eq!(paused, ended);
+        assert_eq!(ended.end, 6 * FRAME as u64);
+    }
+
+    #[test]
+    fn a_cut_utterance_ends_without_an_event_and_speech_after_it_starts_anew() {
+        let settings = EndpointSettings { end_frames: 5, pause_frames: 2, ..SETTINGS };
+        let mut endpointer = Endpointer::new(Scripted("###..##.....".chars().map(|c| c == '#').collect(), 0), settings);
+        let mut events = Vec::new();
+        for i in 0..12 {
+            events.extend(endpointer.push(&[i as i16; FRAME]).expect("frame"));
+            if matches!(events.last(), Some(Endpoint::Paused(_))) {
+                endpointer.cut();
+            }
+        }
+        let f = FRAME as u64;
+        assert!(
+            matches!(&events[..], [Endpoint::Started { at: 0 }, Endpoint::Paused(_), Endpoint::Started { at }, Endpoint::Paused(_), ] if *at == 5 * f),
+            "{events:?}"
+        );
+    }
 
     #[test]
     fn a_click_is_not_speech_and_a_pause_is_not_the_end() {

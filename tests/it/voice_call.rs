@@ -32,13 +32,25 @@ async fn voice_app() -> TestApp {
     .await
 }
 
+/// A caller's hesitation inside a turn, written ` | ` in a script: longer than the speculative pause
+/// (`voice.pause_ms`, 200 ms), shorter than the end of turn (`voice.end_silence_ms`, 600 ms).
+const HESITATION: Duration = Duration::from_millis(400);
+
 /// The caller's turns, spoken by espeak-ng's slow male US voice (whisper tiny hears it reliably).
 async fn turns(script: &[(&str, Cue)]) -> Vec<Turn> {
     let voice = EspeakTts::new("en-us+m3", 130).expect("espeak-ng is installed by scripts/setup.sh");
     let mut turns = Vec::new();
     for (text, cue) in script {
-        let audio = voice.synthesize(text).await.expect("espeak-ng speaks");
-        turns.push(Turn { text: (*text).to_string(), audio, cue: *cue });
+        let mut audio = Vec::new();
+        for (i, part) in text.split(" | ").enumerate() {
+            if i > 0 {
+                let trailing = audio.iter().rev().take_while(|s: &&i16| s.abs() < 64).count();
+                let silence = (HESITATION.as_millis() as usize * 8).saturating_sub(trailing);
+                audio.extend(std::iter::repeat_n(0, silence));
+            }
+            audio.extend(voice.synthesize(part).await.expect("espeak-ng speaks"));
+        }
+        turns.push(Turn { text: text.replace(" | ", " "), audio, cue: *cue });
     }
     turns
 }
@@ -122,6 +134,7 @@ async fn a_spoken_booking_over_sip() {
     let agent = demo_agent(&app).await;
     let first_offered = slots(&app, &agent).await[0]["start"].as_str().expect("start").to_string();
     let booked_before = metric(&app, "slotline_bookings_total", &["outcome=\"success\""]).await;
+    let early_before = metric(&app, "slotline_turn_ends_total", &["at=\"pause\""]).await;
 
     let log = place_call(
         &app,
@@ -129,7 +142,8 @@ async fn a_spoken_booking_over_sip() {
             ("I'd like to schedule an appointment", Cue::AfterPrompt),
             ("the first one", Cue::AfterPrompt),
             // Whisper tiny garbles a bare name or "use my number" on espeak's voice; whole sentences it hears.
-            ("My name is Jane Doe", Cue::AfterPrompt),
+            // The caller hesitates after "my name is": the turn must not end there.
+            ("My name is | Jane Doe", Cue::AfterPrompt),
             ("I don't have an email, just use my phone number", Cue::AfterPrompt),
             ("yes", Cue::AfterPrompt),
             ("no, that's all, goodbye", Cue::AfterPrompt),
@@ -146,7 +160,7 @@ async fn a_spoken_booking_over_sip() {
 
     let bookings = bookings(&app).await;
     let [booking] = bookings.as_slice() else { panic!("one booking, found {bookings:#?}\n{lines:#?}") };
-    assert_eq!(booking.attendee_name, "Jane Doe");
+    assert_eq!(booking.attendee_name, "Jane Doe", "the turn waited out the hesitation");
     assert_eq!(booking.attendee_phone.as_deref(), Some(CALLER));
     assert_eq!(booking.status, "confirmed");
     assert_eq!(booking.source_call_id.as_deref(), Some(call.id.to_string().as_str()));
@@ -154,6 +168,10 @@ async fn a_spoken_booking_over_sip() {
     assert_eq!(booking.start_at, start, "the first slot the agent offered");
     let booked = metric(&app, "slotline_bookings_total", &["outcome=\"success\""]).await;
     assert_eq!(booked - booked_before, 1.0);
+    // The request, "the first one", "yes" and the goodbye answer their questions at the first pause; the
+    // name does not ("my name is" leaves the sentence open), and Jane Doe above shows the turn waited.
+    let early = metric(&app, "slotline_turn_ends_total", &["at=\"pause\""]).await - early_before;
+    assert!(early >= 2.0, "turns that ended at a pause: {early}");
 
     // What the caller heard after "yes" (the fifth turn), recorded off the wire at 8 kHz.
     let reply = log.reply_speech(4, Duration::from_secs(3), Duration::from_millis(300));
@@ -166,7 +184,7 @@ async fn a_spoken_booking_over_sip() {
     );
 
     assert!(lines.iter().any(|(who, text)| who == "agent" && text.contains("You're all set, Jane")), "{lines:#?}");
-    assert!(lines.iter().any(|(who, text)| who == "caller" && text.to_lowercase().contains("jane")), "{lines:#?}");
+    assert!(lines.iter().any(|(who, text)| who == "caller" && text.to_lowercase().contains("jane doe")), "{lines:#?}");
     assert_eq!(lines.first().map(|(who, _)| who.as_str()), Some("agent"), "the greeting comes first");
     app.stop().await;
 }

@@ -90,11 +90,37 @@ pub struct CallContext {
     pub clock: Arc<dyn Clock>,
 }
 
+/// What the agent's last words asked the caller for. The voice loop ends a caller's turn at a short
+/// pause when the words so far already answer it ([`crate::agent::nlu::turn::complete`]), rather than
+/// waiting out the full end-of-turn silence.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Expect {
+    /// Anything: an open question, or an engine that does not say.
+    #[default]
+    Anything,
+    /// What the caller wants: book, cancel, reschedule, a question.
+    Request,
+    /// A day or a time.
+    When,
+    /// One of the options read out (or another day).
+    Choice,
+    /// The caller's full name.
+    Name,
+    /// An email address, or the phone number the caller calls from.
+    Contact,
+    /// Yes or no.
+    YesNo,
+}
+
 /// A dialog engine. One instance per conversation.
 #[async_trait]
 pub trait DialogEngine: Send {
     /// The engine's name (`rules`, `llm`), a metric label.
     fn name(&self) -> &'static str;
+    /// What the engine's last turn asked for.
+    fn expecting(&self) -> Expect {
+        Expect::Anything
+    }
     /// The agent's first words when the call is answered.
     async fn greet(&mut self) -> AgentTurn;
     /// One caller turn.
@@ -162,6 +188,11 @@ impl Conversation {
             self.finish();
         }
         reply
+    }
+
+    /// What the agent's last turn asked the caller for.
+    pub fn expecting(&self) -> Expect {
+        self.engine.expecting()
     }
 
     /// What the conversation achieved so far.

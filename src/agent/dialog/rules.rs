@@ -11,7 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone as _, Utc};
 
-use super::{AgentTurn, CallContext, DialogEngine, UserTurn};
+use super::{AgentTurn, CallContext, DialogEngine, Expect, UserTurn};
 use crate::agent::nlu::intent::{self, Intent};
 use crate::agent::nlu::when::{self, Days, Times, When};
 use crate::agent::nlu::{choice, contact, Utterance};
@@ -922,6 +922,18 @@ fn cancel_reason(text: &str) -> Option<String> {
 impl DialogEngine for RulesEngine {
     fn name(&self) -> &'static str {
         "rules"
+    }
+
+    fn expecting(&self) -> Expect {
+        match &self.stage {
+            Stage::Listening(None) => Expect::Request,
+            Stage::Listening(Some(_)) => Expect::When,
+            Stage::Offering { .. } | Stage::PickBooking(..) => Expect::Choice,
+            Stage::AskName(_) => Expect::Name,
+            Stage::AskContact(_) | Stage::AskLookupEmail(_) => Expect::Contact,
+            Stage::Confirm(_) | Stage::ConfirmCancel(_) | Stage::ConfirmMove(..) | Stage::AnythingElse => Expect::YesNo,
+            Stage::AskWhatToChange(_) | Stage::Ended => Expect::Anything,
+        }
     }
 
     async fn greet(&mut self) -> AgentTurn {

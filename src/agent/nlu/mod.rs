@@ -4,11 +4,13 @@
 //! - [`intent`]: book, cancel, reschedule, availability, yes/no, repeat, goodbye, a human;
 //! - [`when`]: day and time expressions relative to today in the agent's time zone;
 //! - [`choice`]: "the second one", "option 3", a DTMF digit;
+//! - [`turn`]: whether words heard up to a pause already answer the question (early end of turn);
 //! - [`contact`]: names ("my name is …") and emails, also spelled out ("j o h n at example dot com").
 
 pub mod choice;
 pub mod contact;
 pub mod intent;
+pub mod turn;
 pub mod when;
 
 /// A caller's words, normalised: lower case, punctuation except `@ . : ' + -` turned into spaces, and

@@ -1,0 +1,138 @@
+//! End of turn: whether a caller's words, heard up to a short pause, already answer what the agent asked.
+//!
+//! The voice loop transcribes an utterance speculatively at a short pause (`voice.pause_ms`); when the
+//! words so far are [`complete`] for the [`Expect`]ed answer, the turn ends there instead of after the
+//! full end-of-turn silence (`voice.end_silence_ms`), which saves most of the turn gap. Words that
+//! leave a sentence open ("and", "at", "my", "um") never end a turn early, nor does a lone first name
+//! or an email without its domain: the caller is still talking.
+
+use super::contact;
+use super::intent::{self, prefers_phone, wants_other_options, yes_no};
+use super::{choice, when, Utterance};
+use crate::agent::dialog::Expect;
+
+/// Last words after which a sentence goes on: conjunctions, articles, prepositions, fillers.
+const OPEN_ENDINGS: &[&str] = &[
+    "and",
+    "or",
+    "but",
+    "so",
+    "because",
+    "then",
+    "the",
+    "a",
+    "an",
+    "at",
+    "on",
+    "in",
+    "to",
+    "for",
+    "of",
+    "from",
+    "with",
+    "by",
+    "about",
+    "around",
+    "after",
+    "before",
+    "until",
+    "my",
+    "your",
+    "our",
+    "is",
+    "it's",
+    "its",
+    "name's",
+    "am",
+    "i'm",
+    "i",
+    "was",
+    "be",
+    "like",
+    "um",
+    "uh",
+    "er",
+    "erm",
+    "hmm",
+    "mm",
+    "dot",
+    "underscore",
+    "dash",
+    "next",
+    "this",
+    "maybe",
+    "just",
+    "well",
+    "can",
+    "could",
+    "would",
+    "will",
+    "want",
+    "need",
+    "have",
+    "do",
+    "how",
+    "what",
+    "which",
+    "when",
+    "where",
+];
+
+/// Whether `text` (a transcript up to a pause) answers `expect` so that the turn can end now.
+pub fn complete(expect: Expect, text: &str) -> bool {
+    let u = Utterance::new(text);
+    let Some(last) = u.words.last() else {
+        return false;
+    };
+    if OPEN_ENDINGS.contains(&last.as_str()) || text.trim_end().ends_with("...") {
+        return false;
+    }
+    let has_when = || !when::parse(&u, chrono::Utc::now().date_naive()).is_empty();
+    match expect {
+        Expect::YesNo => yes_no(&u).is_some() || intent::intent(&u).is_some(),
+        Expect::Choice => {
+            choice::pick(&u, 3).is_some() || wants_other_options(&u) || has_when() || intent::intent(&u).is_some()
+        }
+        Expect::Name => contact::name(&u).is_some_and(|name| name.split_whitespace().count() >= 2),
+        Expect::Contact => contact::email(&u).is_some() || prefers_phone(&u),
+        Expect::Request => intent::intent(&u).is_some() || has_when(),
+        Expect::When => has_when() || yes_no(&u).is_some() || intent::intent(&u).is_some(),
+        // An engine that does not say: a sentence whisper closed with a full stop or a question mark.
+        Expect::Anything => text.trim_end().ends_with(['.', '?', '!']),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_to_the_question_end_the_turn() {
+        assert!(complete(Expect::YesNo, "Yes."));
+        assert!(complete(Expect::YesNo, "Yes, please."));
+        assert!(complete(Expect::YesNo, "No, that's all, goodbye."));
+        assert!(complete(Expect::Choice, "The first one."));
+        assert!(complete(Expect::Choice, "Do you have anything later?"));
+        assert!(complete(Expect::Choice, "Sorry, can you repeat that?"));
+        assert!(complete(Expect::Name, "My name is Jane Doe."));
+        assert!(complete(Expect::Contact, "jane at example dot com"));
+        assert!(complete(Expect::Contact, "I don't have an email, just use my phone number."));
+        assert!(complete(Expect::Request, "I'd like to schedule an appointment."));
+        assert!(complete(Expect::When, "Tomorrow afternoon."));
+        assert!(complete(Expect::Anything, "Can I come in on Friday?"));
+    }
+
+    #[test]
+    fn words_that_leave_the_sentence_open_wait_for_the_rest() {
+        assert!(!complete(Expect::Name, "My name is Jane."), "a first name alone: the surname may follow");
+        assert!(!complete(Expect::Name, "My name is"));
+        assert!(!complete(Expect::Contact, "jane at example"), "no domain yet");
+        assert!(!complete(Expect::Contact, "jane dot"));
+        assert!(!complete(Expect::Request, "I'd like to book an appointment for"));
+        assert!(!complete(Expect::Request, "Um..."));
+        assert!(!complete(Expect::YesNo, "Well, um"));
+        assert!(!complete(Expect::Choice, "Hmm, let me think"));
+        assert!(!complete(Expect::Anything, "I was wondering if"));
+        assert!(!complete(Expect::YesNo, ""));
+    }
+}
