@@ -207,7 +207,8 @@ pub struct ExternalTtsConfig {
     pub command: Option<PathBuf>,
     /// Its arguments.
     pub args: Vec<String>,
-    /// Timeout of one sentence (request to last PCM byte), in milliseconds.
+    /// Timeout of one sentence (request to last PCM byte), in milliseconds; a new process has 30 s more
+    /// for its first answer.
     pub timeout_ms: u64,
 }
 

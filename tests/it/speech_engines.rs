@@ -322,6 +322,8 @@ async fn a_sidecar_that_dies_mid_answer_fails_that_request_and_is_restarted() {
 async fn a_stalled_or_abandoned_request_costs_the_sidecar_not_the_next_request() {
     let Flaky { tts, _dir } = flaky_sidecar(500).await;
     let pid = tts.process_id().await.expect("running");
+    // A new sidecar's first answer may take longer (loading its voice); the timeout holds from the second.
+    assert_eq!(tts.synthesize("Ready?").await.expect("speaks").len(), 8000);
 
     let started = Instant::now();
     let error = tts.synthesize("stall").await.expect_err("timed out");
@@ -331,6 +333,10 @@ async fn a_stalled_or_abandoned_request_costs_the_sidecar_not_the_next_request()
     assert_eq!(tts.synthesize("Hello.").await.expect("a new sidecar answers").len(), 8000);
     let restarted = tts.process_id().await.expect("running");
     assert_ne!(restarted, pid);
+    let error = tts.synthesize("stall").await.expect_err("timed out again");
+    assert_engine_error(&error, "external-tts", &["no answer within the timeout of 500 ms"]);
+    assert_eq!(tts.synthesize("Hello.").await.expect("speaks").len(), 8000);
+    let restarted = tts.process_id().await.expect("running");
 
     // A caller that stops waiting half-way (a barge-in) leaves the pipes out of step; the next request
     // gets a fresh sidecar rather than the stale answer.

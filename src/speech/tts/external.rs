@@ -30,7 +30,7 @@
 //!
 //! [`ExternalTts::start`] starts the sidecar once; requests take turns (one at a time per sidecar,
 //! behind an async mutex), each bounded by `speech.external.timeout_ms` from writing the request to
-//! the last PCM byte. When the sidecar exits, breaks the protocol or times out, that request fails with
+//! the last PCM byte (the first request of each process gets 30 s more, for loading a voice). When the sidecar exits, breaks the protocol or times out, that request fails with
 //! what happened (exit status and the last line of its standard error) and the process is killed; the
 //! next request starts a new one. So does a request whose caller stopped waiting half-way (a barge-in),
 //! since the pipes are then out of step.
@@ -64,6 +64,8 @@ const MAX_HEADER_BYTES: u64 = 64 * 1024;
 const MAX_AUDIO_SECS: u64 = 600;
 /// The rate espeak-ng and piper's common voices speak at: its converter is built once.
 const USUAL_RATE: u32 = 22_050;
+/// Extra time a new sidecar has for its first answer (loading a voice).
+const STARTUP_GRACE: Duration = Duration::from_secs(30);
 /// How long a sidecar that broke off is given to report its exit status and last words.
 const EXIT_GRACE: Duration = Duration::from_millis(500);
 
@@ -130,6 +132,8 @@ struct Sidecar {
     stderr_task: tokio::task::JoinHandle<()>,
     /// `false` while a request is on the pipes; a request abandoned half-way leaves it `false`.
     in_step: bool,
+    /// It has answered a request (so it has loaded its voice).
+    answered: bool,
 }
 
 impl Sidecar {
@@ -278,7 +282,15 @@ impl ExternalTts {
             }
         });
         tracing::info!(pid, command = %self.command.display(), "started the text-to-speech sidecar");
-        Ok(Sidecar { child, stdin, stdout: BufReader::new(stdout), last_stderr, stderr_task, in_step: true })
+        Ok(Sidecar {
+            child,
+            stdin,
+            stdout: BufReader::new(stdout),
+            last_stderr,
+            stderr_task,
+            in_step: true,
+            answered: false,
+        })
     }
 
     /// Speaks `text` on the sidecar (started anew when the last one failed): PCM and its rate.
@@ -299,19 +311,20 @@ impl ExternalTts {
             None => state.sidecar.insert(self.spawn()?),
         };
         sidecar.in_step = false;
-        let message = match tokio::time::timeout(self.timeout, sidecar.exchange(id, text)).await {
+        let timeout = if sidecar.answered { self.timeout } else { self.timeout + STARTUP_GRACE };
+        let message = match tokio::time::timeout(timeout, sidecar.exchange(id, text)).await {
             Ok(Ok(Answer::Audio { samples, rate })) => {
-                sidecar.in_step = true;
+                (sidecar.in_step, sidecar.answered) = (true, true);
                 return Ok((samples, rate));
             }
             Ok(Ok(Answer::Refused(message))) => {
-                sidecar.in_step = true;
+                (sidecar.in_step, sidecar.answered) = (true, true);
                 return Err(failed(format!("the sidecar could not speak the text: {message}")));
             }
             Ok(Err(Broken::Ended)) => sidecar.obituary().await,
             Ok(Err(Broken::Io(e))) => format!("talking with the sidecar failed: {e}"),
             Ok(Err(Broken::Protocol(what))) => format!("the sidecar broke the protocol with {what}"),
-            Err(_) => format!("no answer within the timeout of {} ms", self.timeout.as_millis()),
+            Err(_) => format!("no answer within the timeout of {} ms", timeout.as_millis()),
         };
         // Killed when dropped; the next request starts a new one.
         state.sidecar = None;
