@@ -23,15 +23,19 @@ use crate::agent::calls::AgentCalls;
 use crate::agent::session::{Voice, VoiceSettings};
 use crate::api::{self, AppState};
 use crate::calendar::{CalendarKind, CalendarRegistry, Clock, SystemClock};
-use crate::config::{Config, DemoConfig};
+use crate::config::{Config, DemoConfig, SttEngineKind, TtsEngineKind};
 use crate::dialplan::e164;
 use crate::media::ports::PortPool;
 use crate::media::session::MediaSettings;
 use crate::sip::admission::{Credentials, Trunk};
 use crate::sip::server::{CallHandler, SipServer, SipSettings};
 use crate::sip::transaction::Timing;
+use crate::speech::stt::openai::OpenAiStt;
 use crate::speech::tts::espeak::EspeakTts;
+use crate::speech::tts::external::ExternalTts;
+use crate::speech::tts::openai::OpenAiTts;
 use crate::speech::vad::EndpointSettings;
+use crate::speech::{SpeechToText, TextToSpeech};
 use crate::storage::crypto::{KeySource, MasterKey, KEY_FILE};
 use crate::storage::{self, AgentRecord, CalendarConfig, Store, StoreError};
 
@@ -143,7 +147,7 @@ impl Application {
 }
 
 /// The voice pipeline of calls: checks the speech engines are installed (the error says what is missing),
-/// loads the model once, and pre-synthesises every agent's greeting and the fixed prompts.
+/// starts the configured engines once, and pre-synthesises every agent's greeting and the fixed prompts.
 async fn agent_calls(
     config: &Config,
     store: Arc<dyn Store>,
@@ -153,7 +157,7 @@ async fn agent_calls(
         anyhow::anyhow!("{e}. (Set voice.enabled = false to answer calls with the greeting chime only.)")
     })?;
     let stt = speech_to_text(config).await?;
-    let tts = EspeakTts::new(&config.speech.tts_voice, config.speech.tts_rate).context("starting espeak-ng")?;
+    let tts = text_to_speech(config).await?;
     let endpoint = EndpointSettings {
         end_frames: config.voice.end_silence_ms / 20,
         pause_frames: config.voice.pause_ms / 20,
@@ -167,20 +171,32 @@ async fn agent_calls(
         barge_in: config.voice.barge_in,
         early_end: config.voice.early_end,
     };
-    let voice = Arc::new(Voice::new(stt, Arc::new(tts), settings));
+    let voice = Arc::new(Voice::new(stt, tts, settings));
     let mut prompts: Vec<String> = store.list_agents().await?.into_iter().map(|a| a.greeting).collect();
     prompts.extend(crate::agent::dialog::rules::FIXED_PROMPTS.iter().map(|p| p.to_string()));
     let (warm, workers) = (voice.clone(), config.speech.stt_workers);
+    // whisper.cpp decodes its first utterance slowly; a remote endpoint is not sent silence.
+    let warm_stt = config.speech.stt_engine == SttEngineKind::Whisper;
     tokio::spawn(async move {
         warm.prepare(&prompts).await;
-        warm.warm_up(workers).await;
+        if warm_stt {
+            warm.warm_up(workers).await;
+        }
     });
     Ok(AgentCalls::new(store, calendars, config.dialog.clone(), voice, config.voice.transcripts))
 }
 
+/// The speech-to-text engine `speech.stt_engine` names.
+async fn speech_to_text(config: &Config) -> anyhow::Result<Arc<dyn SpeechToText>> {
+    match config.speech.stt_engine {
+        SttEngineKind::Whisper => whisper(config).await,
+        SttEngineKind::Openai => Ok(Arc::new(OpenAiStt::new(&config.speech.openai))),
+    }
+}
+
 /// The offline speech-to-text engine: whisper.cpp with the configured model, loaded once.
 #[cfg(feature = "whisper")]
-async fn speech_to_text(config: &Config) -> anyhow::Result<Arc<dyn crate::speech::SpeechToText>> {
+async fn whisper(config: &Config) -> anyhow::Result<Arc<dyn SpeechToText>> {
     use crate::speech::stt::whisper::{WhisperOptions, WhisperStt};
     let options = WhisperOptions {
         workers: config.speech.stt_workers,
@@ -191,10 +207,26 @@ async fn speech_to_text(config: &Config) -> anyhow::Result<Arc<dyn crate::speech
     Ok(Arc::new(stt))
 }
 
-/// This build has no speech-to-text engine.
+/// This build has no offline speech-to-text engine.
 #[cfg(not(feature = "whisper"))]
-async fn speech_to_text(_config: &Config) -> anyhow::Result<Arc<dyn crate::speech::SpeechToText>> {
-    anyhow::bail!("this slotline was built without speech to text (feature `whisper`); set voice.enabled = false")
+async fn whisper(_config: &Config) -> anyhow::Result<Arc<dyn SpeechToText>> {
+    anyhow::bail!(
+        "this slotline was built without whisper.cpp (feature `whisper`); set speech.stt_engine = \"openai\" \
+         or voice.enabled = false"
+    )
+}
+
+/// The text-to-speech engine `speech.tts_engine` names.
+async fn text_to_speech(config: &Config) -> anyhow::Result<Arc<dyn TextToSpeech>> {
+    Ok(match config.speech.tts_engine {
+        TtsEngineKind::Espeak => {
+            Arc::new(EspeakTts::new(&config.speech.tts_voice, config.speech.tts_rate).context("starting espeak-ng")?)
+        }
+        TtsEngineKind::Openai => Arc::new(OpenAiTts::new(&config.speech.openai)),
+        TtsEngineKind::External => {
+            Arc::new(ExternalTts::start(&config.speech.external).await.context("starting the text-to-speech sidecar")?)
+        }
+    })
 }
 
 /// Deletes transcript lines older than `days` every hour.

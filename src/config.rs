@@ -121,6 +121,10 @@ pub struct LlmConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpeechConfig {
+    /// Which engine turns the caller's speech into text.
+    pub stt_engine: SttEngineKind,
+    /// Which engine speaks the agent's replies.
+    pub tts_engine: TtsEngineKind,
     /// whisper.cpp model file; defaults to `<data_dir>/models/ggml-tiny.en.bin` (made by `scripts/setup.sh`).
     pub model_path: Option<PathBuf>,
     /// Utterances transcribed at once, each on a blocking thread.
@@ -133,6 +137,85 @@ pub struct SpeechConfig {
     pub tts_rate: u32,
     /// WebRTC VAD aggressiveness: 0 counts the most frames as speech, 3 the fewest.
     pub vad_aggressiveness: u8,
+    /// The OpenAI-compatible speech endpoints (`stt_engine` or `tts_engine` = `openai`).
+    pub openai: OpenAiSpeechConfig,
+    /// The text-to-speech sidecar process (`tts_engine` = `external`).
+    pub external: ExternalTtsConfig,
+}
+
+/// Which speech-to-text engine calls use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SttEngineKind {
+    /// whisper.cpp, offline (feature `whisper`).
+    Whisper,
+    /// `POST {speech.openai.base_url}/audio/transcriptions`.
+    Openai,
+}
+
+/// Which text-to-speech engine calls use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TtsEngineKind {
+    /// The `espeak-ng` program, offline.
+    Espeak,
+    /// `POST {speech.openai.base_url}/audio/speech`.
+    Openai,
+    /// A long-running sidecar process speaking slotline's line protocol on standard input and output.
+    External,
+}
+
+/// The audio an OpenAI-compatible speech endpoint is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TtsAudioFormat {
+    /// A 16-bit PCM WAV file at any rate.
+    Wav,
+    /// Headerless 16-bit little-endian mono PCM at 24 kHz.
+    Pcm,
+}
+
+impl TtsAudioFormat {
+    /// The `response_format` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Wav => "wav",
+            Self::Pcm => "pcm",
+        }
+    }
+}
+
+/// `speech.openai.*` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAiSpeechConfig {
+    /// Base URL up to and including `/v1` (`{base_url}/audio/transcriptions`, `{base_url}/audio/speech`).
+    pub base_url: String,
+    /// Bearer key (env `SLOTLINE_SPEECH__OPENAI__API_KEY`); never logged.
+    pub api_key: Option<Secret>,
+    /// Transcription model.
+    pub stt_model: String,
+    /// Speech model.
+    pub tts_model: String,
+    /// Voice of the speech model.
+    pub tts_voice: String,
+    /// Audio format the speech endpoint answers with.
+    pub tts_format: TtsAudioFormat,
+    /// Timeout of one request, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+/// `speech.external.*` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalTtsConfig {
+    /// The sidecar program: a path, or a name looked up on `PATH`.
+    pub command: Option<PathBuf>,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Timeout of one sentence (request to last PCM byte), in milliseconds; a new process has 30 s more
+    /// for its first answer.
+    pub timeout_ms: u64,
 }
 
 /// `sip.*` settings.
@@ -321,12 +404,24 @@ impl Default for Config {
                 transcript_retention_days: 30,
             },
             speech: SpeechConfig {
+                stt_engine: SttEngineKind::Whisper,
+                tts_engine: TtsEngineKind::Espeak,
                 model_path: None,
                 stt_workers: 1,
                 stt_threads: 2,
                 tts_voice: "en-us".into(),
                 tts_rate: 160,
                 vad_aggressiveness: 2,
+                openai: OpenAiSpeechConfig {
+                    base_url: "https://api.openai.com/v1".into(),
+                    api_key: None,
+                    stt_model: "whisper-1".into(),
+                    tts_model: "tts-1".into(),
+                    tts_voice: "alloy".into(),
+                    tts_format: TtsAudioFormat::Wav,
+                    timeout_ms: 15_000,
+                },
+                external: ExternalTtsConfig { command: None, args: Vec::new(), timeout_ms: 10_000 },
             },
         }
     }
@@ -539,8 +634,60 @@ impl Config {
         if self.speech.vad_aggressiveness > 3 {
             return Err(ConfigError::new("speech.vad_aggressiveness", "must be 0, 1, 2 or 3"));
         }
+        self.validate_speech_engines()?;
         crate::dialplan::e164::normalize(&self.demo.number)
             .map_err(|e| ConfigError::new("demo.number", e.to_string()))?;
+        Ok(())
+    }
+}
+
+impl Config {
+    /// The settings of the OpenAI-compatible and external speech engines.
+    fn validate_speech_engines(&self) -> Result<(), ConfigError> {
+        let speech = &self.speech;
+        let openai = &speech.openai;
+        if !(openai.base_url.starts_with("http://") || openai.base_url.starts_with("https://")) {
+            return Err(ConfigError::new("speech.openai.base_url", "must be an http:// or https:// URL"));
+        }
+        if openai.api_key.as_ref().is_some_and(|key| key.expose().trim().is_empty()) {
+            return Err(ConfigError::new("speech.openai.api_key", "must not be empty (leave it unset for no key)"));
+        }
+        if speech.stt_engine == SttEngineKind::Openai && openai.stt_model.trim().is_empty() {
+            return Err(ConfigError::new(
+                "speech.openai.stt_model",
+                "must name a model when speech.stt_engine is openai",
+            ));
+        }
+        if speech.tts_engine == TtsEngineKind::Openai {
+            if openai.tts_model.trim().is_empty() {
+                return Err(ConfigError::new(
+                    "speech.openai.tts_model",
+                    "must name a model when speech.tts_engine is openai",
+                ));
+            }
+            if openai.tts_voice.trim().is_empty() {
+                return Err(ConfigError::new(
+                    "speech.openai.tts_voice",
+                    "must name a voice when speech.tts_engine is openai",
+                ));
+            }
+        }
+        if !(100..=300_000).contains(&openai.timeout_ms) {
+            return Err(ConfigError::new("speech.openai.timeout_ms", "must be between 100 and 300000"));
+        }
+        let external = &speech.external;
+        if external.command.as_ref().is_some_and(|c| c.as_os_str().is_empty()) {
+            return Err(ConfigError::new("speech.external.command", "must not be empty"));
+        }
+        if speech.tts_engine == TtsEngineKind::External && external.command.is_none() {
+            return Err(ConfigError::new(
+                "speech.external.command",
+                "must name the sidecar program when speech.tts_engine is external",
+            ));
+        }
+        if !(100..=300_000).contains(&external.timeout_ms) {
+            return Err(ConfigError::new("speech.external.timeout_ms", "must be between 100 and 300000"));
+        }
         Ok(())
     }
 }
@@ -656,6 +803,85 @@ mod tests {
             jail.create_file("slotline.toml", "[api]\nadress = \"127.0.0.1:1\"\n")?;
             let err = Config::load(None, &Overrides::default()).expect_err("typo");
             assert_eq!(err.setting, "api.adress");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn speech_engines_are_chosen_and_configured_from_env() {
+        figment::Jail::expect_with(|jail| {
+            let config = Config::load(None, &Overrides::default()).expect("defaults load");
+            assert_eq!(
+                (config.speech.stt_engine, config.speech.tts_engine),
+                (SttEngineKind::Whisper, TtsEngineKind::Espeak)
+            );
+            assert_eq!(config.speech.openai.stt_model, "whisper-1");
+            assert_eq!(config.speech.openai.tts_model, "tts-1");
+            assert_eq!(config.speech.openai.tts_voice, "alloy");
+            assert_eq!(config.speech.openai.tts_format, TtsAudioFormat::Wav);
+            jail.set_env("SLOTLINE_SPEECH__STT_ENGINE", "openai");
+            jail.set_env("SLOTLINE_SPEECH__TTS_ENGINE", "external");
+            jail.set_env("SLOTLINE_SPEECH__OPENAI__API_KEY", "sk-speech-secret");
+            jail.set_env("SLOTLINE_SPEECH__OPENAI__TTS_FORMAT", "pcm");
+            jail.set_env("SLOTLINE_SPEECH__OPENAI__BASE_URL", "http://127.0.0.1:9000/v1");
+            jail.set_env("SLOTLINE_SPEECH__EXTERNAL__COMMAND", "python3");
+            jail.set_env("SLOTLINE_SPEECH__EXTERNAL__ARGS", r#"["scripts/tts_sidecar.py", "--voice", "en-gb"]"#);
+            jail.set_env("SLOTLINE_SPEECH__EXTERNAL__TIMEOUT_MS", "2500");
+            let config = Config::load(None, &Overrides::default()).expect("loads");
+            assert_eq!(config.speech.stt_engine, SttEngineKind::Openai);
+            assert_eq!(config.speech.tts_engine, TtsEngineKind::External);
+            assert_eq!(config.speech.openai.api_key.as_ref().map(Secret::expose), Some("sk-speech-secret"));
+            assert!(!format!("{config:?}").contains("sk-speech-secret"));
+            assert_eq!(config.speech.openai.tts_format, TtsAudioFormat::Pcm);
+            assert_eq!(config.speech.openai.base_url, "http://127.0.0.1:9000/v1");
+            assert_eq!(config.speech.external.command, Some(PathBuf::from("python3")));
+            assert_eq!(config.speech.external.args, ["scripts/tts_sidecar.py", "--voice", "en-gb"]);
+            assert_eq!(config.speech.external.timeout_ms, 2500);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn speech_engine_errors_name_the_setting() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("SLOTLINE_SPEECH__STT_ENGINE", "vosk")], "speech.stt_engine"),
+            (&[("SLOTLINE_SPEECH__TTS_ENGINE", "piper")], "speech.tts_engine"),
+            (&[("SLOTLINE_SPEECH__OPENAI__BASE_URL", "api.openai.com/v1")], "speech.openai.base_url"),
+            (&[("SLOTLINE_SPEECH__OPENAI__API_KEY", " ")], "speech.openai.api_key"),
+            (
+                &[("SLOTLINE_SPEECH__STT_ENGINE", "openai"), ("SLOTLINE_SPEECH__OPENAI__STT_MODEL", " ")],
+                "speech.openai.stt_model",
+            ),
+            (
+                &[("SLOTLINE_SPEECH__TTS_ENGINE", "openai"), ("SLOTLINE_SPEECH__OPENAI__TTS_MODEL", "")],
+                "speech.openai.tts_model",
+            ),
+            (
+                &[("SLOTLINE_SPEECH__TTS_ENGINE", "openai"), ("SLOTLINE_SPEECH__OPENAI__TTS_VOICE", "")],
+                "speech.openai.tts_voice",
+            ),
+            (&[("SLOTLINE_SPEECH__OPENAI__TTS_FORMAT", "mp3")], "speech.openai.tts_format"),
+            (&[("SLOTLINE_SPEECH__OPENAI__TIMEOUT_MS", "50")], "speech.openai.timeout_ms"),
+            (&[("SLOTLINE_SPEECH__OPENAI__VOICE", "alloy")], "speech.openai.voice"),
+            (&[("SLOTLINE_SPEECH__TTS_ENGINE", "external")], "speech.external.command"),
+            (&[("SLOTLINE_SPEECH__EXTERNAL__COMMAND", "")], "speech.external.command"),
+            (&[("SLOTLINE_SPEECH__EXTERNAL__TIMEOUT_MS", "400000")], "speech.external.timeout_ms"),
+        ];
+        for (variables, setting) in cases {
+            figment::Jail::expect_with(|jail| {
+                for (variable, value) in *variables {
+                    jail.set_env(variable, value);
+                }
+                let err = Config::load(None, &Overrides::default()).expect_err("invalid");
+                assert_eq!(err.setting, *setting, "{variables:?}: {err}");
+                Ok(())
+            });
+        }
+        // A model or voice the engine in use does not need may stay empty.
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SLOTLINE_SPEECH__OPENAI__STT_MODEL", "");
+            jail.set_env("SLOTLINE_SPEECH__OPENAI__TTS_VOICE", "");
+            Config::load(None, &Overrides::default()).expect("unused settings may be empty");
             Ok(())
         });
     }

@@ -10,8 +10,8 @@
 //! - [`calendar`]: the calendars agents book into;
 //! - [`sip`] / [`media`]: the SIP user agent server and RTP media of calls;
 //! - [`agent`]: the scheduling conversation: tools, dialog engines (rules, LLM), language understanding;
-//! - [`speech`]: the offline speech engines (WebRTC VAD, whisper.cpp speech to text, espeak-ng speech)
-//!   behind the `Vad`, `SpeechToText` and `TextToSpeech` traits;
+//! - [`speech`]: the speech engines (WebRTC VAD; whisper.cpp or OpenAI-compatible speech to text;
+//!   espeak-ng, OpenAI-compatible or sidecar speech) behind the `Vad`, `SpeechToText` and `TextToSpeech` traits;
 //! - [`api`]: the authenticated admin HTTP API (axum) and its OpenAPI document.
 
 pub mod agent;

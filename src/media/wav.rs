@@ -1,5 +1,5 @@
-//! 8 kHz mono 16-bit PCM WAV files (greetings in, recordings out), WAV parsing at any rate (what
-//! `espeak-ng` speaks), and the generated greeting chime.
+//! 8 kHz mono 16-bit PCM WAV files (greetings in, recordings out), WAV encoding and parsing at any rate
+//! (what speech engines take and speak), and the generated greeting chime.
 
 use std::path::Path;
 
@@ -8,16 +8,21 @@ pub const RATE: u32 = 8000;
 
 /// Writes mono 16-bit PCM at 8 kHz.
 pub fn write(path: &Path, samples: &[i16]) -> std::io::Result<()> {
+    std::fs::write(path, encode(RATE, samples))
+}
+
+/// A mono 16-bit PCM WAV file of `samples` at `rate`, in memory (44-byte header, then the samples).
+pub fn encode(rate: u32, samples: &[i16]) -> Vec<u8> {
     let data_len = u32::try_from(samples.len() * 2).unwrap_or(u32::MAX);
     let mut bytes = Vec::with_capacity(44 + samples.len() * 2);
     bytes.extend_from_slice(b"RIFF");
-    bytes.extend_from_slice(&(36 + data_len).to_le_bytes());
+    bytes.extend_from_slice(&data_len.saturating_add(36).to_le_bytes());
     bytes.extend_from_slice(b"WAVEfmt ");
     bytes.extend_from_slice(&16u32.to_le_bytes());
     bytes.extend_from_slice(&1u16.to_le_bytes()); // PCM
     bytes.extend_from_slice(&1u16.to_le_bytes()); // mono
-    bytes.extend_from_slice(&RATE.to_le_bytes());
-    bytes.extend_from_slice(&(RATE * 2).to_le_bytes());
+    bytes.extend_from_slice(&rate.to_le_bytes());
+    bytes.extend_from_slice(&rate.saturating_mul(2).to_le_bytes());
     bytes.extend_from_slice(&2u16.to_le_bytes());
     bytes.extend_from_slice(&16u16.to_le_bytes());
     bytes.extend_from_slice(b"data");
@@ -25,7 +30,7 @@ pub fn write(path: &Path, samples: &[i16]) -> std::io::Result<()> {
     for s in samples {
         bytes.extend_from_slice(&s.to_le_bytes());
     }
-    std::fs::write(path, bytes)
+    bytes
 }
 
 /// Reads a mono 16-bit PCM WAV at 8 kHz.
@@ -115,5 +120,15 @@ mod tests {
         let pcm = parse(&streamed).expect("streamed");
         assert_eq!((pcm.rate, pcm.samples.len()), (22050, chime.len()));
         assert!(read(&path).is_ok());
+    }
+
+    #[test]
+    fn encoded_wavs_parse_at_their_rate() {
+        let samples: Vec<i16> = (0..2205).map(|i| (i * 7 % 2000 - 1000) as i16).collect();
+        let bytes = encode(22_050, &samples);
+        assert_eq!(bytes.len(), 44 + samples.len() * 2);
+        assert_eq!(u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize, bytes.len() - 8);
+        assert_eq!(parse(&bytes), Ok(Pcm { rate: 22_050, samples }));
+        assert_eq!(parse(&encode(16_000, &[])), Ok(Pcm { rate: 16_000, samples: Vec::new() }));
     }
 }

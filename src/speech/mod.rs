@@ -1,14 +1,19 @@
-//! The offline speech engines of the voice pipeline, behind three traits so cloud engines can replace them.
+//! The speech engines of the voice pipeline, behind three traits: offline engines by default, an
+//! OpenAI-compatible endpoint or a sidecar process where `speech.stt_engine` / `speech.tts_engine` say so.
 //!
 //! - [`Vad`]: a voice decision per 20 ms frame of 8 kHz audio; [`vad`] has the WebRTC detector and the
 //!   [`vad::Endpointer`] that turns decisions into utterances;
 //! - [`SpeechToText`]: an utterance of 8 kHz PCM → text; [`stt::whisper`] runs whisper.cpp (tiny.en) on a
-//!   bounded pool of blocking workers;
-//! - [`TextToSpeech`]: text → 8 kHz PCM; [`tts::espeak`] runs the `espeak-ng` program;
-//! - [`resample`]: the rate changes between the telephone (8 kHz) and the engines (16 kHz, 22.05 kHz).
+//!   bounded pool of blocking workers, [`stt::openai`] posts the utterance to `/audio/transcriptions`;
+//! - [`TextToSpeech`]: text → 8 kHz PCM; [`tts::espeak`] runs the `espeak-ng` program, [`tts::openai`]
+//!   posts to `/audio/speech`, [`tts::external`] talks with a long-running sidecar over its pipes;
+//! - [`resample`]: the rate changes between the telephone (8 kHz) and the engines (16 kHz, 22.05 kHz,
+//!   24 kHz);
+//! - [`openai`]: the HTTP exchange both OpenAI-compatible engines share.
 //!
 //! [`check`] tells an operator, before the first call, what the configured engines still need.
 
+pub mod openai;
 pub mod resample;
 pub mod stt;
 pub mod tts;
@@ -20,7 +25,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::config::Config;
+use crate::config::{Config, SttEngineKind, TtsEngineKind};
 
 /// Sample rate of the telephone side, and of every PCM buffer these traits take or return.
 pub const RATE: u32 = 8000;
@@ -48,7 +53,7 @@ pub enum SpeechError {
     /// An engine failed on this input.
     #[error("{engine} failed: {message}")]
     Engine {
-        /// `whisper`, `espeak-ng`, `webrtc-vad`.
+        /// `whisper`, `espeak-ng`, `webrtc-vad`, `openai-stt`, `openai-tts`, `external-tts`.
         engine: &'static str,
         /// What went wrong.
         message: String,
@@ -70,6 +75,13 @@ pub enum Missing {
         /// The Debian package that installs it.
         package: &'static str,
     },
+    /// A program a setting names that is neither a file nor on `PATH`.
+    Command {
+        /// The setting, e.g. `speech.external.command`.
+        setting: &'static str,
+        /// What it names.
+        command: PathBuf,
+    },
 }
 
 impl fmt::Display for Missing {
@@ -83,6 +95,9 @@ impl fmt::Display for Missing {
             ),
             Self::Program { program, package } => {
                 write!(f, "`{program}` is not on PATH (install the Debian package `{package}`)")
+            }
+            Self::Command { setting, command } => {
+                write!(f, "`{}` ({setting}) is neither a file nor a program on PATH", command.display())
             }
         }
     }
@@ -130,16 +145,29 @@ pub trait TextToSpeech: Send + Sync {
     async fn synthesize(&self, text: &str) -> Result<Vec<i16>, SpeechError>;
 }
 
-/// Checks that the configured speech engines can run here: the model file exists, and `espeak-ng` is
-/// on `PATH`. The error lists everything missing, each with the command or package that provides it.
+/// Checks that the configured speech engines can run here: the whisper model file exists (when
+/// `speech.stt_engine` is `whisper`), `espeak-ng` is on `PATH` (when `speech.tts_engine` is `espeak`), the
+/// sidecar program exists (when it is `external`). The OpenAI-compatible engines need nothing local. The
+/// error lists everything missing, each with the command or package that provides it.
 pub fn check(config: &Config) -> Result<(), SpeechError> {
     let mut missing = Vec::new();
-    let model = config.speech_model_path();
-    if !model.is_file() {
-        missing.push(Missing::Model { path: model });
+    if config.speech.stt_engine == SttEngineKind::Whisper {
+        let model = config.speech_model_path();
+        if !model.is_file() {
+            missing.push(Missing::Model { path: model });
+        }
     }
-    if tts::espeak::find_program().is_none() {
-        missing.push(Missing::Program { program: tts::espeak::PROGRAM, package: tts::espeak::PACKAGE });
+    match config.speech.tts_engine {
+        TtsEngineKind::Espeak if tts::espeak::find_program().is_none() => {
+            missing.push(Missing::Program { program: tts::espeak::PROGRAM, package: tts::espeak::PACKAGE });
+        }
+        TtsEngineKind::External => {
+            let command = config.speech.external.command.clone().unwrap_or_default();
+            if tts::external::find_command(&command).is_none() {
+                missing.push(Missing::Command { setting: tts::external::COMMAND_SETTING, command });
+            }
+        }
+        TtsEngineKind::Espeak | TtsEngineKind::Openai => {}
     }
     if missing.is_empty() {
         Ok(())

@@ -16,11 +16,13 @@ mod dialplan;
 mod llm;
 mod llm_double;
 mod metrics;
+mod openai_speech_double;
 mod secrets;
 mod sip;
 mod softphone;
 #[cfg(feature = "whisper")]
 mod speech;
+mod speech_engines;
 mod store;
 #[cfg(feature = "whisper")]
 mod voice_call;

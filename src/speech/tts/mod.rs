@@ -1,9 +1,48 @@
 //! Text-to-speech engines behind [`super::TextToSpeech`], and sentence splitting for speaking a reply
 //! as it is ready.
 //!
-//! - [`espeak`]: the `espeak-ng` program (run as a separate process: its library is GPL-3.0).
+//! - [`espeak`]: the `espeak-ng` program (run as a separate process: its library is GPL-3.0);
+//! - [`openai`]: an OpenAI-compatible `POST /audio/speech` endpoint (WAV or 24 kHz PCM);
+//! - [`external`]: a long-running sidecar process (piper, hibari-tts, or `scripts/tts_sidecar.py`)
+//!   speaking a line protocol on its standard input and output.
+//!
+//! Engines speak at their own rate; [`to_telephone`] brings their audio to 8 kHz off the async runtime.
 
 pub mod espeak;
+pub mod external;
+pub mod openai;
+
+use crate::speech::resample::Resampler;
+use crate::speech::RATE;
+
+/// Lowest sample rate an engine may answer with.
+pub const MIN_ENGINE_RATE: u32 = 8_000;
+/// Highest sample rate an engine may answer with (the resampler's filter grows with the rate).
+pub const MAX_ENGINE_RATE: u32 = 192_000;
+
+/// `samples` at `rate` converted to 8 kHz on a blocking thread: with a clone of `prebuilt` when it
+/// converts from `rate` (`prebuilt_rate`), else with a converter built for `rate`. Rates outside
+/// [`MIN_ENGINE_RATE`]..=[`MAX_ENGINE_RATE`] are refused, since a network peer chooses them.
+pub(crate) async fn to_telephone(
+    samples: Vec<i16>,
+    rate: u32,
+    prebuilt: &Resampler,
+    prebuilt_rate: u32,
+) -> Result<Vec<i16>, String> {
+    if !(MIN_ENGINE_RATE..=MAX_ENGINE_RATE).contains(&rate) {
+        return Err(format!("unsupported sample rate {rate} Hz (must be {MIN_ENGINE_RATE} to {MAX_ENGINE_RATE})"));
+    }
+    if rate == RATE || samples.is_empty() {
+        return Ok(samples);
+    }
+    let prebuilt = (rate == prebuilt_rate).then(|| prebuilt.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut resampler = prebuilt.unwrap_or_else(|| Resampler::new(rate, RATE));
+        resampler.convert(&samples)
+    })
+    .await
+    .map_err(|e| format!("resampling stopped: {e}"))
+}
 
 /// The sentences of `text`, each with its closing punctuation: a reply can be spoken sentence by
 /// sentence, so the caller hears the first one while the rest is synthesized. A sentence ends at `.`,
