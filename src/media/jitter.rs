@@ -1,25 +1,26 @@
 //! A jitter buffer for 20 ms G.711 frames: packets go in as they arrive (out of order, duplicated, late),
-//! one frame comes out every 20 ms in sequence order, or [`Pulled::Missing`] where a packet never came
-//! (the caller conceals it). Fixed capacity, no allocation after construction.
+//! frames come out in sequence order, or [`Pulled::Missing`] where a packet never came (the caller
+//! conceals it). Fixed capacity, no allocation after construction.
 //!
-//! Playout starts once `target` frames are buffered (the delay that absorbs jitter); packets older than
-//! the playout point are late and dropped; a jump of more than the capacity (new SSRC, long gap)
-//! restarts the buffer.
+//! The listener is the agent's endpointer, not a human ear, so frames are not paced out at a fixed delay:
+//! [`JitterBuffer::pop`] hands out the next frame as soon as it is here, and holds back only behind a
+//! gap, until the missing packet arrives (reordering) or `target` later ones have (a loss). On a clean
+//! network this adds no delay to the caller's audio, so none to the turn gap. Output starts once
+//! `target` frames are buffered; packets older than the output point are late and dropped; a jump of
+//! more than the capacity (new SSRC, long gap) restarts the buffer.
 
 use super::session::FRAME;
 
 const CAPACITY: usize = 32;
-/// Consecutive missing frames after which playout stops and waits to refill.
-const UNDERRUN_LIMIT: u32 = 25;
 
-/// What one 20 ms pull yields.
+/// What one [`JitterBuffer::pop`] yields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pulled<'a> {
     /// The next frame's encoded payload.
     Frame(&'a [u8]),
-    /// Its packet is missing (lost or not yet here).
+    /// Its packet is lost: `target` later packets arrived without it.
     Missing,
-    /// Not playing (filling up, or nothing received).
+    /// Nothing to hand out yet (filling up, waiting behind a gap, or nothing received).
     Idle,
 }
 
@@ -30,9 +31,9 @@ pub struct JitterStats {
     pub late: u64,
     /// Arrived twice.
     pub duplicate: u64,
-    /// Played as missing.
+    /// Handed out as missing.
     pub missing: u64,
-    /// Restarts after a jump or an underrun.
+    /// Restarts after a jump.
     pub resets: u64,
 }
 
@@ -49,21 +50,20 @@ pub struct JitterBuffer {
     target: usize,
     next: Option<u64>,
     highest: Option<u64>,
-    underrun: u32,
     unwrap: Option<u64>,
     stats: JitterStats,
     out: [u8; FRAME],
 }
 
 impl JitterBuffer {
-    /// A buffer that starts playing once `target_frames` are queued (clamped to 1..=capacity/2).
+    /// A buffer that starts once `target_frames` are queued and declares a packet lost when that many
+    /// later ones have arrived (clamped to 1..=capacity/2).
     pub fn new(target_frames: usize) -> Self {
         Self {
             slots: [None; CAPACITY],
             target: target_frames.clamp(1, CAPACITY / 2),
             next: None,
             highest: None,
-            underrun: 0,
             unwrap: None,
             stats: JitterStats::default(),
             out: [0; FRAME],
@@ -93,7 +93,6 @@ impl JitterBuffer {
         self.slots = [None; CAPACITY];
         self.next = None;
         self.highest = None;
-        self.underrun = 0;
         self.stats.resets += 1;
     }
 
@@ -132,8 +131,9 @@ impl JitterBuffer {
         self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
     }
 
-    /// The next 20 ms.
-    pub fn pull(&mut self) -> Pulled<'_> {
+    /// The next frame in sequence as soon as it is known: call after every [`JitterBuffer::insert`]
+    /// until it says [`Pulled::Idle`].
+    pub fn pop(&mut self) -> Pulled<'_> {
         let next = match self.next {
             Some(next) => next,
             None => {
@@ -145,22 +145,22 @@ impl JitterBuffer {
                 first
             }
         };
-        self.next = Some(next + 1);
         let index = (next % CAPACITY as u64) as usize;
         match self.slots[index].take() {
             Some(slot) if slot.seq == next => {
-                self.underrun = 0;
+                self.next = Some(next + 1);
                 self.out = slot.payload;
                 Pulled::Frame(&self.out[..slot.len])
             }
             other => {
                 self.slots[index] = other;
-                self.stats.missing += 1;
-                self.underrun += 1;
-                if self.underrun >= UNDERRUN_LIMIT && self.buffered() == 0 {
-                    self.reset();
+                if self.highest.is_some_and(|highest| highest >= next + self.target as u64) {
+                    self.next = Some(next + 1);
+                    self.stats.missing += 1;
+                    Pulled::Missing
+                } else {
+                    Pulled::Idle
                 }
-                Pulled::Missing
             }
         }
     }
@@ -174,36 +174,51 @@ mod tests {
         [tag; FRAME]
     }
 
-    fn pull_tags(buffer: &mut JitterBuffer, n: usize) -> Vec<Option<u8>> {
-        (0..n)
-            .map(|_| match buffer.pull() {
-                Pulled::Frame(f) => Some(f[0]),
-                Pulled::Missing => None,
-                Pulled::Idle => Some(255),
-            })
-            .collect()
+    /// Everything the buffer hands out now: a frame's tag, or `None` for a missing one.
+    fn pop_tags(buffer: &mut JitterBuffer) -> Vec<Option<u8>> {
+        let mut tags = Vec::new();
+        loop {
+            match buffer.pop() {
+                Pulled::Frame(f) => tags.push(Some(f[0])),
+                Pulled::Missing => tags.push(None),
+                Pulled::Idle => return tags,
+            }
+        }
     }
 
     #[test]
-    fn reorders_and_waits_for_the_target_depth() {
+    fn reorders_at_the_start_and_then_hands_out_each_packet_on_arrival() {
         let mut b = JitterBuffer::new(3);
         b.insert(11, &frame(11));
-        assert_eq!(b.pull(), Pulled::Idle);
+        assert_eq!(b.pop(), Pulled::Idle);
         b.insert(10, &frame(10));
         b.insert(12, &frame(12));
         b.insert(12, &frame(12));
-        assert_eq!(pull_tags(&mut b, 3), vec![Some(10), Some(11), Some(12)]);
+        assert_eq!(pop_tags(&mut b), vec![Some(10), Some(11), Some(12)]);
         assert_eq!(b.stats().duplicate, 1);
+        // In order from now on: no waiting.
+        b.insert(13, &frame(13));
+        assert_eq!(pop_tags(&mut b), vec![Some(13)]);
     }
 
     #[test]
-    fn losses_become_missing_and_late_packets_are_dropped() {
+    fn a_gap_holds_later_packets_until_it_fills_or_enough_arrive() {
         let mut b = JitterBuffer::new(2);
-        for seq in [1u16, 2, 4] {
+        for seq in [1u16, 2] {
             b.insert(seq, &frame(seq as u8));
         }
-        assert_eq!(pull_tags(&mut b, 4), vec![Some(1), Some(2), None, Some(4)]);
+        assert_eq!(pop_tags(&mut b), vec![Some(1), Some(2)]);
+        // 4 before 3: held back until 3 arrives.
+        b.insert(4, &frame(4));
+        assert_eq!(pop_tags(&mut b), vec![]);
         b.insert(3, &frame(3));
+        assert_eq!(pop_tags(&mut b), vec![Some(3), Some(4)]);
+        // 5 never comes: lost once 6 and 7 are here.
+        b.insert(6, &frame(6));
+        assert_eq!(pop_tags(&mut b), vec![]);
+        b.insert(7, &frame(7));
+        assert_eq!(pop_tags(&mut b), vec![None, Some(6), Some(7)]);
+        b.insert(5, &frame(5));
         assert_eq!(b.stats().late, 1);
         assert_eq!(b.stats().missing, 1);
     }
@@ -214,11 +229,11 @@ mod tests {
         for seq in [65534u16, 65535, 0, 1] {
             b.insert(seq, &frame((seq % 250) as u8));
         }
-        assert_eq!(pull_tags(&mut b, 4), vec![Some(34), Some(35), Some(0), Some(1)]);
+        assert_eq!(pop_tags(&mut b), vec![Some(34), Some(35), Some(0), Some(1)]);
         // A new stream far away: restart, not thousands of missing frames.
         b.insert(30000, &frame(7));
         b.insert(30001, &frame(8));
-        assert_eq!(pull_tags(&mut b, 2), vec![Some(7), Some(8)]);
+        assert_eq!(pop_tags(&mut b), vec![Some(7), Some(8)]);
         assert!(b.stats().resets >= 1);
     }
 }

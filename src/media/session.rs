@@ -30,7 +30,7 @@ use crate::storage::CallRecord;
 pub const FRAME: usize = 160;
 /// One frame of 8 kHz PCM.
 pub type Frame = [i16; FRAME];
-/// Frames the jitter buffer holds before playout (60 ms).
+/// Frames the jitter buffer waits for at the start, and later packets after which a missing one is lost.
 const JITTER_TARGET_FRAMES: usize = 3;
 /// Pacer ticks between RTCP reports (5 s).
 const RTCP_EVERY_TICKS: u32 = 250;
@@ -327,6 +327,27 @@ impl Worker {
                     stats.ssrc = packet.ssrc;
                     if packet.payload_type == self.negotiated.payload_type {
                         jitter.insert(packet.sequence, packet.payload);
+                        // Caller audio goes on as soon as it is in order; losses are concealed.
+                        loop {
+                            let audio = match jitter.pop() {
+                                Pulled::Frame(payload) => {
+                                    let n = g711::decode(self.negotiated.codec, payload, &mut frame);
+                                    frame[n..].fill(0);
+                                    concealment = frame;
+                                    frame
+                                }
+                                Pulled::Missing => {
+                                    // Repeat the last frame at half level, fading further each time.
+                                    concealment.iter_mut().for_each(|s| *s /= 2);
+                                    concealment
+                                }
+                                Pulled::Idle => break,
+                            };
+                            if self.recording.is_some() && recorded.len() < 8000 * 3600 {
+                                recorded.extend_from_slice(&audio);
+                            }
+                            let _ = self.input.try_send(MediaInput::Audio(audio));
+                        }
                     } else if Some(packet.payload_type) == self.negotiated.dtmf_payload_type {
                         if let Some(digit) = dtmf.on_packet(packet.timestamp, packet.payload) {
                             tracing::info!(call_id = %self.call_id, digit = %digit.key, end_lost = digit.end_lost, "DTMF");
@@ -344,27 +365,6 @@ impl Worker {
                 }
                 _ = tick.tick() => {
                     ticks = ticks.wrapping_add(1);
-                    // Caller audio: one frame per tick out of the jitter buffer, losses concealed.
-                    let decoded = match jitter.pull() {
-                        Pulled::Frame(payload) => {
-                            let n = g711::decode(self.negotiated.codec, payload, &mut frame);
-                            frame[n..].fill(0);
-                            concealment = frame;
-                            Some(frame)
-                        }
-                        Pulled::Missing => {
-                            // Repeat the last frame at half level, fading further each time.
-                            concealment.iter_mut().for_each(|s| *s /= 2);
-                            Some(concealment)
-                        }
-                        Pulled::Idle => None,
-                    };
-                    if let Some(audio) = decoded {
-                        if self.recording.is_some() && recorded.len() < 8000 * 3600 {
-                            recorded.extend_from_slice(&audio);
-                        }
-                        let _ = self.input.try_send(MediaInput::Audio(audio));
-                    }
                     if ticks % RTCP_EVERY_TICKS == 0 {
                         if let Some(to) = rtcp_remote.or_else(|| remote.map(|r| std::net::SocketAddr::new(r.ip(), r.port().wrapping_add(1)))) {
                             let sender = (sent > 0).then(|| SenderInfo {
