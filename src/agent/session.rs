@@ -230,9 +230,7 @@ impl Speculation {
     async fn result(self) -> Result<Transcript, SpeechError> {
         match self.transcript {
             Transcribing::Done(result) => result,
-            Transcribing::Running(task) => task.await.unwrap_or_else(|e| {
-                Err(SpeechError::Engine { engine: "stt", message: format!("speculative transcription stopped: {e}") })
-            }),
+            Transcribing::Running(task) => task.await.unwrap_or_else(stopped),
         }
     }
 
@@ -245,12 +243,15 @@ impl Speculation {
     }
 }
 
+/// The speculation's task ended without a transcript (it panicked).
+fn stopped(e: tokio::task::JoinError) -> Result<Transcript, SpeechError> {
+    Err(SpeechError::Engine { engine: "stt", message: format!("speculative transcription stopped: {e}") })
+}
+
 /// The running speculation's transcript (never resolves without one).
 async fn speculation_done(speculation: &mut Option<Speculation>) -> Result<Transcript, SpeechError> {
     match speculation.as_mut().map(|s| &mut s.transcript) {
-        Some(Transcribing::Running(task)) => task.await.unwrap_or_else(|e| {
-            Err(SpeechError::Engine { engine: "stt", message: format!("speculative transcription stopped: {e}") })
-        }),
+        Some(Transcribing::Running(task)) => task.await.unwrap_or_else(stopped),
         _ => std::future::pending().await,
     }
 }

@@ -85,14 +85,7 @@ impl TextToSpeech for EspeakTts {
         }
         written.map_err(|e| failed(format!("writing the text: {e}")))?;
         let pcm = wav::parse(&output.stdout).map_err(|e| failed(format!("its WAV output: {e}")))?;
-        if pcm.rate == 0 {
-            return Err(failed("its WAV output has a zero sample rate".into()));
-        }
-        let mut resampler =
-            if pcm.rate == ESPEAK_RATE { self.resampler.clone() } else { Resampler::new(pcm.rate, RATE) };
-        // A few milliseconds of arithmetic per sentence: off the async runtime.
-        tokio::task::spawn_blocking(move || resampler.convert(&pcm.samples))
-            .await
-            .map_err(|e| failed(format!("resampling stopped: {e}")))
+        // A few milliseconds of arithmetic per sentence, off the async runtime.
+        super::to_telephone(pcm.samples, pcm.rate, &self.resampler, ESPEAK_RATE).await.map_err(failed)
     }
 }
