@@ -2,7 +2,7 @@
 # Speech engine timings: whisper.cpp on 1/2/4 s utterances (scaled audio_ctx vs. the full 1500) and
 # espeak-ng per sentence, medians of RUNS runs (default 5). Needs the model (scripts/setup.sh).
 #   bench/stt.sh [RUNS]
-# Built in the dev profile, where whisper.cpp is compiled with opt-level 3 (Cargo.toml), so the STT
+# Built in the dev profile, where whisper.cpp is still a cmake Release build (Cargo.toml), so the STT
 # figures are those of an optimised engine; the release profile would only speed up the Rust glue.
 set -euo pipefail
 cd "$(dirname "$0")/.."

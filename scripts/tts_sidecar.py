@@ -2,18 +2,21 @@
 """Reference text-to-speech sidecar for slotline (`speech.tts_engine = "external"`).
 
 Speaks slotline's sidecar protocol (README, "Text-to-speech sidecar") on standard input and output,
-with espeak-ng behind it; standard library only.
+with espeak-ng (standard library only) or hibari-tts (a neural voice, 24 kHz) behind it.
 
     request  (stdin,  one line):  {"id": 7, "text": "Your appointment is on Tuesday."}
     answer   (stdout, one line):  {"id": 7, "rate": 22050, "samples": 31752}
              then exactly samples * 2 bytes of 16-bit little-endian mono PCM,
     or       (stdout, one line):  {"id": 7, "error": "what went wrong"}
 
-Each request runs `espeak-ng --stdout` and reads its WAV with the `wave` module. Logs go to standard
-error. A neural engine (piper-tts, hibari-tts) fits behind the same loop: replace `speak` with a
-function that returns (rate, 16-bit mono PCM bytes) from a voice loaded once at start.
+With `--engine espeak` (the default) each request runs `espeak-ng --stdout` and reads its WAV with the
+`wave` module. With `--engine hibari` the hibari-tts voice is loaded once at start (and warmed up with
+one sentence) and each request is synthesised in process; run it with the Python that has hibari-tts
+(`scripts/setup.sh --hibari` makes one). Another engine fits behind the same loop: a class whose
+`speak(text)` returns (rate, 16-bit mono PCM bytes). Logs go to standard error.
 
     python3 scripts/tts_sidecar.py [--voice en-us] [--wpm 160] [--espeak espeak-ng]
+    <hibari python> scripts/tts_sidecar.py --engine hibari [--speed 1.0] [--seed 0]
 """
 
 import argparse
@@ -24,27 +27,60 @@ import sys
 import wave
 
 
-def speak(text, args):
-    """The text as (rate, 16-bit little-endian mono PCM bytes), spoken by espeak-ng."""
-    result = subprocess.run(
-        [args.espeak, "--stdout", "--stdin", "-v", args.voice, "-s", str(args.wpm)],
-        input=text.encode("utf-8"),
-        capture_output=True,
-        timeout=args.timeout,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"espeak-ng exited with {result.returncode}: {result.stderr.decode(errors='replace').strip()}")
-    # espeak-ng writes to a pipe before it knows the length: the header's frame count is too large and
-    # readframes returns what is there.
-    with wave.open(io.BytesIO(result.stdout)) as audio:
-        if audio.getnchannels() != 1 or audio.getsampwidth() != 2:
-            raise RuntimeError("espeak-ng did not write 16-bit mono audio")
-        rate = audio.getframerate()
-        frames = audio.readframes(audio.getnframes())
-    if sys.byteorder != "little":
-        raise RuntimeError("this sidecar writes the WAV's little-endian samples as they are")
-    return rate, frames[: len(frames) // 2 * 2]
+class Espeak:
+    """espeak-ng, one process per request."""
+
+    def __init__(self, args):
+        if sys.byteorder != "little":
+            raise RuntimeError("this sidecar writes the WAV's little-endian samples as they are")
+        self.args = args
+        self.name = f"espeak-ng voice {args.voice}, {args.wpm} wpm"
+
+    def speak(self, text):
+        """The text as (rate, 16-bit little-endian mono PCM bytes)."""
+        args = self.args
+        result = subprocess.run(
+            [args.espeak, "--stdout", "--stdin", "-v", args.voice, "-s", str(args.wpm)],
+            input=text.encode("utf-8"),
+            capture_output=True,
+            timeout=args.timeout,
+            check=False,
+        )
+        if result.returncode != 0:
+            stderr = result.stderr.decode(errors="replace").strip()
+            raise RuntimeError(f"espeak-ng exited with {result.returncode}: {stderr}")
+        # espeak-ng writes to a pipe before it knows the length: the header's frame count is too large
+        # and readframes returns what is there.
+        with wave.open(io.BytesIO(result.stdout)) as audio:
+            if audio.getnchannels() != 1 or audio.getsampwidth() != 2:
+                raise RuntimeError("espeak-ng did not write 16-bit mono audio")
+            rate = audio.getframerate()
+            frames = audio.readframes(audio.getnframes())
+        return rate, frames[: len(frames) // 2 * 2]
+
+
+class HibariVoice:
+    """hibari-tts's packaged voice, loaded once; 24 kHz float audio becomes 16-bit PCM."""
+
+    def __init__(self, args):
+        import numpy  # hibari-tts's own dependency
+        from hibari import Hibari
+
+        self.numpy = numpy
+        self.args = args
+        self.tts = Hibari(threads=args.threads)
+        self.name = f"hibari-tts voice {self.tts.voice}, speed {args.speed}"
+        self.speak("Hello.")  # the first call builds the phonemizer and onnxruntime's kernels
+
+    def speak(self, text):
+        """The text as (rate, 16-bit little-endian mono PCM bytes)."""
+        np = self.numpy
+        audio = self.tts(text, speed=self.args.speed, seed=self.args.seed)
+        pcm = (np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0) * 32767.0).round().astype("<i2")
+        return self.tts.sample_rate, pcm.tobytes()
+
+
+ENGINES = {"espeak": Espeak, "hibari": HibariVoice}
 
 
 def answer(out, header, pcm=b""):
@@ -55,13 +91,18 @@ def answer(out, header, pcm=b""):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engine", choices=sorted(ENGINES), default="espeak", help="the voice behind the protocol")
     parser.add_argument("--voice", default="en-us", help="espeak-ng voice (default en-us)")
     parser.add_argument("--wpm", type=int, default=160, help="words per minute (default 160)")
     parser.add_argument("--espeak", default="espeak-ng", help="the espeak-ng program")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds one sentence may take")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds one espeak-ng sentence may take")
+    parser.add_argument("--speed", type=float, default=1.0, help="hibari pace, 0.5 to 2.0 (default 1.0)")
+    parser.add_argument("--seed", type=int, default=0, help="hibari noise seed: the same text, the same audio")
+    parser.add_argument("--threads", type=int, default=1, help="hibari onnxruntime threads (default 1)")
     args = parser.parse_args()
     out = sys.stdout.buffer
-    print(f"tts_sidecar: ready (espeak-ng voice {args.voice}, {args.wpm} wpm)", file=sys.stderr, flush=True)
+    engine = ENGINES[args.engine](args)
+    print(f"tts_sidecar: ready ({engine.name})", file=sys.stderr, flush=True)
     for line in sys.stdin.buffer:
         if not line.strip():
             continue
@@ -69,7 +110,7 @@ def main():
         try:
             request = json.loads(line)
             request_id = request["id"]
-            rate, pcm = speak(str(request["text"]), args)
+            rate, pcm = engine.speak(str(request["text"]))
         except Exception as error:  # every failure is answered, the loop goes on
             print(f"tts_sidecar: request {request_id}: {error}", file=sys.stderr, flush=True)
             answer(out, {"id": request_id, "error": str(error)})

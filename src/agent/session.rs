@@ -87,7 +87,9 @@ impl Voice {
         if let Some(pcm) = self.cached(text) {
             return Ok(pcm);
         }
-        let pcm = Arc::new(self.tts.synthesize(text).await?);
+        let mut pcm = self.tts.synthesize(text).await?;
+        tts::trim_silence(&mut pcm);
+        let pcm = Arc::new(pcm);
         let mut prompts = self.prompts.lock().unwrap_or_else(|e| e.into_inner());
         if prompts.len() < PROMPT_CACHE_ENTRIES {
             prompts.insert(text.to_string(), pcm.clone());

@@ -246,7 +246,7 @@ impl Baresip {
             .expect("accounts");
         let log = std::fs::File::create(dir.path().join("baresip.log")).expect("log file");
         // Line-buffered output (stdbuf), so the log is complete when a test fails.
-        let child = tokio::process::Command::new("stdbuf")
+        let mut child = tokio::process::Command::new("stdbuf")
             .args(["-oL", "-eL", "baresip", "-f", &dir.path().display().to_string(), "-t", "60"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
@@ -254,11 +254,11 @@ impl Baresip {
             .kill_on_drop(true)
             .spawn()
             .expect("baresip is installed (Debian package baresip-core; scripts/setup.sh --test installs it)");
-        let mut phone = Self { dir, child, control: connect(control_port).await, buffer: Vec::new(), token: 0 };
-        if phone.child.try_wait().ok().flatten().is_some() {
-            panic!("baresip exited at start\n{}", phone.log());
-        }
-        phone
+        let control = match connect(control_port, &mut child).await {
+            Ok(control) => control,
+            Err(why) => panic!("{why}\n{}", log_tail(dir.path())),
+        };
+        Self { dir, child, control, buffer: Vec::new(), token: 0 }
     }
 
     /// The file the `sndfile` filter writes what baresip receives (decoded) into.
@@ -268,9 +268,7 @@ impl Baresip {
 
     /// The end of baresip's console output (for failure messages).
     fn log(&self) -> String {
-        let text = std::fs::read_to_string(self.dir.path().join("baresip.log")).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().filter(|l| !l.contains("audio=")).collect();
-        format!("--- baresip log (last lines) ---\n{}", lines[lines.len().saturating_sub(40)..].join("\n"))
+        log_tail(self.dir.path())
     }
 
     /// Sends a command and waits for its response (events arriving meanwhile are kept).
@@ -351,13 +349,25 @@ fn find_recording(dir: &Path) -> Option<PathBuf> {
         .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with("-dec.wav")))
 }
 
-/// Connects to baresip's control port (retrying for 5 s while baresip starts).
-async fn connect(port: u16) -> TcpStream {
-    let deadline = Instant::now() + Duration::from_secs(5);
+/// The end of the console output baresip wrote into `dir` (for failure messages).
+fn log_tail(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("baresip.log")).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.contains("audio=")).collect();
+    format!("--- baresip log (last lines) ---\n{}", lines[lines.len().saturating_sub(40)..].join("\n"))
+}
+
+/// Connects to baresip's control port, retrying while baresip starts (up to 20 s: the suite runs it
+/// beside whisper on two cores); says so at once if baresip exits instead.
+async fn connect(port: u16, child: &mut tokio::process::Child) -> Result<TcpStream, String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         match TcpStream::connect(("127.0.0.1", port)).await {
-            Ok(stream) => return stream,
-            Err(e) => assert!(Instant::now() < deadline, "baresip's ctrl_tcp on {port}: {e}"),
+            Ok(stream) => return Ok(stream),
+            Err(e) if Instant::now() >= deadline => return Err(format!("baresip's ctrl_tcp on {port}: {e}")),
+            Err(_) => {}
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("baresip exited at start ({status})"));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -16,6 +16,7 @@ use slotline::config::{
     Config, ExternalTtsConfig, OpenAiSpeechConfig, Secret, SttEngineKind, TtsAudioFormat, TtsEngineKind,
 };
 use slotline::speech::stt::openai::OpenAiStt;
+use slotline::speech::tts;
 use slotline::speech::tts::espeak::{self, EspeakTts};
 use slotline::speech::tts::external::{find_command, ExternalTts};
 use slotline::speech::tts::openai::OpenAiTts;
@@ -233,6 +234,44 @@ async fn the_reference_sidecar_speaks_espeak_ng_audio_from_one_process() {
     let direct = EspeakTts::new("en-us", 160).expect("espeak-ng").synthesize(sentence).await.expect("speaks");
     assert_eq!(first.len(), direct.len());
     assert_eq!(first, direct);
+}
+
+/// The Python with hibari-tts that `scripts/setup.sh --test` makes (`IT_HIBARI_PYTHON` overrides).
+pub(crate) fn hibari_python() -> PathBuf {
+    let path = std::env::var_os("IT_HIBARI_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/hibari/python"));
+    assert!(path.is_file(), "{} is missing: run scripts/setup.sh --test", path.display());
+    path
+}
+
+/// Given the reference sidecar with `--engine hibari`, when it speaks two sentences, then both come
+/// from one process loaded once, as 8 kHz audio (from hibari's 24 kHz) with its padding trimmed to
+/// what slotline keeps, and the same text gives the same audio (the sidecar's fixed noise seed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_sidecar_speaks_hibari_tts_audio_at_8_khz() {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/tts_sidecar.py");
+    let config = ExternalTtsConfig {
+        command: Some(hibari_python()),
+        args: vec![script.display().to_string(), "--engine".into(), "hibari".into()],
+        timeout_ms: 20_000,
+    };
+    let tts = ExternalTts::start(&config).await.expect("starts");
+    let pid = tts.process_id().await.expect("running");
+
+    let sentence = "Your appointment is booked for Tuesday at two.";
+    let mut first = tts.synthesize(sentence).await.expect("speaks");
+    // hibari pads about 300 ms before the words and 450 ms after them, at 24 kHz.
+    let padded = first.len();
+    assert!((16_000..48_000).contains(&padded), "{padded} samples at 8 kHz");
+    assert!(first[..1_600].iter().all(|s| s.abs() < 64), "hibari's own lead-in is silent");
+    tts::trim_silence(&mut first);
+    assert!(padded - first.len() > 4_000, "about 0.5 s of padding goes: {padded} → {}", first.len());
+    assert!(rms(&first) > 500.0, "audible: rms {}", rms(&first));
+
+    let again = tts.synthesize(sentence).await.expect("speaks again");
+    assert_eq!(again.len(), padded, "the same text, the same audio");
+    assert_eq!(tts.process_id().await, Some(pid), "the same sidecar answered both");
 }
 
 /// A sidecar for the failure tests: 16 000 samples at 16 kHz (a square wave) for any text, except
