@@ -2,10 +2,12 @@
 //! slotline's SIP gateway: each call speaks TURNS scripted turns; the turn gap is measured on the wire
 //! (the caller's last voiced packet → the agent's first voiced packet) and its parts are read from
 //! `slotline_turn_latency_seconds{part}` on `/metrics` (mean per step). Steps of 1..=MAX_CALLS
-//! concurrent calls; the capacity is the largest step whose p95 stays under 800 ms. Run by
+//! concurrent calls; the capacity is the largest step whose p95 stays under 800 ms. The calls of a step
+//! start STAGGER_MS apart (default 2000), as independent callers do; with 0 they speak in lockstep, every
+//! turn of every call ending at once (the worst case for the shared speech-to-text workers). Run by
 //! `bench/turn_latency.sh`.
 //!
-//!     cargo run --release --example turn_latency -- MODEL [TURNS] [MAX_CALLS] [STT_WORKERS]
+//!     cargo run --release --example turn_latency -- MODEL [TURNS] [MAX_CALLS] [STT_WORKERS] [STAGGER_MS]
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -64,10 +66,12 @@ async fn parts(http: &reqwest::Client, url: &str) -> Vec<(String, f64, f64)> {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let model = PathBuf::from(args.get(1).expect("usage: turn_latency MODEL [TURNS] [MAX_CALLS] [STT_WORKERS]"));
+    let usage = "usage: turn_latency MODEL [TURNS] [MAX_CALLS] [STT_WORKERS] [STAGGER_MS]";
+    let model = PathBuf::from(args.get(1).expect(usage));
     let turns: usize = args.get(2).map_or(Ok(10), |a| a.parse())?.clamp(2, MAX_TURNS);
     let max_calls: usize = args.get(3).map_or(Ok(MAX_CALLS), |a| a.parse())?.clamp(1, MAX_CALLS);
     let stt_workers: usize = args.get(4).map_or(Ok(2), |a| a.parse())?.clamp(1, 8);
+    let stagger = Duration::from_millis(args.get(5).map_or(Ok(2000), |a| a.parse())?.min(10_000));
 
     let dir = tempfile::tempdir()?;
     // `SLOTLINE_…` variables apply (e.g. `SLOTLINE_VOICE__PAUSE_MS=0` to compare without early ends).
@@ -101,9 +105,14 @@ async fn main() -> anyhow::Result<()> {
     let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/voice_caller.xml");
 
     println!(
-        "turn_latency: {turns} turns per call, 1..={max_calls} concurrent calls, {stt_workers} STT workers × {} \
-         threads; voice.end_silence_ms {}, voice.pause_ms {}, voice.early_end {}",
-        config.speech.stt_threads, config.voice.end_silence_ms, config.voice.pause_ms, config.voice.early_end
+        "turn_latency: {turns} turns per call, 1..={max_calls} concurrent calls {} ms apart, {stt_workers} STT \
+         workers × {} threads; voice.end_silence_ms {}, voice.pause_ms {}, voice.speculate_ms {}, voice.early_end {}",
+        stagger.as_millis(),
+        config.speech.stt_threads,
+        config.voice.end_silence_ms,
+        config.voice.pause_ms,
+        config.voice.speculate_ms,
+        config.voice.early_end
     );
     println!("{:>5} {:>6} {:>8} {:>8}   parts (mean ms)", "calls", "turns", "p50 ms", "p95 ms");
     let mut capacity = 0;
@@ -112,7 +121,9 @@ async fn main() -> anyhow::Result<()> {
         let placed = (0..calls).map(|i| {
             let (spoken, scenario) = (spoken.clone(), scenario.clone());
             let caller = format!("+1555123{:04}", 4567 + i);
+            let start = stagger * i as u32;
             tokio::spawn(async move {
+                tokio::time::sleep(start).await;
                 let spec = CallSpec {
                     sip,
                     caller: &caller,

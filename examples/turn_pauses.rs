@@ -17,8 +17,8 @@ use slotline::speech::{TextToSpeech, Vad, FRAME};
 
 /// (espeak-ng voice, words per minute): slotline's default, slower and faster speakers, other accents.
 const VOICES: [(&str, u32); 5] = [("en-us", 160), ("en-us", 130), ("en-us", 200), ("en-gb", 150), ("en-us+f3", 145)];
-/// Candidate end-of-turn silences (ms).
-const END_SILENCES: [u32; 8] = [200, 300, 400, 500, 600, 700, 800, 1000];
+/// Candidate end-of-turn silences (ms); the shorter ones are where a speculative transcript would start.
+const END_SILENCES: [u32; 10] = [100, 140, 200, 300, 400, 500, 600, 700, 800, 1000];
 
 fn caller_lines(dir: &PathBuf) -> anyhow::Result<Vec<String>> {
     let mut lines = Vec::new();

@@ -160,7 +160,8 @@ async fn agent_calls(
     let tts = text_to_speech(config).await?;
     let endpoint = EndpointSettings {
         end_frames: config.voice.end_silence_ms / 20,
-        pause_frames: config.voice.pause_ms / 20,
+        // Speculation starts at `speculate_ms`; the early end waits for `pause_ms` (the session's).
+        pause_frames: if config.voice.pause_ms == 0 { 0 } else { config.voice.speculate_ms / 20 },
         start_frames: config.voice.start_speech_ms / 20,
         ..EndpointSettings::default()
     };
@@ -170,6 +171,7 @@ async fn agent_calls(
         no_input: Duration::from_millis(config.voice.no_input_ms),
         barge_in: config.voice.barge_in,
         early_end: config.voice.early_end,
+        early_end_pause: Duration::from_millis(u64::from(config.voice.pause_ms)),
     };
     let voice = Arc::new(Voice::new(stt, tts, settings));
     let mut prompts: Vec<String> = store.list_agents().await?.into_iter().map(|a| a.greeting).collect();

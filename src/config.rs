@@ -61,9 +61,13 @@ pub struct VoiceConfig {
     pub enabled: bool,
     /// Silence (ms) that ends the caller's turn.
     pub end_silence_ms: u32,
-    /// Silence (ms) after which the words so far are transcribed speculatively; 0 turns it off.
+    /// The shortest pause (ms) that ends the caller's turn when its words already answer the agent's
+    /// question; 0 turns speculative transcription and the early end off.
     pub pause_ms: u32,
-    /// End the caller's turn at that pause when its words already answer the agent's question.
+    /// Silence (ms) after which the words so far are transcribed speculatively (at most `pause_ms`),
+    /// so the transcript is ready, or nearly, when the pause is long enough to end the turn.
+    pub speculate_ms: u32,
+    /// End the caller's turn at a `pause_ms` pause when its words already answer the agent's question.
     pub early_end: bool,
     /// Speech (ms) that starts a caller turn (and a barge-in).
     pub start_speech_ms: u32,
@@ -396,6 +400,7 @@ impl Default for Config {
                 enabled: true,
                 end_silence_ms: 500,
                 pause_ms: 200,
+                speculate_ms: 100,
                 early_end: true,
                 start_speech_ms: 60,
                 no_input_ms: 7000,
@@ -565,6 +570,13 @@ impl Config {
             return Err(ConfigError::new(
                 "voice.pause_ms",
                 "must be 0 (off) or a multiple of 20 from 100 up to below voice.end_silence_ms",
+            ));
+        }
+        let speculate = self.voice.speculate_ms;
+        if pause != 0 && (speculate % 20 != 0 || !(40..=pause).contains(&speculate)) {
+            return Err(ConfigError::new(
+                "voice.speculate_ms",
+                "must be a multiple of 20 from 40 up to voice.pause_ms",
             ));
         }
         if !(20..=500).contains(&self.voice.start_speech_ms) || self.voice.start_speech_ms % 20 != 0 {
@@ -787,6 +799,7 @@ mod tests {
         for (variable, value, setting) in [
             ("SLOTLINE_SPEECH__STT_WORKERS", "0", "speech.stt_workers"),
             ("SLOTLINE_VOICE__PAUSE_MS", "610", "voice.pause_ms"),
+            ("SLOTLINE_VOICE__SPECULATE_MS", "220", "voice.speculate_ms"),
             ("SLOTLINE_SPEECH__STT_THREADS", "0", "speech.stt_threads"),
             ("SLOTLINE_SPEECH__VAD_AGGRESSIVENESS", "4", "speech.vad_aggressiveness"),
             ("SLOTLINE_SPEECH__TTS_VOICE", "--help", "speech.tts_voice"),

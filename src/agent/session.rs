@@ -7,10 +7,12 @@
 //! ```
 //!
 //! - **Endpointing**: an utterance ends after `voice.end_silence_ms` of silence (the endpointer also
-//!   trims the VAD's hangover). Already after `voice.pause_ms` of silence the words so far are
+//!   trims the VAD's hangover). Already after `voice.speculate_ms` of silence the words so far are
 //!   transcribed speculatively: when the caller stays silent that transcript is the turn's (no decode
 //!   after the end), and when its words answer what the agent asked ([`nlu::turn::complete`]) the turn
-//!   ends right there (`voice.early_end`). Speech after the pause discards the speculation.
+//!   ends as soon as the transcript is ready and the pause has lasted `voice.pause_ms`
+//!   (`voice.early_end`). The decode overlaps the rest of that pause. Speech after the pause discards
+//!   the speculation.
 //! - **Barge-in**: when the caller starts speaking while the agent talks, the sink is flushed at once
 //!   (the queued audio is dropped) and the agent listens; DTMF interrupts the same way.
 //! - **No input**: `voice.no_input_ms` after the agent stopped talking without a word or key, the engine
@@ -59,8 +61,11 @@ pub struct VoiceSettings {
     pub no_input: Duration,
     /// Stop the agent's audio when the caller speaks over it.
     pub barge_in: bool,
-    /// End a turn at a pause (`endpoint.pause_frames`) when its words answer the agent's question.
+    /// End a turn at a pause of `early_end_pause` when its words answer the agent's question (the
+    /// speculative transcript starts earlier, at `endpoint.pause_frames`).
     pub early_end: bool,
+    /// The shortest pause that ends a turn early.
+    pub early_end_pause: Duration,
 }
 
 /// The speech engines every call shares, and the cache of synthesised prompts.
@@ -205,9 +210,6 @@ struct Speculation {
     /// The utterance's `start` and `end` (sample indexes), to match it with the end.
     start: u64,
     end: u64,
-    /// Samples pushed to the endpointer when the pause was seen.
-    paused_at: u64,
-    started: Instant,
     transcript: Transcribing,
 }
 
@@ -217,11 +219,11 @@ enum Transcribing {
 }
 
 impl Speculation {
-    fn start(stt: &Arc<dyn SpeechToText>, utterance: Utterance, paused_at: u64) -> Self {
+    fn start(stt: &Arc<dyn SpeechToText>, utterance: Utterance) -> Self {
         let stt = stt.clone();
         let Utterance { start, end, samples } = utterance;
         let task = tokio::spawn(async move { stt.transcribe(&samples).await });
-        Self { start, end, paused_at, started: Instant::now(), transcript: Transcribing::Running(task) }
+        Self { start, end, transcript: Transcribing::Running(task) }
     }
 
     fn is_running(&self) -> bool {
@@ -343,6 +345,9 @@ pub async fn run(
     let mut last_audio = Instant::now();
     let mut in_utterance = false;
     let mut speculation: Option<Speculation> = None;
+    // When the done speculation's words answer the question: the moment its pause is long enough to
+    // end the turn.
+    let mut early_at: Option<Instant> = None;
     // The start of the utterance whose turn ended at a pause: the endpointer's later events for it
     // (queued before it was cut) belong to a turn already taken.
     let mut taken: Option<u64> = None;
@@ -383,18 +388,21 @@ pub async fn run(
                     }
                 }
                 Endpoint::Paused(utterance) if taken != Some(utterance.start) => {
+                    early_at = None;
                     if let Some(old) = speculation.take() {
                         old.discard();
                     }
-                    speculation = Some(Speculation::start(&voice.stt, utterance, pushed));
+                    speculation = Some(Speculation::start(&voice.stt, utterance));
                 }
                 Endpoint::Resumed => {
+                    early_at = None;
                     if let Some(old) = speculation.take() {
                         old.discard();
                     }
                 }
                 Endpoint::Ended(utterance) if taken != Some(utterance.start) => {
                     in_utterance = false;
+                    early_at = None;
                     let endpointing = duration_of(pushed.saturating_sub(utterance.end) as usize);
                     let heard = match speculation.take() {
                         Some(s) if (s.start, s.end) == (utterance.start, utterance.end) => {
@@ -415,20 +423,30 @@ pub async fn run(
             },
             result = speculation_done(&mut speculation), if speculation.as_ref().is_some_and(Speculation::is_running) => {
                 let answers = result.as_ref().is_ok_and(|t| nlu::turn::complete(*expect.borrow(), &t.text));
-                if let Some(mut done) = speculation.take() {
+                if let Some(done) = speculation.as_mut() {
                     done.transcript = Transcribing::Done(result);
-                    if settings.early_end && in_utterance && waiting.is_none() && pending.is_empty() && answers {
-                        // The words so far answer the question: the turn ends at this pause.
+                    if settings.early_end && answers {
+                        // The words so far answer the question: the turn ends once the pause is long enough.
+                        let quiet = duration_of(pushed.saturating_sub(done.end) as usize);
+                        early_at = Some(Instant::now() + settings.early_end_pause.saturating_sub(quiet));
+                    }
+                }
+            }
+            () = sleep_until(early_at), if early_at.is_some() => {
+                early_at = None;
+                let ready = speculation.as_ref().is_some_and(|s| !s.is_running());
+                if ready && in_utterance && waiting.is_none() && pending.is_empty() {
+                    if let Some(done) = speculation.take() {
                         endpointer.cut().await;
                         in_utterance = false;
                         taken = Some(done.start);
                         metrics::stt_speculation("used");
                         metrics::turn_end("pause");
-                        let endpointing = duration_of(done.paused_at.saturating_sub(done.end) as usize);
-                        let stt_before = done.started.elapsed();
+                        // The gap so far: the pause that had to pass, then any wait for the transcript.
+                        let quiet = duration_of(pushed.saturating_sub(done.end) as usize);
+                        let endpointing = quiet.min(settings.early_end_pause);
+                        let stt_before = quiet - endpointing;
                         pending.push_back(TurnRequest { heard: Heard::Speculated(done), dtmf: String::new(), endpointing, stt_before });
-                    } else {
-                        speculation = Some(done);
                     }
                 }
             }

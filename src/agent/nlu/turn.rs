@@ -1,8 +1,8 @@
 //! End of turn: whether a caller's words, heard up to a short pause, already answer what the agent asked.
 //!
-//! The voice loop transcribes an utterance speculatively at a short pause (`voice.pause_ms`); when the
-//! words so far are [`complete`] for the [`Expect`]ed answer, the turn ends there instead of after the
-//! full end-of-turn silence (`voice.end_silence_ms`), which saves most of the turn gap. Words that
+//! The voice loop transcribes an utterance speculatively at a short pause (`voice.speculate_ms`); when
+//! the words so far are [`complete`] for the [`Expect`]ed answer, the turn ends at a `voice.pause_ms`
+//! pause instead of after the full end-of-turn silence (`voice.end_silence_ms`), which saves most of the turn gap. Words that
 //! leave a sentence open ("and", "at", "my", "um") never end a turn early, nor does a lone first name
 //! or an email without its domain: the caller is still talking.
 
