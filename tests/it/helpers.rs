@@ -337,3 +337,13 @@ pub fn command() -> std::process::Command {
     }
     command
 }
+
+/// A file `scripts/setup.sh --test` makes under the repository's `data/` (`relative`), or the path in
+/// the environment variable `variable` when it is set; fails the test, naming the fix, if it is missing.
+pub fn setup_file(variable: &str, relative: &str) -> std::path::PathBuf {
+    let path = std::env::var_os(variable)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data").join(relative));
+    assert!(path.is_file(), "{} is missing: run scripts/setup.sh --test", path.display());
+    path
+}

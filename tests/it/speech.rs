@@ -17,12 +17,9 @@ use slotline::speech::tts::espeak::EspeakTts;
 use slotline::speech::vad::{Endpoint, EndpointSettings, EndpointerThread};
 use slotline::speech::{self, Missing, SpeechError, SpeechToText, TextToSpeech};
 
+/// The whisper model `scripts/setup.sh --test` makes (`IT_WHISPER_MODEL` overrides).
 pub(crate) fn model_path() -> PathBuf {
-    let path = std::env::var_os("IT_WHISPER_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/models/ggml-tiny.en.bin"));
-    assert!(path.is_file(), "{} is missing: run scripts/setup.sh --test", path.display());
-    path
+    crate::helpers::setup_file("IT_WHISPER_MODEL", "models/ggml-tiny.en.bin")
 }
 
 /// The caller: espeak-ng's male US variant speaking slowly and clearly (its robotic default voice at

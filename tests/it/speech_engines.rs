@@ -238,11 +238,7 @@ async fn the_reference_sidecar_speaks_espeak_ng_audio_from_one_process() {
 
 /// The Python with hibari-tts that `scripts/setup.sh --test` makes (`IT_HIBARI_PYTHON` overrides).
 pub(crate) fn hibari_python() -> PathBuf {
-    let path = std::env::var_os("IT_HIBARI_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/hibari/python"));
-    assert!(path.is_file(), "{} is missing: run scripts/setup.sh --test", path.display());
-    path
+    crate::helpers::setup_file("IT_HIBARI_PYTHON", "hibari/python")
 }
 
 /// Given the reference sidecar with `--engine hibari`, when it speaks two sentences, then both come
