@@ -70,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
     let model = PathBuf::from(args.get(1).expect(usage));
     let turns: usize = args.get(2).map_or(Ok(10), |a| a.parse())?.clamp(2, MAX_TURNS);
     let max_calls: usize = args.get(3).map_or(Ok(MAX_CALLS), |a| a.parse())?.clamp(1, MAX_CALLS);
-    let stt_workers: usize = args.get(4).map_or(Ok(2), |a| a.parse())?.clamp(1, 8);
+    let stt_workers: usize = args.get(4).map_or(Ok(1), |a| a.parse())?.clamp(1, 8);
     let stagger = Duration::from_millis(args.get(5).map_or(Ok(2000), |a| a.parse())?.min(10_000));
 
     let dir = tempfile::tempdir()?;
