@@ -100,6 +100,10 @@ def main():
     parser.add_argument("--seed", type=int, default=0, help="hibari noise seed: the same text, the same audio")
     parser.add_argument("--threads", type=int, default=1, help="hibari onnxruntime threads (default 1)")
     args = parser.parse_args()
+    if not 0.5 <= args.speed <= 2.0:
+        parser.error("--speed must be between 0.5 and 2.0")
+    if args.threads < 1:
+        parser.error("--threads must be at least 1")
     out = sys.stdout.buffer
     engine = ENGINES[args.engine](args)
     print(f"tts_sidecar: ready ({engine.name})", file=sys.stderr, flush=True)

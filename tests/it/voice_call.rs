@@ -51,12 +51,12 @@ fn hibari_agent(config: &mut Config) {
 }
 
 /// The end of turn in the booking call: longer than the default (500 ms), so that a speculative
-/// transcript started at the 200 ms pause is ready before the silence would end the turn even when
-/// the rest of the suite keeps both cores busy. What is under test is which pauses end a turn (the
-/// words answer the question), not how fast; `bench/turn_latency` measures that.
+/// transcript started at the 100 ms pause (`voice.speculate_ms`) is ready before the silence would end
+/// the turn even when the rest of the suite keeps both cores busy. What is under test is which pauses
+/// end a turn (the words answer the question), not how fast; `bench/turn_latency` measures that.
 const PATIENT_END_MS: u32 = 1200;
 
-/// A caller's hesitation inside a turn, written ` | ` in a script: longer than the speculative pause
+/// A caller's hesitation inside a turn, written ` | ` in a script: longer than the early-end pause
 /// (`voice.pause_ms`, 200 ms), shorter than the end of turn (`voice.end_silence_ms`, 500 ms by default).
 const HESITATION: Duration = Duration::from_millis(400);
 

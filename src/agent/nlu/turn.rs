@@ -2,9 +2,9 @@
 //!
 //! The voice loop transcribes an utterance speculatively at a short pause (`voice.speculate_ms`); when
 //! the words so far are [`complete`] for the [`Expect`]ed answer, the turn ends at a `voice.pause_ms`
-//! pause instead of after the full end-of-turn silence (`voice.end_silence_ms`), which saves most of the turn gap. Words that
-//! leave a sentence open ("and", "at", "my", "um") never end a turn early, nor does a lone first name
-//! or an email without its domain: the caller is still talking.
+//! pause instead of after the full end-of-turn silence (`voice.end_silence_ms`), which saves most of
+//! the turn gap. Words that leave a sentence open ("and", "at", "my", "um") never end a turn early,
+//! nor does a lone first name or an email without its domain: the caller is still talking.
 
 use super::contact;
 use super::intent::{self, prefers_phone, wants_other_options, yes_no};
