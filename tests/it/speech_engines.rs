@@ -241,18 +241,22 @@ pub(crate) fn hibari_python() -> PathBuf {
     crate::helpers::setup_file("IT_HIBARI_PYTHON", "hibari/python")
 }
 
+/// The reference sidecar speaking with hibari-tts (`scripts/tts_sidecar.py --engine hibari`).
+pub(crate) fn hibari_sidecar() -> ExternalTtsConfig {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/tts_sidecar.py");
+    ExternalTtsConfig {
+        command: Some(hibari_python()),
+        args: vec![script.display().to_string(), "--engine".into(), "hibari".into()],
+        timeout_ms: 20_000,
+    }
+}
+
 /// Given the reference sidecar with `--engine hibari`, when it speaks two sentences, then both come
 /// from one process loaded once, as 8 kHz audio (from hibari's 24 kHz) with its padding trimmed to
 /// what slotline keeps, and the same text gives the same audio (the sidecar's fixed noise seed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reference_sidecar_speaks_hibari_tts_audio_at_8_khz() {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/tts_sidecar.py");
-    let config = ExternalTtsConfig {
-        command: Some(hibari_python()),
-        args: vec![script.display().to_string(), "--engine".into(), "hibari".into()],
-        timeout_ms: 20_000,
-    };
-    let tts = ExternalTts::start(&config).await.expect("starts");
+    let tts = ExternalTts::start(&hibari_sidecar()).await.expect("starts");
     let pid = tts.process_id().await.expect("running");
 
     let sentence = "Your appointment is booked for Tuesday at two.";
