@@ -69,7 +69,9 @@ async fn transcripts_are_listed_in_order_and_purged(db: Db) {
         sip_status: Some(200),
     };
     app.store.insert_call(&call).await.expect("insert call");
-    let lines = [("agent", "Hello, how can I help?", 40), ("caller", "I'd like to book", 39), ("agent", "Goodbye!", 1)];
+    // Within the default 30-day retention, so the app's own sweeper (which may run at any
+    // moment) keeps them; the explicit purge below uses a shorter cut-off.
+    let lines = [("agent", "Hello, how can I help?", 20), ("caller", "I'd like to book", 19), ("agent", "Goodbye!", 1)];
     for (seq, (speaker, text, days_ago)) in lines.iter().enumerate() {
         let line = TranscriptLine {
             call_id: call.id,
@@ -92,7 +94,7 @@ async fn transcripts_are_listed_in_order_and_purged(db: Db) {
         .map(|l| (l["speaker"].as_str().unwrap_or(""), l["text"].as_str().unwrap_or("")))
         .collect();
     assert_eq!(said, vec![("agent", "Hello, how can I help?"), ("caller", "I'd like to book"), ("agent", "Goodbye!")]);
-    let purged = app.store.purge_transcripts(now - Duration::days(30)).await.expect("purge");
+    let purged = app.store.purge_transcripts(now - Duration::days(10)).await.expect("purge");
     assert_eq!(purged, 2, "lines older than the retention go");
     assert_eq!(app.store.list_transcript(call.id).await.expect("list").len(), 1);
     let (status, body) = app.get(&format!("/v1/calls/{}/transcript", Uuid::new_v4())).await;
