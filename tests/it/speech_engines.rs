@@ -236,17 +236,15 @@ async fn the_reference_sidecar_speaks_espeak_ng_audio_from_one_process() {
     assert_eq!(first, direct);
 }
 
-/// The Python with hibari-tts that `scripts/setup.sh --test` makes (`IT_HIBARI_PYTHON` overrides).
-pub(crate) fn hibari_python() -> PathBuf {
-    crate::helpers::setup_file("IT_HIBARI_PYTHON", "hibari/python")
-}
-
-/// The reference sidecar speaking with hibari-tts (`scripts/tts_sidecar.py --engine hibari`).
-pub(crate) fn hibari_sidecar() -> ExternalTtsConfig {
+/// A neural voice of the reference sidecar: `hibari` or `piper`, run by the Python that
+/// `scripts/setup.sh --test` makes for it (`data/<voice>/python`; `IT_HIBARI_PYTHON` or
+/// `IT_PIPER_PYTHON` overrides) as `scripts/tts_sidecar.py --engine <voice>`.
+pub(crate) fn voice_sidecar(voice: &str) -> ExternalTtsConfig {
+    let python = crate::helpers::setup_file(&format!("IT_{}_PYTHON", voice.to_uppercase()), &format!("{voice}/python"));
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/tts_sidecar.py");
     ExternalTtsConfig {
-        command: Some(hibari_python()),
-        args: vec![script.display().to_string(), "--engine".into(), "hibari".into()],
+        command: Some(python),
+        args: vec![script.display().to_string(), "--engine".into(), voice.into()],
         timeout_ms: 20_000,
     }
 }
@@ -256,7 +254,7 @@ pub(crate) fn hibari_sidecar() -> ExternalTtsConfig {
 /// what slotline keeps, and the same text gives the same audio (the sidecar's fixed noise seed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reference_sidecar_speaks_hibari_tts_audio_at_8_khz() {
-    let tts = ExternalTts::start(&hibari_sidecar()).await.expect("starts");
+    let tts = ExternalTts::start(&voice_sidecar("hibari")).await.expect("starts");
     let pid = tts.process_id().await.expect("running");
 
     let sentence = "Your appointment is booked for Tuesday at two.";
@@ -271,6 +269,23 @@ async fn the_reference_sidecar_speaks_hibari_tts_audio_at_8_khz() {
 
     let again = tts.synthesize(sentence).await.expect("speaks again");
     assert_eq!(again.len(), padded, "the same text, the same audio");
+    assert_eq!(tts.process_id().await, Some(pid), "the same sidecar answered both");
+}
+
+/// Given the reference sidecar with `--engine piper`, when it speaks two sentences, then both come
+/// from one process loaded once, as audible 8 kHz audio resampled from piper's 22.05 kHz, each as long
+/// as its words (piper's sentences are joined into one answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_sidecar_speaks_piper_audio_at_8_khz() {
+    let tts = ExternalTts::start(&voice_sidecar("piper")).await.expect("starts");
+    let pid = tts.process_id().await.expect("running");
+
+    let two = tts.synthesize("Your appointment is booked. It is on Tuesday at two.").await.expect("speaks");
+    // About 3.5 s of speech: two sentences in one answer, at 8 kHz.
+    assert!((16_000..48_000).contains(&two.len()), "{} samples at 8 kHz", two.len());
+    assert!(rms(&two) > 500.0, "audible: rms {}", rms(&two));
+    let one = tts.synthesize("Your appointment is booked.").await.expect("speaks again");
+    assert!(one.len() > 4_000 && one.len() * 3 < two.len() * 2, "{} against {} samples", one.len(), two.len());
     assert_eq!(tts.process_id().await, Some(pid), "the same sidecar answered both");
 }
 

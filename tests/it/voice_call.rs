@@ -17,7 +17,7 @@ use slotline::storage::{BookingRecord, CallRecord, RecordFilter};
 
 use crate::helpers::{spawn_app_with, Db, TestApp};
 use crate::speech::model_path;
-use crate::speech_engines::hibari_sidecar;
+use crate::speech_engines::voice_sidecar;
 use crate::voice_caller::{self, CallLog, CallSpec, Cue, Turn};
 
 const DEMO_NUMBER: &str = "+15550100000";
@@ -45,7 +45,7 @@ async fn voice_app_with(tune: impl FnOnce(&mut Config)) -> TestApp {
 /// espeak-ng's "you're all set" as "all fair" in every espeak voice.
 fn hibari_agent(config: &mut Config) {
     config.speech.tts_engine = TtsEngineKind::External;
-    config.speech.external = hibari_sidecar();
+    config.speech.external = voice_sidecar("hibari");
 }
 
 /// The end of turn in the booking call: longer than the default (500 ms), so that a speculative

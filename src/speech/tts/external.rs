@@ -1,7 +1,7 @@
 //! Text to speech by a sidecar: a long-running program (`speech.external.command` with
 //! `speech.external.args`) that keeps its voice loaded and speaks a line protocol on its standard input
-//! and output. `scripts/tts_sidecar.py` is the reference sidecar (espeak-ng behind the protocol); neural
-//! engines such as piper-tts or hibari-tts fit behind the same few lines of Python.
+//! and output. `scripts/tts_sidecar.py` is the reference sidecar, with espeak-ng, hibari-tts or piper-tts
+//! behind the protocol (`--engine`); another engine fits behind the same few lines of Python.
 //!
 //! # Protocol
 //!
