@@ -10,20 +10,20 @@
 //!     cargo run --release --example turn_latency -- MODEL [TURNS] [MAX_CALLS] [STT_WORKERS] [STAGGER_MS]
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use slotline::app::Application;
-use slotline::calendar::SystemClock;
-use slotline::config::{Config, Overrides, Secret};
 use slotline::speech::tts::espeak::EspeakTts;
 use slotline::speech::TextToSpeech;
-use tokio_util::sync::CancellationToken;
 
 #[allow(dead_code)]
 #[path = "../tests/it/voice_caller.rs"]
 mod voice_caller;
 
+#[allow(dead_code)]
+#[path = "support/gateway.rs"]
+mod gateway;
+
+use gateway::{percentile, series, Gateway, DEMO_NUMBER};
 use voice_caller::{CallSpec, Cue, Turn};
 
 /// The turn gap the capacity is judged by.
@@ -31,36 +31,29 @@ const TARGET_P95: Duration = Duration::from_millis(800);
 const MAX_TURNS: usize = 20;
 const MAX_CALLS: usize = 4;
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
 /// `_sum` and `_count` of each part of the turn latency histogram.
-async fn parts(http: &reqwest::Client, url: &str) -> Vec<(String, f64, f64)> {
-    let text = http.get(url).send().await.expect("scrape").text().await.expect("text");
+async fn parts(gateway: &Gateway) -> anyhow::Result<Vec<(String, f64, f64)>> {
+    let page = gateway.scrape().await?;
     let mut parts: Vec<(String, f64, f64)> = Vec::new();
-    for line in text.lines().filter(|l| l.starts_with("slotline_turn_latency_seconds_")) {
-        let Some((series, value)) = line.rsplit_once(' ') else { continue };
-        let Some(part) = series.split("part=\"").nth(1).and_then(|p| p.split('"').next()) else { continue };
-        let value: f64 = value.parse().unwrap_or(0.0);
-        let entry = match parts.iter_mut().find(|(name, _, _)| name == part) {
-            Some(entry) => entry,
-            None => {
-                parts.push((part.to_string(), 0.0, 0.0));
-                parts.last_mut().expect("pushed")
+    for (suffix, sum) in [("_sum", true), ("_count", false)] {
+        let name = format!("slotline_turn_latency_seconds{suffix}");
+        for (labels, value) in series(&page, &name) {
+            let Some(part) = labels.split("part=\"").nth(1).and_then(|p| p.split('"').next()) else { continue };
+            let index = match parts.iter().position(|(name, _, _)| name == part) {
+                Some(index) => index,
+                None => {
+                    parts.push((part.to_string(), 0.0, 0.0));
+                    parts.len() - 1
+                }
+            };
+            if sum {
+                parts[index].1 = value;
+            } else {
+                parts[index].2 = value;
             }
-        };
-        if series.starts_with("slotline_turn_latency_seconds_sum") {
-            entry.1 = value;
-        } else if series.starts_with("slotline_turn_latency_seconds_count") {
-            entry.2 = value;
         }
     }
-    parts
+    Ok(parts)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -73,23 +66,8 @@ async fn main() -> anyhow::Result<()> {
     let stt_workers: usize = args.get(4).map_or(Ok(1), |a| a.parse())?.clamp(1, 8);
     let stagger = Duration::from_millis(args.get(5).map_or(Ok(2000), |a| a.parse())?.min(10_000));
 
-    let dir = tempfile::tempdir()?;
-    // `SLOTLINE_…` variables apply (e.g. `SLOTLINE_VOICE__PAUSE_MS=0` to compare without early ends).
-    let overrides = Overrides { data_dir: Some(dir.path().to_path_buf()), ..Overrides::default() };
-    let mut config = Config::load(None, &overrides)?;
-    config.database.url = Some(Secret::new(format!("sqlite://{}", dir.path().join("slotline.db").display())));
-    config.api.addr = "127.0.0.1:0".parse()?;
-    config.metrics.addr = "127.0.0.1:0".parse()?;
-    config.sip.addr = "127.0.0.1:0".parse()?;
-    config.sip.drain_timeout_secs = 1;
-    config.voice.enabled = true;
-    config.speech.model_path = Some(model);
-    config.speech.stt_workers = stt_workers;
-    let app = Application::build_with_clock(&config, Arc::new(SystemClock)).await?;
-    let (sip, metrics_url) = (app.sip_addr(), format!("http://{}/metrics", app.metrics_addr()));
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(app.run(shutdown.clone()));
-    let http = reqwest::Client::new();
+    let gateway = Gateway::start(model, stt_workers).await?;
+    let (sip, config) = (gateway.sip, &gateway.config);
 
     // The caller asks for times, has them repeated, and says goodbye: nothing is booked, so concurrent
     // calls hold the same conversation.
@@ -117,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
     println!("{:>5} {:>6} {:>8} {:>8}   parts (mean ms)", "calls", "turns", "p50 ms", "p95 ms");
     let mut capacity = 0;
     for calls in 1..=max_calls {
-        let before = parts(&http, &metrics_url).await;
+        let before = parts(&gateway).await?;
         let placed = (0..calls).map(|i| {
             let (spoken, scenario) = (spoken.clone(), scenario.clone());
             let caller = format!("+1555123{:04}", 4567 + i);
@@ -127,7 +105,7 @@ async fn main() -> anyhow::Result<()> {
                 let spec = CallSpec {
                     sip,
                     caller: &caller,
-                    service: "+15550100000",
+                    service: DEMO_NUMBER,
                     scenario: &scenario,
                     turns: spoken,
                     deadline: Duration::from_secs(60 + 20 * turns as u64),
@@ -147,7 +125,7 @@ async fn main() -> anyhow::Result<()> {
             gaps.extend((0..log.turns.len()).filter_map(|i| log.turn_gap(i)));
         }
         gaps.sort();
-        let after = parts(&http, &metrics_url).await;
+        let after = parts(&gateway).await?;
         let means: Vec<String> = after
             .iter()
             .map(|(part, sum, count)| {
@@ -170,7 +148,5 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     println!("capacity: {capacity} concurrent calls with the turn gap p95 under {} ms", TARGET_P95.as_millis());
-    shutdown.cancel();
-    server.await??;
-    Ok(())
+    gateway.stop().await
 }

@@ -4,7 +4,8 @@
 //! the words so far are [`complete`] for the [`Expect`]ed answer, the turn ends at a `voice.pause_ms`
 //! pause instead of after the full end-of-turn silence (`voice.end_silence_ms`), which saves most of
 //! the turn gap. Words that leave a sentence open ("and", "at", "my", "um") never end a turn early,
-//! nor does a lone first name or an email without its domain: the caller is still talking.
+//! nor does a lead-in alone ("sorry", "excuse me"), a lone first name or an email without its domain:
+//! the caller is still talking.
 
 use super::contact;
 use super::intent::{self, prefers_phone, wants_other_options, yes_no};
@@ -78,6 +79,12 @@ const OPEN_ENDINGS: &[&str] = &[
     "where",
 ];
 
+/// Words that open a turn ("Sorry, can you repeat that?", "Excuse me, is Friday free?"): alone and
+/// without a question mark they are a lead-in, not yet the answer. whisper writes the words before the
+/// comma's pause as a bare "Sorry", which would otherwise end the turn as a request to repeat, split it
+/// in two, and make the rest barge in on the agent's reply.
+const LEAD_INS: &[&str] = &["sorry", "excuse", "me", "pardon", "oh", "ah", "hey", "hi", "hello"];
+
 /// Whether `text` (a transcript up to a pause) answers `expect` so that the turn can end now.
 pub fn complete(expect: Expect, text: &str) -> bool {
     let u = Utterance::new(text);
@@ -85,6 +92,9 @@ pub fn complete(expect: Expect, text: &str) -> bool {
         return false;
     };
     if OPEN_ENDINGS.contains(&last.as_str()) || text.trim_end().ends_with("...") {
+        return false;
+    }
+    if u.only(LEAD_INS) && !text.trim_end().ends_with('?') {
         return false;
     }
     let has_when = || !when::parse(&u, chrono::Utc::now().date_naive()).is_empty();
@@ -134,5 +144,17 @@ mod tests {
         assert!(!complete(Expect::Choice, "Hmm, let me think"));
         assert!(!complete(Expect::Anything, "I was wondering if"));
         assert!(!complete(Expect::YesNo, ""));
+    }
+
+    #[test]
+    fn a_lead_in_alone_waits_unless_it_is_asked() {
+        // whisper's transcript of "Sorry, can you repeat that?" up to the comma's pause.
+        assert!(!complete(Expect::Choice, "Sorry"));
+        assert!(!complete(Expect::Choice, "Sorry,"));
+        assert!(!complete(Expect::When, "Oh, excuse me"));
+        assert!(!complete(Expect::YesNo, "Hello"));
+        assert!(complete(Expect::Choice, "Sorry?"), "asked: the caller wants it again");
+        assert!(complete(Expect::Choice, "Pardon?"));
+        assert!(complete(Expect::YesNo, "Oh, yes."), "a lead-in with the answer");
     }
 }
