@@ -11,9 +11,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use slotline::speech::tts::espeak::EspeakTts;
-use slotline::speech::TextToSpeech;
-
 #[allow(dead_code)]
 #[path = "../tests/it/voice_caller.rs"]
 mod voice_caller;
@@ -23,7 +20,7 @@ mod voice_caller;
 mod gateway;
 
 use gateway::{percentile, Gateway, DEMO_NUMBER};
-use voice_caller::{CallSpec, Cue, Turn};
+use voice_caller::{CallSpec, Cue};
 
 /// What the issue asks of barge-in: the agent's audio stops within this of the caller's onset.
 const TARGET: Duration = Duration::from_millis(150);
@@ -46,17 +43,8 @@ async fn main() -> anyhow::Result<()> {
     let max_calls: usize = args.get(3).map_or(Ok(2), |a| a.parse())?.clamp(1, MAX_CALLS);
 
     let gateway = Gateway::start(model, 1).await?;
-    let voice = EspeakTts::new("en-us+m3", 130)?;
-    let mut script = vec![("I'd like to schedule an appointment".to_string(), Cue::AfterPrompt)];
-    script
-        .extend((0..barge_ins).map(|i| ("sorry, can you repeat that?".to_string(), Cue::WhileAgentSpeaks(offset(i)))));
-    script.push(("no, that's all, goodbye".to_string(), Cue::AfterPrompt));
-    let mut spoken = Vec::new();
-    for (text, cue) in script {
-        let audio = voice.synthesize(&text).await?;
-        spoken.push(Turn { text, audio, cue });
-    }
-    let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/voice_caller.xml");
+    let spoken = gateway::repeating_caller((0..barge_ins).map(|i| Cue::WhileAgentSpeaks(offset(i)))).await?;
+    let scenario = gateway::scenario();
 
     println!(
         "barge_in: {barge_ins} interruptions per call, 1..={max_calls} concurrent calls 1 s apart; \

@@ -12,9 +12,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use slotline::speech::tts::espeak::EspeakTts;
-use slotline::speech::TextToSpeech;
-
 #[allow(dead_code)]
 #[path = "../tests/it/voice_caller.rs"]
 mod voice_caller;
@@ -24,7 +21,7 @@ mod voice_caller;
 mod gateway;
 
 use gateway::{percentile, series, Gateway, DEMO_NUMBER};
-use voice_caller::{CallSpec, Cue, Turn};
+use voice_caller::{CallSpec, Cue};
 
 /// The turn gap the capacity is judged by.
 const TARGET_P95: Duration = Duration::from_millis(800);
@@ -69,18 +66,9 @@ async fn main() -> anyhow::Result<()> {
     let gateway = Gateway::start(model, stt_workers).await?;
     let (sip, config) = (gateway.sip, &gateway.config);
 
-    // The caller asks for times, has them repeated, and says goodbye: nothing is booked, so concurrent
-    // calls hold the same conversation.
-    let voice = EspeakTts::new("en-us+m3", 130)?;
-    let mut script = vec![("I'd like to schedule an appointment".to_string(), Cue::AfterPrompt)];
-    script.extend((2..turns).map(|_| ("sorry, can you repeat that?".to_string(), Cue::AfterPrompt)));
-    script.push(("no, that's all, goodbye".to_string(), Cue::AfterPrompt));
-    let mut spoken = Vec::new();
-    for (text, cue) in script {
-        let audio = voice.synthesize(&text).await?;
-        spoken.push(Turn { text, audio, cue });
-    }
-    let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/voice_caller.xml");
+    // The caller asks for times, has them repeated, and says goodbye.
+    let spoken = gateway::repeating_caller((2..turns).map(|_| Cue::AfterPrompt)).await?;
+    let scenario = gateway::scenario();
 
     println!(
         "turn_latency: {turns} turns per call, 1..={max_calls} concurrent calls {} ms apart, {stt_workers} STT \

@@ -11,8 +11,12 @@ use std::time::Duration;
 use slotline::app::Application;
 use slotline::calendar::SystemClock;
 use slotline::config::{Config, Overrides, Secret};
+use slotline::speech::tts::espeak::EspeakTts;
+use slotline::speech::TextToSpeech;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+use crate::voice_caller::{Cue, Turn};
 
 /// The demo agent's number.
 pub const DEMO_NUMBER: &str = "+15550100000";
@@ -87,4 +91,24 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     }
     let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
+}
+
+/// The benchmarks' caller, in espeak-ng's male US voice at 130 wpm: asks for an appointment, says
+/// "sorry, can you repeat that?" at each of `repeats`, then "no, that's all, goodbye". Nothing is
+/// booked, so concurrent calls hold the same conversation.
+pub async fn repeating_caller(repeats: impl IntoIterator<Item = Cue>) -> anyhow::Result<Vec<Turn>> {
+    let voice = EspeakTts::new("en-us+m3", 130)?;
+    let mut script = vec![("I'd like to schedule an appointment", Cue::AfterPrompt)];
+    script.extend(repeats.into_iter().map(|cue| ("sorry, can you repeat that?", cue)));
+    script.push(("no, that's all, goodbye", Cue::AfterPrompt));
+    let mut spoken = Vec::new();
+    for (text, cue) in script {
+        spoken.push(Turn { text: text.to_string(), audio: voice.synthesize(text).await?, cue });
+    }
+    Ok(spoken)
+}
+
+/// The sipp scenario the caller's signalling runs (`tests/sipp/voice_caller.xml`).
+pub fn scenario() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/voice_caller.xml")
 }
