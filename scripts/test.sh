@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: formatting, lints, then every unit and integration test with cargo-nextest
-# against SQLite and PostgreSQL (IT_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/postgres),
-# then each fuzz target for FUZZ_SECONDS (default 60; 0 skips fuzzing) through scripts/fuzz.sh.
+# against SQLite and PostgreSQL, then each fuzz target for FUZZ_SECONDS (default 60; 0 skips fuzzing)
+# through scripts/fuzz.sh. Extra arguments go to `cargo nextest run`.
+#
+# The servers the tests talk to are started here for this run only and removed at its end (also on
+# failure or Ctrl-C), see scripts/services.sh: PostgreSQL (unless IT_POSTGRES_URL names one to use
+# instead) and Redis (unless IT_REDIS_URL does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
+
+source scripts/services.sh
+trap stop_services EXIT
+trap 'exit 130' INT TERM
+start_postgres
+start_redis
 cargo nextest run --locked --no-fail-fast "$@"
+stop_services
+
 if [[ "${FUZZ_SECONDS:-60}" != 0 ]]; then
     scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
 fi

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// Server URL of the PostgreSQL used by tests; each test creates and drops its own database on it.
+/// `scripts/test.sh` starts a throwaway server and sets it; without it, a server on 127.0.0.1:5432.
 /// (Not `SLOTLINE_*`: that prefix is slotline's own configuration.)
 pub fn postgres_admin_url() -> String {
     std::env::var("IT_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
@@ -68,7 +69,7 @@ impl TestDb {
                 let admin = postgres_admin_url();
                 let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
                     .await
-                    .expect("PostgreSQL must run at IT_POSTGRES_URL (default 127.0.0.1:5432)");
+                    .expect("PostgreSQL must run at IT_POSTGRES_URL (scripts/test.sh starts one; default 127.0.0.1:5432)");
                 sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
                     .await
                     .expect("create test database");

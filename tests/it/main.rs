@@ -1,5 +1,6 @@
-//! Integration tests: the real server on port 0, the real binary, SQLite and PostgreSQL (127.0.0.1:5432),
-//! real sockets and real peers (promtool, sipp, espeak-ng), the real speech model, and spoken calls through all of it.
+//! Integration tests: the real server on port 0, the real binary, SQLite and PostgreSQL (the server at
+//! `IT_POSTGRES_URL`, which `scripts/test.sh` starts for the run), real sockets and real peers (promtool, sipp,
+//! espeak-ng), the real speech model, and spoken calls through all of it.
 
 mod helpers;
 
