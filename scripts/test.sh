@@ -3,9 +3,9 @@
 # against SQLite and PostgreSQL, then each fuzz target for FUZZ_SECONDS (default 60; 0 skips fuzzing)
 # through scripts/fuzz.sh. Extra arguments go to `cargo nextest run`.
 #
-# The servers the tests talk to are started here for this run only and removed at its end (also on
-# failure or Ctrl-C), see scripts/services.sh: PostgreSQL (unless IT_POSTGRES_URL names one to use
-# instead) and Redis (unless IT_REDIS_URL does).
+# The PostgreSQL the tests talk to is started here for this run only and removed at its end (also on
+# failure or Ctrl-C), see scripts/services.sh, unless IT_POSTGRES_URL names one to use instead. The
+# LiveKit tests start their own Redis and livekit-server per test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
@@ -16,7 +16,6 @@ source scripts/services.sh
 trap stop_services EXIT
 trap 'exit 130' INT TERM
 start_postgres
-start_redis
 cargo nextest run --locked --no-fail-fast "$@"
 stop_services
 

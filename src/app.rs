@@ -23,12 +23,16 @@ use crate::agent::calls::AgentCalls;
 use crate::agent::session::{Voice, VoiceSettings};
 use crate::api::{self, AppState};
 use crate::calendar::{CalendarKind, CalendarRegistry, Clock, SystemClock};
+use crate::call::CallHandler;
 use crate::config::{Config, DemoConfig, SttEngineKind, TtsEngineKind};
 use crate::dialplan::e164;
+use crate::livekit::job::RoomWatch;
+use crate::livekit::worker::Worker;
+use crate::livekit::LivekitSettings;
 use crate::media::ports::PortPool;
 use crate::media::session::MediaSettings;
 use crate::sip::admission::{Credentials, Trunk};
-use crate::sip::server::{CallHandler, SipServer, SipSettings};
+use crate::sip::server::{SipServer, SipSettings};
 use crate::sip::transaction::Timing;
 use crate::speech::stt::openai::OpenAiStt;
 use crate::speech::tts::espeak::EspeakTts;
@@ -47,6 +51,8 @@ pub struct Application {
     state: AppState,
     sip: SipServer,
     sip_task: tokio::task::JoinHandle<()>,
+    /// The LiveKit agent worker, when `livekit.worker` is on.
+    worker: Option<Worker>,
     shutdown: CancellationToken,
     api_listener: TcpListener,
     metrics_listener: TcpListener,
@@ -97,8 +103,19 @@ impl Application {
         let (sip, sip_task) = SipServer::start(settings, store.clone(), handler, shutdown.clone())
             .await
             .with_context(|| format!("binding sip.addr {}", config.sip.addr))?;
-        let state = AppState { store, master_key, calendars };
-        Ok(Self { state, sip, sip_task, shutdown, api_listener, metrics_listener, metrics })
+        let livekit = match config.livekit.enabled() {
+            true => Some(Arc::new(LivekitSettings::from_config(&config.livekit)?)),
+            false => None,
+        };
+        let worker = match &livekit {
+            Some(settings) if config.livekit.worker => {
+                let runner = Arc::new(RoomWatch::new(settings.clone()));
+                Some(Worker::new(settings.clone(), store.clone(), runner))
+            }
+            _ => None,
+        };
+        let state = AppState { store, master_key, calendars, livekit, routing_changed: Arc::default() };
+        Ok(Self { state, sip, sip_task, worker, shutdown, api_listener, metrics_listener, metrics })
     }
 
     /// Where the admin API listens.
@@ -131,13 +148,25 @@ impl Application {
             forward.cancelled().await;
             sip_shutdown.cancel();
         });
+        if let Some(settings) = &self.state.livekit {
+            let (settings, store, changed) =
+                (settings.clone(), self.state.store.clone(), self.state.routing_changed.clone());
+            tokio::spawn(crate::livekit::sync::keep_in_sync(settings, store, changed, shutdown.clone()));
+        }
+        let worker = match self.worker {
+            Some(worker) => tokio::spawn(worker.run(shutdown.clone())),
+            None => tokio::spawn(async {}),
+        };
         let api = axum::serve(self.api_listener, api::router(self.state))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let metrics = axum::serve(self.metrics_listener, metrics_router(self.metrics))
             .with_graceful_shutdown(shutdown.cancelled_owned());
-        let (api, metrics, sip) = tokio::join!(api, metrics, self.sip_task);
+        let (api, metrics, sip, worker) = tokio::join!(api, metrics, self.sip_task, worker);
         if sip.is_err() {
             tracing::error!("SIP server task failed");
+        }
+        if worker.is_err() {
+            tracing::error!("LiveKit worker task failed");
         }
         api.context("admin API server")?;
         metrics.context("metrics server")?;
@@ -309,6 +338,15 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     store.migrate().await.context("migrating the database")?;
     seed_demo(store.as_ref(), &config.demo).await.context("creating the demo agent")?;
     Ok(store)
+}
+
+/// Serves `/metrics` on `addr` until `shutdown` (for processes without the admin API, like `worker`).
+pub async fn serve_metrics(addr: SocketAddr, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding metrics.addr {addr}"))?;
+    axum::serve(listener, metrics_router(crate::metrics::install()))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .context("metrics server")
 }
 
 fn metrics_router(handle: PrometheusHandle) -> Router {

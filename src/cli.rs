@@ -1,4 +1,5 @@
-//! The `slotline` command line: `serve`, `migrate`, `token create`, `dialplan check|apply`, `chat`.
+//! The `slotline` command line: `serve`, `worker`, `migrate`, `token create`, `dialplan check|apply`,
+//! `livekit sync`, `chat`.
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 invalid configuration, usage or dialplan file.
 
@@ -18,6 +19,7 @@ use crate::app::{open_store, Application};
 use crate::calendar::{CalendarRegistry, SystemClock};
 use crate::config::{Config, Overrides};
 use crate::dialplan;
+use crate::livekit::{self, LivekitSettings};
 use crate::storage::crypto::MasterKey;
 use crate::storage::{ApiTokenRecord, TokenScope};
 
@@ -57,6 +59,22 @@ pub enum Command {
     Dialplan(DialplanCommand),
     /// Talk to an agent in text: the same dialog engine, tools, calendar and database as a call.
     Chat(ChatArgs),
+    /// Run the LiveKit agent worker only: take the rooms LiveKit dispatches (needs livekit.*).
+    Worker,
+    /// LiveKit: reconcile LiveKit SIP with slotline's numbers.
+    #[command(subcommand)]
+    Livekit(LivekitCommand),
+}
+
+/// `livekit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LivekitCommand {
+    /// Make LiveKit SIP route what slotline routes: one inbound trunk, dispatch rules to the worker.
+    Sync {
+        /// Print the changes without making them.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// Flags of `chat`.
@@ -167,7 +185,49 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<ExitCode> {
         Command::Dialplan(DialplanCommand::Check { file }) => dialplan_command(config, &file, false).await,
         Command::Dialplan(DialplanCommand::Apply { file }) => dialplan_command(config, &file, true).await,
         Command::Chat(args) => chat(config, &args).await,
+        Command::Worker => worker(config).await,
+        Command::Livekit(LivekitCommand::Sync { dry_run }) => livekit_sync(config, dry_run).await,
     }
+}
+
+fn livekit_settings(config: &Config) -> Option<LivekitSettings> {
+    match LivekitSettings::from_config(&config.livekit) {
+        Ok(settings) => Some(settings),
+        Err(e) => {
+            eprintln!("slotline: {e}");
+            None
+        }
+    }
+}
+
+async fn livekit_sync(config: &Config, dry_run: bool) -> anyhow::Result<ExitCode> {
+    let Some(settings) = livekit_settings(config) else { return Ok(ExitCode::from(EXIT_INVALID)) };
+    let store = open_store(config).await?;
+    let report = livekit::sync::run(&settings, store.as_ref(), dry_run).await?;
+    for change in &report.changes {
+        println!("{}{change}", if dry_run { "would " } else { "" });
+    }
+    match (report.changes.len(), dry_run) {
+        (0, _) => println!("LiveKit SIP is in sync"),
+        (n, true) => println!("{n} change(s) planned, none made (--dry-run)"),
+        (n, false) => println!("{n} change(s) made"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn worker(config: &Config) -> anyhow::Result<ExitCode> {
+    let Some(settings) = livekit_settings(config) else { return Ok(ExitCode::from(EXIT_INVALID)) };
+    let store = open_store(config).await?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signal_shutdown(shutdown.clone()));
+    let metrics = tokio::spawn(crate::app::serve_metrics(config.metrics.addr, shutdown.clone()));
+    let settings = Arc::new(settings);
+    let runner = Arc::new(livekit::job::RoomWatch::new(settings.clone()));
+    eprintln!("slotline: LiveKit worker `{}` for {}", settings.config.agent_name, settings.ws_url);
+    livekit::worker::Worker::new(settings, store, runner).run(shutdown.clone()).await;
+    shutdown.cancel();
+    metrics.await.context("metrics task")??;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn chat(config: &Config, args: &ChatArgs) -> anyhow::Result<ExitCode> {

@@ -51,6 +51,109 @@ pub struct Config {
     pub speech: SpeechConfig,
     /// The voice pipeline of calls: turn-taking and transcripts.
     pub voice: VoiceConfig,
+    /// LiveKit: SIP sync, agent tokens, webhooks and the agent worker.
+    pub livekit: LivekitConfig,
+}
+
+/// `livekit.*` settings. LiveKit is off until `url`, `api_key` and `api_secret` are all set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LivekitConfig {
+    /// The LiveKit server (`ws://`, `wss://`, `http://` or `https://`; both the API and the agent socket).
+    pub url: Option<String>,
+    /// API key.
+    pub api_key: Option<String>,
+    /// API secret: signs tokens, verifies webhooks. Never logged or returned.
+    pub api_secret: Option<Secret>,
+    /// The agent name the worker registers and dispatch rules and tokens dispatch.
+    pub agent_name: String,
+    /// Run the agent worker inside `slotline serve`.
+    pub worker: bool,
+    /// Jobs one worker runs at once; further job offers are declined.
+    pub max_jobs: u32,
+    /// Seconds a draining worker lets running jobs go on after SIGTERM.
+    pub drain_timeout_secs: u64,
+    /// Seconds between syncs of numbers to LiveKit SIP inside `serve` (0: only after changes).
+    pub sync_interval_secs: u64,
+    /// `per_number` (a dispatch rule per number, carrying its agent) or `shared` (one rule for the
+    /// trunk; the worker resolves the agent from the dialed number).
+    pub dispatch: LivekitDispatch,
+    /// Prefix of the room each call gets.
+    pub room_prefix: String,
+    /// The inbound trunk slotline keeps in LiveKit SIP.
+    pub trunk: LivekitTrunkConfig,
+}
+
+/// How dispatch rules map numbers to agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LivekitDispatch {
+    /// One rule per number, filtering on the dialed number, with the agent id in its dispatch metadata.
+    PerNumber,
+    /// One rule for the whole trunk.
+    Shared,
+}
+
+/// `livekit.trunk.*` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LivekitTrunkConfig {
+    /// The trunk's name in LiveKit.
+    pub name: String,
+    /// Source addresses or CIDRs LiveKit SIP accepts calls from (empty: any, then credentials are needed).
+    pub allowed_addresses: Vec<String>,
+    /// Digest username callers must present.
+    pub auth_username: Option<String>,
+    /// Digest password.
+    pub auth_password: Option<Secret>,
+}
+
+impl LivekitConfig {
+    /// Whether LiveKit is configured (url, key and secret all set).
+    pub fn enabled(&self) -> bool {
+        self.url.is_some() && self.api_key.is_some() && self.api_secret.is_some()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let set = [self.url.is_some(), self.api_key.is_some(), self.api_secret.is_some()];
+        if set.iter().any(|s| *s) && !set.iter().all(|s| *s) {
+            let missing = ["livekit.url", "livekit.api_key", "livekit.api_secret"]
+                .iter()
+                .zip(set)
+                .find_map(|(name, set)| (!set).then_some(*name))
+                .unwrap_or("livekit.url");
+            return Err(ConfigError::new(missing, "must be set together with the other livekit connection settings"));
+        }
+        if let Some(url) = &self.url {
+            if !["ws://", "wss://", "http://", "https://"].iter().any(|scheme| url.starts_with(scheme)) {
+                return Err(ConfigError::new("livekit.url", "must be a ws://, wss://, http:// or https:// URL"));
+            }
+        }
+        if self.agent_name.trim().is_empty() {
+            return Err(ConfigError::new("livekit.agent_name", "must not be empty"));
+        }
+        if !(1..=1000).contains(&self.max_jobs) {
+            return Err(ConfigError::new("livekit.max_jobs", "must be between 1 and 1000"));
+        }
+        if self.room_prefix.is_empty()
+            || !self.room_prefix.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+        {
+            return Err(ConfigError::new("livekit.room_prefix", "must be letters, digits, - or _"));
+        }
+        if self.trunk.name.trim().is_empty() {
+            return Err(ConfigError::new("livekit.trunk.name", "must not be empty"));
+        }
+        if self.trunk.auth_username.is_some() != self.trunk.auth_password.is_some() {
+            return Err(ConfigError::new("livekit.trunk.auth_password", "must be set together with auth_username"));
+        }
+        if self.worker && !self.enabled() {
+            return Err(ConfigError::new(
+                "livekit.worker",
+                "needs livekit.url, livekit.api_key and livekit.api_secret",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `voice.*` settings.
@@ -428,6 +531,24 @@ impl Default for Config {
                 },
                 external: ExternalTtsConfig { command: None, args: Vec::new(), timeout_ms: 10_000 },
             },
+            livekit: LivekitConfig {
+                url: None,
+                api_key: None,
+                api_secret: None,
+                agent_name: "slotline".into(),
+                worker: false,
+                max_jobs: 20,
+                drain_timeout_secs: 30,
+                sync_interval_secs: 300,
+                dispatch: LivekitDispatch::PerNumber,
+                room_prefix: "call-".into(),
+                trunk: LivekitTrunkConfig {
+                    name: "slotline".into(),
+                    allowed_addresses: Vec::new(),
+                    auth_username: None,
+                    auth_password: None,
+                },
+            },
         }
     }
 }
@@ -553,6 +674,7 @@ impl Config {
                 format!("`{}` is not an IANA time zone", self.demo.timezone),
             ));
         }
+        self.livekit.validate()?;
         if !(self.calcom.base_url.starts_with("http://") || self.calcom.base_url.starts_with("https://")) {
             return Err(ConfigError::new("calcom.base_url", "must be an http:// or https:// URL"));
         }

@@ -86,6 +86,72 @@ pub const STT_SPECULATIONS_TOTAL: &str = "slotline_stt_speculations_total";
 pub const NO_INPUT_TIMEOUTS_TOTAL: &str = "slotline_no_input_timeouts_total";
 /// Speech engine failures by `engine` (`stt`, `tts`, `webrtc-vad`).
 pub const SPEECH_ERRORS_TOTAL: &str = "slotline_speech_errors_total";
+/// LiveKit SIP syncs by `result` (`changed`, `unchanged`, `error`).
+pub const LIVEKIT_SYNCS_TOTAL: &str = "slotline_livekit_syncs_total";
+/// LiveKit webhook deliveries by `event` and `result`.
+pub const LIVEKIT_WEBHOOKS_TOTAL: &str = "slotline_livekit_webhooks_total";
+/// Calls through LiveKit recorded (`event="started"`) and ended (`event="ended"`).
+pub const LIVEKIT_CALLS_TOTAL: &str = "slotline_livekit_calls_total";
+/// Jobs the worker was offered, accepted, declined, and how accepted ones ended, by `result`.
+pub const LIVEKIT_JOBS_TOTAL: &str = "slotline_livekit_jobs_total";
+/// Failed jobs by `reason` (`unknown_number`, `no_agent`, `agent_gone`, `livekit_error`, `media_error`).
+pub const LIVEKIT_JOB_FAILURES_TOTAL: &str = "slotline_livekit_job_failures_total";
+/// Jobs the worker runs now.
+pub const LIVEKIT_JOBS_RUNNING: &str = "slotline_livekit_jobs_running";
+/// The load the worker reports to LiveKit (running and promised jobs / `livekit.max_jobs`).
+pub const LIVEKIT_WORKER_LOAD: &str = "slotline_livekit_worker_load";
+/// 1 while the worker is registered with LiveKit.
+pub const LIVEKIT_WORKER_CONNECTED: &str = "slotline_livekit_worker_connected";
+/// Successful worker registrations (the first, and each one after a reconnect).
+pub const LIVEKIT_WORKER_REGISTRATIONS_TOTAL: &str = "slotline_livekit_worker_registrations_total";
+
+/// Counts a LiveKit SIP sync.
+pub fn livekit_sync(result: &'static str) {
+    metrics::counter!(LIVEKIT_SYNCS_TOTAL, "result" => result).increment(1);
+}
+
+/// Counts a LiveKit webhook delivery (`event` is one of LiveKit's event names or `other`).
+pub fn livekit_webhook(event: &str, result: &'static str) {
+    let event = match event {
+        "room_started" | "room_finished" | "participant_joined" | "participant_left" | "track_published"
+        | "track_unpublished" | "egress_started" | "egress_updated" | "egress_ended" | "ingress_started"
+        | "ingress_ended" => event.to_string(),
+        _ => "other".to_string(),
+    };
+    metrics::counter!(LIVEKIT_WEBHOOKS_TOTAL, "event" => event, "result" => result).increment(1);
+}
+
+/// Counts a LiveKit call starting or ending.
+pub fn livekit_call(event: &'static str) {
+    metrics::counter!(LIVEKIT_CALLS_TOTAL, "event" => event).increment(1);
+}
+
+/// Counts a job event of the worker.
+pub fn livekit_job(result: &'static str) {
+    metrics::counter!(LIVEKIT_JOBS_TOTAL, "result" => result).increment(1);
+}
+
+/// Counts a failed job.
+pub fn livekit_job_failed(reason: &'static str) {
+    livekit_job("failed");
+    metrics::counter!(LIVEKIT_JOB_FAILURES_TOTAL, "reason" => reason).increment(1);
+}
+
+/// Sets the worker's running jobs and load.
+pub fn livekit_worker_load(running: usize, load: f32) {
+    metrics::gauge!(LIVEKIT_JOBS_RUNNING).set(running as f64);
+    metrics::gauge!(LIVEKIT_WORKER_LOAD).set(f64::from(load));
+}
+
+/// Sets whether the worker is registered.
+pub fn livekit_worker_connected(connected: bool) {
+    metrics::gauge!(LIVEKIT_WORKER_CONNECTED).set(if connected { 1.0 } else { 0.0 });
+}
+
+/// Counts a worker registration.
+pub fn livekit_worker_registered() {
+    metrics::counter!(LIVEKIT_WORKER_REGISTRATIONS_TOTAL).increment(1);
+}
 
 /// Counts a received SIP request.
 pub fn sip_request(method: &str) {
@@ -318,6 +384,15 @@ fn describe() {
     describe_counter!(STT_SPECULATIONS_TOTAL, "Transcriptions started at a pause, used or discarded.");
     describe_counter!(SPEECH_ERRORS_TOTAL, "Speech engine failures by engine.");
     describe_counter!(API_AUTH_FAILURES_TOTAL, "Admin API requests refused by authentication, by reason.");
+    describe_counter!(LIVEKIT_SYNCS_TOTAL, "Syncs of numbers to LiveKit SIP by result.");
+    describe_counter!(LIVEKIT_WEBHOOKS_TOTAL, "LiveKit webhook deliveries by event and result.");
+    describe_counter!(LIVEKIT_CALLS_TOTAL, "Calls through LiveKit, started and ended.");
+    describe_counter!(LIVEKIT_JOBS_TOTAL, "LiveKit worker jobs: offered, accepted, declined, succeeded, failed.");
+    describe_counter!(LIVEKIT_JOB_FAILURES_TOTAL, "Failed LiveKit worker jobs by reason.");
+    describe_gauge!(LIVEKIT_JOBS_RUNNING, "Jobs the LiveKit worker runs now.");
+    describe_gauge!(LIVEKIT_WORKER_LOAD, "Load the LiveKit worker reports (jobs / livekit.max_jobs).");
+    describe_gauge!(LIVEKIT_WORKER_CONNECTED, "1 while the LiveKit worker is registered.");
+    describe_counter!(LIVEKIT_WORKER_REGISTRATIONS_TOTAL, "LiveKit worker registrations, reconnects included.");
 }
 
 /// Histograms need periodic upkeep to drain their buckets when nothing scrapes for a long time.

@@ -1,7 +1,7 @@
-//! Answered SIP calls meet their agent: [`AgentCalls`] is the SIP core's [`CallHandler`]. For each call it
-//! loads the agent the dialed number routed to, starts the conversation (its id is the `calls` row's id,
-//! so bookings point back at the call) and runs the voice [`session`] on the call's media. Transcripts go
-//! to the `transcript_lines` table when `voice.transcripts` is on.
+//! Answered calls meet their agent: [`AgentCalls`] is the [`CallHandler`] of every way in. For each
+//! [`CallLeg`] it loads the agent the dialed number routed to, starts the conversation (its id is the
+//! `calls` row's id, so bookings point back at the call) and runs the voice [`session`] on the leg's audio.
+//! Transcripts go to the `transcript_lines` table when `voice.transcripts` is on.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -11,10 +11,9 @@ use uuid::Uuid;
 use super::dialog;
 use super::session::{self, TranscriptSink, Voice};
 use crate::calendar::CalendarRegistry;
+use crate::call::{CallHandler, CallLeg};
 use crate::config::DialogConfig;
 use crate::dialplan::e164;
-use crate::media::session::MediaEvent;
-use crate::sip::server::{AnsweredCall, CallHandler};
 use crate::storage::{self, Store, TranscriptLine};
 
 /// Runs the agent pipeline on answered calls.
@@ -40,36 +39,32 @@ impl AgentCalls {
 }
 
 impl CallHandler for AgentCalls {
-    fn answered(&self, call: AnsweredCall) {
+    fn answered(&self, leg: CallLeg) {
         let (store, calendars, dialog, voice) =
             (self.store.clone(), self.calendars.clone(), self.dialog.clone(), self.voice.clone());
         let transcripts = self.transcripts;
         tokio::spawn(async move {
-            let AnsweredCall { record, endpoint, events } = call;
-            let agent = match record.agent_id {
-                Some(id) => store.get_agent(id).await,
-                None => Ok(None),
-            };
-            let agent = match agent {
+            let CallLeg { info, audio, hangup } = leg;
+            let agent = match store.get_agent(info.agent_id).await {
                 Ok(Some(agent)) => agent,
                 Ok(None) => {
-                    tracing::warn!(call_id = %record.sip_call_id, "the call's agent is gone; hanging up");
-                    let _ = events.send(MediaEvent::Hangup("no_agent")).await;
+                    tracing::warn!(call_id = %info.id, "the call's agent is gone; hanging up");
+                    hangup.request("no_agent").await;
                     return;
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, call_id = %record.sip_call_id, "cannot load the call's agent");
-                    let _ = events.send(MediaEvent::Hangup("storage_error")).await;
+                    tracing::error!(error = %e, call_id = %info.id, "cannot load the call's agent");
+                    hangup.request("storage_error").await;
                     return;
                 }
             };
-            let caller = e164::normalize(&record.caller).ok().map(|n| n.as_str().to_string());
-            let (conversation, interim) = dialog::start(&dialog, &calendars, agent, caller, record.id.to_string());
+            let caller = e164::normalize(&info.caller).ok().map(|n| n.as_str().to_string());
+            let (conversation, interim) = dialog::start(&dialog, &calendars, agent, caller, info.id.to_string());
             let sink: Option<Arc<dyn TranscriptSink>> = transcripts.then(|| {
-                Arc::new(StoredTranscript { store: store.clone(), call_id: record.id, seq: AtomicI64::new(0) }) as _
+                Arc::new(StoredTranscript { store: store.clone(), call_id: info.id, seq: AtomicI64::new(0) }) as _
             });
-            let report = session::run(voice, conversation, interim, endpoint, events, sink).await;
-            tracing::info!(call_id = %record.sip_call_id, turns = report.turns.len(), barge_ins = report.barge_ins,
+            let report = session::run(voice, conversation, interim, audio, hangup, sink).await;
+            tracing::info!(call_id = %info.id, way_in = info.way_in.as_str(), turns = report.turns.len(), barge_ins = report.barge_ins,
                 no_inputs = report.no_inputs, outcome = report.outcome.map(|o| o.as_str()),
                 agent_hung_up = report.agent_hung_up, "voice session ended");
         });

@@ -1,9 +1,9 @@
 //! One call's voice loop: the caller's audio in, the agent's speech out, the dialog engine in between.
 //!
 //! ```text
-//! MediaEndpoint.input ─► endpointer (VAD thread) ─► utterance ─► turn worker: STT → Conversation::turn
+//! CallAudio.input ─► endpointer (VAD thread) ─► utterance ─► turn worker: STT → Conversation::turn
 //!        │ DTMF ───────────────────────────────────────────────►┘                 │ reply
-//! MediaEndpoint.output ◄─ speaker task: sentence by sentence TTS (fixed prompts cached) ◄┘
+//! CallAudio.output ◄─ speaker task: sentence by sentence TTS (fixed prompts cached) ◄┘
 //! ```
 //!
 //! - **Endpointing**: an utterance ends after `voice.end_silence_ms` of silence (the endpointer also
@@ -38,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 use super::dialog::{AgentTurn, Conversation, UserTurn};
 use super::nlu;
 use super::tools::Outcome;
-use crate::media::session::{AudioSink, Frame, MediaEndpoint, MediaEvent, MediaInput, FRAME};
+use crate::call::{AudioSink, CallAudio, CallerInput, Frame, Hangup, FRAME};
 use crate::metrics;
 use crate::speech::vad::{Endpoint, EndpointSettings, EndpointerThread, Utterance};
 use crate::speech::{duration_of, tts, SpeechError, SpeechToText, TextToSpeech, Transcript};
@@ -272,11 +272,11 @@ pub async fn run(
     voice: Arc<Voice>,
     mut conversation: Conversation,
     mut interim: mpsc::UnboundedReceiver<String>,
-    endpoint: MediaEndpoint,
-    events: mpsc::Sender<MediaEvent>,
+    audio: CallAudio,
+    hangup: Hangup,
     transcript: Option<Arc<dyn TranscriptSink>>,
 ) -> SessionReport {
-    let MediaEndpoint { mut input, output } = endpoint;
+    let CallAudio { mut input, output } = audio;
     let settings = voice.settings.clone();
     let mut report = SessionReport::default();
     let mut endpointer = match EndpointerThread::spawn(settings.vad_aggressiveness, settings.endpoint) {
@@ -284,7 +284,7 @@ pub async fn run(
         Err(e) => {
             tracing::error!(error = %e, "no VAD for the call; hanging up");
             metrics::speech_error("webrtc-vad");
-            let _ = events.send(MediaEvent::Hangup("speech_error")).await;
+            hangup.request("speech_error").await;
             return report;
         }
     };
@@ -362,12 +362,12 @@ pub async fn run(
         tokio::select! {
             received = input.recv() => match received {
                 None => break,
-                Some(MediaInput::Audio(frame)) => {
+                Some(CallerInput::Audio(frame)) => {
                     last_audio = Instant::now();
                     pushed += FRAME as u64;
                     endpointer.push(frame);
                 }
-                Some(MediaInput::Dtmf(key)) => {
+                Some(CallerInput::Dtmf(key)) => {
                     if speaker.is_speaking() {
                         speaker.interrupt();
                         report.barge_ins += 1;
@@ -488,7 +488,7 @@ pub async fn run(
                 }
                 if hangup_after_speech && speaker.is_done() && speaker.until().elapsed() >= HANGUP_GRACE {
                     report.agent_hung_up = true;
-                    let _ = events.send(MediaEvent::Hangup("agent_bye")).await;
+                    hangup.request("agent_bye").await;
                     break;
                 }
             }

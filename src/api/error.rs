@@ -99,6 +99,9 @@ pub enum ApiError {
     /// The database cannot be reached (503).
     #[error("database unavailable")]
     Unavailable(#[source] anyhow::Error),
+    /// A feature this request needs is not configured (503).
+    #[error("{0} is not configured")]
+    NotConfigured(&'static str),
     /// A calendar operation failed; the message is the calendar's own sentence.
     #[error("{0}")]
     Calendar(#[from] CalendarError),
@@ -121,6 +124,7 @@ impl ApiError {
             Self::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::NotConfigured(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_configured"),
             Self::Calendar(e) => match e {
                 CalendarError::NotConfigured => (StatusCode::SERVICE_UNAVAILABLE, "calendar_not_configured"),
                 CalendarError::InitFailed(_) => (StatusCode::BAD_GATEWAY, "calendar_init_failed"),

@@ -1,4 +1,5 @@
-//! The admin HTTP API (axum): agents, numbers, bookings, calls, health, and its OpenAPI document.
+//! The admin HTTP API (axum): agents, numbers, bookings, calls, LiveKit tokens and webhooks, health, and
+//! its OpenAPI document.
 //!
 //! - [`router`] assembles every route; each handler carries its `#[utoipa::path]`, and the routes are
 //!   registered through `utoipa_axum` so the OpenAPI document covers exactly the routes served;
@@ -26,6 +27,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::calendar::CalendarRegistry;
+use crate::livekit::LivekitSettings;
 use crate::metrics::{HTTP_REQUESTS_TOTAL, HTTP_REQUEST_DURATION_SECONDS};
 use crate::storage::crypto::MasterKey;
 use crate::storage::Store;
@@ -39,6 +41,10 @@ pub struct AppState {
     pub master_key: Arc<MasterKey>,
     /// The calendars of agents.
     pub calendars: Arc<CalendarRegistry>,
+    /// LiveKit, when configured.
+    pub livekit: Option<Arc<LivekitSettings>>,
+    /// Told when numbers or agents change (the LiveKit sync waits on it).
+    pub routing_changed: Arc<tokio::sync::Notify>,
 }
 
 #[derive(OpenApi)]
@@ -56,7 +62,8 @@ pub struct AppState {
         (name = "bookings", description = "Bookings made by agents"),
         (name = "calls", description = "Calls handled by the gateway"),
         (name = "scheduling", description = "Free slots, booking, cancelling and rescheduling on an agent's calendar"),
-        (name = "webhooks", description = "Deliveries from calendar providers (signed, no bearer token)"),
+        (name = "webhooks", description = "Deliveries from calendar providers and LiveKit (signed, no bearer token)"),
+        (name = "livekit", description = "Rooms where agents answer, through LiveKit"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -92,6 +99,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(routes::scheduling::cancel_booking))
         .routes(routes!(routes::scheduling::reschedule_booking))
         .routes(routes!(routes::webhooks::calcom_webhook))
+        .routes(routes!(routes::livekit::create_token))
+        .routes(routes!(routes::livekit::livekit_webhook))
         .with_state(state)
         .split_for_parts();
     router

@@ -9,7 +9,7 @@
 //! `target` frames are buffered; packets older than the output point are late and dropped; a jump of
 //! more than the capacity (new SSRC, long gap) restarts the buffer.
 
-use super::session::FRAME;
+use crate::call::FRAME;
 
 const CAPACITY: usize = 32;
 

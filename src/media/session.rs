@@ -3,12 +3,11 @@
 //! sends our audio and pulls the caller's out of the jitter buffer (losses concealed), RTCP reports
 //! every 5 s, loss and jitter accounting (RFC 3550 A.3, A.8), and the media timeout that ends dead calls.
 //!
-//! The agent pipeline sees the call as a [`MediaEndpoint`]: decoded 8 kHz frames and DTMF digits in,
-//! and an [`AudioSink`] out whose queue [`AudioSink::flush`] empties at once (barge-in). Until a pipeline
-//! takes the endpoint, the session plays the greeting after the ACK and can record the caller.
+//! The agent pipeline sees the call as a [`CallAudio`]: decoded 8 kHz frames and DTMF digits in, and an
+//! [`crate::call::AudioSink`] out whose queue is flushed at once on barge-in. Until a pipeline takes the
+//! audio, the session plays the greeting after the ACK and can record the caller.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,14 +21,11 @@ use super::jitter::{JitterBuffer, Pulled};
 use super::ports::{PortPool, RtpPorts};
 use super::rtcp::{self, ReportBlock, SenderInfo};
 use super::{g711, rtp, wav};
+use crate::call::{audio_channel, CallAudio, CallerInput, Playout, FRAME};
 use crate::metrics;
 use crate::sip::sdp::Negotiated;
 use crate::storage::CallRecord;
 
-/// Samples in one 20 ms frame at 8 kHz.
-pub const FRAME: usize = 160;
-/// One frame of 8 kHz PCM.
-pub type Frame = [i16; FRAME];
 /// Frames the jitter buffer waits for at the start, and later packets after which a missing one is lost.
 const JITTER_TARGET_FRAMES: usize = 3;
 /// Pacer ticks between RTCP reports (5 s).
@@ -57,53 +53,6 @@ pub enum MediaEvent {
     Timeout,
     /// The call reached the longest call duration.
     MaxDuration,
-    /// The agent ended the call (reason for the `calls` row).
-    Hangup(&'static str),
-}
-
-/// Input from the caller. Frames travel by value: no allocation per packet.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[allow(clippy::large_enum_variant)]
-pub enum MediaInput {
-    /// 20 ms of decoded audio.
-    Audio(Frame),
-    /// A DTMF key press (RFC 4733).
-    Dtmf(char),
-}
-
-/// Audio to the caller: queued frames, played every 20 ms; `flush` drops everything queued.
-#[derive(Debug, Clone)]
-pub struct AudioSink {
-    queue: mpsc::Sender<(u64, Frame)>,
-    generation: Arc<AtomicU64>,
-}
-
-impl AudioSink {
-    /// Queues PCM (8 kHz) to be played, padded to whole frames.
-    pub async fn play(&self, samples: &[i16]) {
-        let generation = self.generation.load(Ordering::Acquire);
-        for chunk in samples.chunks(FRAME) {
-            let mut frame = [0i16; FRAME];
-            frame[..chunk.len()].copy_from_slice(chunk);
-            if self.queue.send((generation, frame)).await.is_err() {
-                return;
-            }
-        }
-    }
-
-    /// Stops what is playing now (barge-in): every queued frame is dropped.
-    pub fn flush(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-    }
-}
-
-/// What an agent pipeline gets from a call.
-#[derive(Debug)]
-pub struct MediaEndpoint {
-    /// Caller audio and DTMF.
-    pub input: mpsc::Receiver<MediaInput>,
-    /// Agent audio.
-    pub output: AudioSink,
 }
 
 enum Control {
@@ -119,7 +68,7 @@ pub struct MediaSession {
     control: mpsc::UnboundedSender<Control>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
-    endpoint: Option<MediaEndpoint>,
+    audio: Option<CallAudio>,
 }
 
 impl MediaSession {
@@ -134,8 +83,7 @@ impl MediaSession {
         let port = ports.port();
         let (control, control_rx) = mpsc::unbounded_channel();
         let (input_tx, input) = mpsc::channel(64);
-        let (queue, queue_rx) = mpsc::channel(256);
-        let generation = Arc::new(AtomicU64::new(0));
+        let (output, playout) = audio_channel(256);
         let stop = CancellationToken::new();
         let recording = settings.recordings.as_ref().map(|dir| dir.join(format!("{}.wav", call.id)));
         let worker = Worker {
@@ -144,14 +92,12 @@ impl MediaSession {
             settings: settings.clone(),
             events,
             input: input_tx,
-            queue: queue_rx,
-            generation: generation.clone(),
+            playout,
             recording,
             call_id: call.sip_call_id.clone(),
         };
         let task = tokio::spawn(worker.run(control_rx, stop.clone()));
-        let endpoint = MediaEndpoint { input, output: AudioSink { queue, generation } };
-        Ok(Self { port, control, stop, task, endpoint: Some(endpoint) })
+        Ok(Self { port, control, stop, task, audio: Some(CallAudio { input, output }) })
     }
 
     /// The local RTP port (for the SDP answer).
@@ -160,12 +106,12 @@ impl MediaSession {
     }
 
     /// Hands the call's audio to an agent pipeline (the greeting then stays silent).
-    pub fn take_endpoint(&mut self) -> Option<MediaEndpoint> {
-        let endpoint = self.endpoint.take();
-        if endpoint.is_some() {
+    pub fn take_audio(&mut self) -> Option<CallAudio> {
+        let audio = self.audio.take();
+        if audio.is_some() {
             let _ = self.control.send(Control::Pipeline);
         }
-        endpoint
+        audio
     }
 
     /// Applies a re-INVITE (hold, unhold, new address).
@@ -190,9 +136,8 @@ struct Worker {
     negotiated: Negotiated,
     settings: MediaSettings,
     events: mpsc::Sender<MediaEvent>,
-    input: mpsc::Sender<MediaInput>,
-    queue: mpsc::Receiver<(u64, Frame)>,
-    generation: Arc<AtomicU64>,
+    input: mpsc::Sender<CallerInput>,
+    playout: Playout,
     recording: Option<PathBuf>,
     call_id: String,
 }
@@ -346,13 +291,13 @@ impl Worker {
                             if self.recording.is_some() && recorded.len() < 8000 * 3600 {
                                 recorded.extend_from_slice(&audio);
                             }
-                            let _ = self.input.try_send(MediaInput::Audio(audio));
+                            let _ = self.input.try_send(CallerInput::Audio(audio));
                         }
                     } else if Some(packet.payload_type) == self.negotiated.dtmf_payload_type {
                         if let Some(digit) = dtmf.on_packet(packet.timestamp, packet.payload) {
                             tracing::info!(call_id = %self.call_id, digit = %digit.key, end_lost = digit.end_lost, "DTMF");
                             metrics::dtmf_event();
-                            let _ = self.input.try_send(MediaInput::Dtmf(digit.key));
+                            let _ = self.input.try_send(CallerInput::Dtmf(digit.key));
                         }
                     }
                 }
@@ -385,15 +330,7 @@ impl Worker {
                         timestamp = timestamp.wrapping_add(FRAME as u32);
                         continue;
                     }
-                    let current = self.generation.load(Ordering::Acquire);
-                    let mut next = None;
-                    while let Ok((generation, queued)) = self.queue.try_recv() {
-                        if generation == current {
-                            next = Some(queued);
-                            break;
-                        }
-                    }
-                    let samples = match next {
+                    let samples = match self.playout.next_frame() {
                         Some(queued) => queued,
                         None if greeting_at < self.settings.greeting.len() => {
                             let end = (greeting_at + FRAME).min(self.settings.greeting.len());

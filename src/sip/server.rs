@@ -24,8 +24,9 @@ use super::message::{Message, Method, ParseError, Request, Response};
 use super::sdp;
 use super::transaction::{Action, InviteServer, NonInviteClient, NonInviteServer, Timer, Timing, TwoXxRetransmitter};
 use super::transport::{response_target, Inbound, Peer, Transports};
+use crate::call::{CallHandler, CallInfo, CallLeg, Hangup, WayIn};
 use crate::dialplan::e164;
-use crate::media::session::{MediaEndpoint, MediaEvent, MediaSession, MediaSettings};
+use crate::media::session::{MediaEvent, MediaSession, MediaSettings};
 use crate::metrics;
 use crate::storage::{self, CallRecord, Store};
 
@@ -75,6 +76,8 @@ enum Event {
     Timer(Owner, Timer),
     Answer(String),
     Media(String, MediaEvent),
+    /// The agent ended the call (reason for the `calls` row).
+    AgentHangup(String, &'static str),
 }
 
 /// An INVITE server transaction and what it is about.
@@ -104,22 +107,6 @@ struct Call {
     media: Option<MediaSession>,
     ending: bool,
     started: Instant,
-}
-
-/// An answered call, handed to whoever talks with the caller (the agent pipeline).
-pub struct AnsweredCall {
-    /// The `calls` row as it was recorded at the answer.
-    pub record: CallRecord,
-    /// The call's audio and DTMF in, audio out.
-    pub endpoint: MediaEndpoint,
-    /// Where to ask for the end of the call ([`MediaEvent::Hangup`]).
-    pub events: mpsc::Sender<MediaEvent>,
-}
-
-/// Takes the media of answered calls. Without one, calls hear the greeting (and can be recorded).
-pub trait CallHandler: Send + Sync {
-    /// A call was answered; `call.endpoint` is its media from now on.
-    fn answered(&self, call: AnsweredCall);
 }
 
 /// The running SIP server; dropping it does not stop it (use the shutdown token).
@@ -215,6 +202,7 @@ impl Core {
                     Event::Timer(owner, timer) => self.on_timer(owner, timer).await,
                     Event::Answer(branch) => self.on_answer_due(&branch).await,
                     Event::Media(call, event) => self.on_media(&call, event).await,
+                    Event::AgentHangup(call, reason) => self.hang_up(&call, reason).await,
                 },
             }
             if self.draining && self.calls.is_empty() && self.clients.is_empty() {
@@ -496,6 +484,8 @@ impl Core {
             ended_at: None,
             end_reason: None,
             sip_status: Some(200),
+            room: None,
+            room_sid: None,
         };
         let mut media = MediaSession::start(&self.settings.media, &negotiated, &record, self.media_events(&call_id))
             .await
@@ -523,12 +513,15 @@ impl Core {
         }
         tracing::info!(call_id = %call_id, agent_id = %agent_id, dialed = %dialed, caller = %record.caller, transport = peer.transport.as_str(), "call answered");
         if let Some(handler) = &self.handler {
-            if let Some(endpoint) = media.take_endpoint() {
-                handler.answered(AnsweredCall {
-                    record: record.clone(),
-                    endpoint,
-                    events: self.media_events(&call_id),
-                });
+            if let Some(audio) = media.take_audio() {
+                let info = CallInfo {
+                    id: record.id,
+                    agent_id,
+                    caller: record.caller.clone(),
+                    dialed: dialed.clone(),
+                    way_in: WayIn::Sip,
+                };
+                handler.answered(CallLeg { info, audio, hangup: self.agent_hangup(&call_id) });
             }
         }
         self.calls.insert(
@@ -546,6 +539,19 @@ impl Core {
             },
         );
         Ok(())
+    }
+
+    /// The agent's hang-up of a call, delivered to the core as [`Event::AgentHangup`].
+    fn agent_hangup(&self, call_id: &str) -> Hangup {
+        let (hangup, mut requests) = Hangup::channel();
+        let events = self.events_tx.clone();
+        let call_id = call_id.to_string();
+        tokio::spawn(async move {
+            if let Some(reason) = requests.recv().await {
+                let _ = events.send(Event::AgentHangup(call_id, reason)).await;
+            }
+        });
+        hangup
     }
 
     fn media_events(&self, call_id: &str) -> mpsc::Sender<MediaEvent> {
@@ -595,6 +601,8 @@ impl Core {
             ended_at: Some(now),
             end_reason: Some(reason.to_string()),
             sip_status: Some(i32::from(status)),
+            room: None,
+            room_sid: None,
         };
         if let Err(e) = self.store.insert_call(&record).await {
             tracing::error!(error = %e, "cannot record the refused call");
@@ -736,7 +744,6 @@ impl Core {
                 self.hang_up(call_id, "media_timeout").await;
             }
             MediaEvent::MaxDuration => self.hang_up(call_id, "max_duration").await,
-            MediaEvent::Hangup(reason) => self.hang_up(call_id, reason).await,
         }
     }
 

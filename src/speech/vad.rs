@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::{SpeechError, Vad, FRAME};
-use crate::media::session::Frame;
+use crate::call::Frame;
 
 /// Frames per second at 20 ms per frame.
 const FRAMES_PER_SECOND: u32 = 50;

@@ -255,6 +255,10 @@ pub struct CallRecord {
     pub end_reason: Option<String>,
     /// Final SIP status sent for the INVITE.
     pub sip_status: Option<i32>,
+    /// The LiveKit room, for calls that came through LiveKit.
+    pub room: Option<String>,
+    /// The LiveKit room's sid (unique per room instance).
+    pub room_sid: Option<String>,
 }
 
 /// One line of a call's transcript.
@@ -394,6 +398,10 @@ pub trait Store: Send + Sync + 'static {
     async fn list_calls(&self, filter: &RecordFilter) -> Result<Vec<CallRecord>, StoreError>;
     /// One call.
     async fn get_call(&self, id: Uuid) -> Result<Option<CallRecord>, StoreError>;
+    /// Records a LiveKit call unless its room (`room_sid`) already has one; returns the room's row.
+    async fn insert_room_call(&self, call: &CallRecord) -> Result<CallRecord, StoreError>;
+    /// The call of a LiveKit room instance.
+    async fn find_room_call(&self, room_sid: &str) -> Result<Option<CallRecord>, StoreError>;
     /// Appends a transcript line.
     async fn insert_transcript_line(&self, line: &TranscriptLine) -> Result<(), StoreError>;
     /// A call's transcript in order.

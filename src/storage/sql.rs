@@ -111,6 +111,33 @@ macro_rules! shared_store {
                 Ok(())
             }
 
+            /// Inserts a `calls` row; with `keep_existing`, a row of the same room instance wins.
+            async fn write_call(&self, call: &CallRecord, keep_existing: bool) -> Result<(), sqlx::Error> {
+                const INSERT: &str = "INSERT INTO calls (id, sip_call_id, agent_id, dialed, caller, transport, \
+                    started_at, answered_at, ended_at, end_reason, sip_status, room, room_sid) \
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+                const INSERT_NEW: &str = "INSERT INTO calls (id, sip_call_id, agent_id, dialed, caller, transport, \
+                    started_at, answered_at, ended_at, end_reason, sip_status, room, room_sid) \
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING";
+                sqlx::query(if keep_existing { INSERT_NEW } else { INSERT })
+                    .bind(call.id.to_string())
+                    .bind(&call.sip_call_id)
+                    .bind(call.agent_id.map(|id| id.to_string()))
+                    .bind(&call.dialed)
+                    .bind(&call.caller)
+                    .bind(&call.transport)
+                    .bind(call.started_at)
+                    .bind(call.answered_at)
+                    .bind(call.ended_at)
+                    .bind(&call.end_reason)
+                    .bind(call.sip_status)
+                    .bind(&call.room)
+                    .bind(&call.room_sid)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
             fn call_from_row(row: &$row) -> Result<CallRecord, StoreError> {
                 use sqlx::Row as _;
                 let agent_id: Option<&str> = row.try_get("agent_id")?;
@@ -126,6 +153,8 @@ macro_rules! shared_store {
                     ended_at: row.try_get("ended_at")?,
                     end_reason: row.try_get("end_reason")?,
                     sip_status: row.try_get("sip_status")?,
+                    room: row.try_get("room")?,
+                    room_sid: row.try_get("room_sid")?,
                 })
             }
         }
@@ -393,26 +422,31 @@ macro_rules! shared_store {
             }
 
             async fn insert_call(&self, call: &CallRecord) -> Result<(), StoreError> {
-                sqlx::query(
-                    "INSERT INTO calls (id, sip_call_id, agent_id, dialed, caller, transport, started_at, \
-                     answered_at, ended_at, end_reason, sip_status) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                )
-                .bind(call.id.to_string())
-                .bind(&call.sip_call_id)
-                .bind(call.agent_id.map(|id| id.to_string()))
-                .bind(&call.dialed)
-                .bind(&call.caller)
-                .bind(&call.transport)
-                .bind(call.started_at)
-                .bind(call.answered_at)
-                .bind(call.ended_at)
-                .bind(&call.end_reason)
-                .bind(call.sip_status)
-                .execute(&self.pool)
-                .await
-                .map_err(|e| map_unique(e, "call"))?;
+                self.write_call(call, false).await
+                    .map_err(|e| map_unique(e, "call"))?;
                 Ok(())
+            }
+
+            async fn insert_room_call(&self, call: &CallRecord) -> Result<CallRecord, StoreError> {
+                let room_sid = call.room_sid.as_deref().ok_or(StoreError::Corrupt {
+                    column: "calls.room_sid",
+                    detail: "a room call needs its room sid".into(),
+                })?;
+                self.write_call(call, true).await?;
+                self.find_room_call(room_sid).await?.ok_or(StoreError::Corrupt {
+                    column: "calls.room_sid",
+                    detail: "the room's call vanished".into(),
+                })
+            }
+
+            async fn find_room_call(&self, room_sid: &str) -> Result<Option<CallRecord>, StoreError> {
+                sqlx::query("SELECT * FROM calls WHERE room_sid = $1")
+                    .bind(room_sid)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(Self::call_from_row)
+                    .transpose()
             }
 
             async fn insert_booking(&self, booking: &BookingRecord, busy: BusyRange) -> Result<(), StoreError> {

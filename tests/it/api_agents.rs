@@ -246,6 +246,8 @@ async fn openapi_covers_every_route(db: Db) {
         ("/v1/bookings/{id}/cancel", "post"),
         ("/v1/bookings/{id}/reschedule", "post"),
         ("/v1/webhooks/calcom/{agent_id}", "post"),
+        ("/v1/agents/{id}/livekit-token", "post"),
+        ("/v1/webhooks/livekit", "post"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     let documented: usize = paths.values().map(|p| p.as_object().map_or(0, |ops| ops.len())).sum();

@@ -30,6 +30,8 @@ async fn calls_list_with_filters(db: Db) {
             ended_at: None,
             end_reason: Some("not_found".into()),
             sip_status: Some(404),
+            room: None,
+            room_sid: None,
         };
         app.store.insert_call(&call).await.expect("insert call");
     }
@@ -67,6 +69,8 @@ async fn transcripts_are_listed_in_order_and_purged(db: Db) {
         ended_at: None,
         end_reason: None,
         sip_status: Some(200),
+        room: None,
+        room_sid: None,
     };
     app.store.insert_call(&call).await.expect("insert call");
     // Within the default 30-day retention, so the app's own sweeper (which may run at any

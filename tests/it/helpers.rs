@@ -67,9 +67,9 @@ impl TestDb {
             Db::Postgres => {
                 let name = format!("slotline_it_{}", Uuid::new_v4().simple());
                 let admin = postgres_admin_url();
-                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-                    .await
-                    .expect("PostgreSQL must run at IT_POSTGRES_URL (scripts/test.sh starts one; default 127.0.0.1:5432)");
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await.expect(
+                    "PostgreSQL must run at IT_POSTGRES_URL (scripts/test.sh starts one; default 127.0.0.1:5432)",
+                );
                 sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
                     .await
                     .expect("create test database");
@@ -241,6 +241,19 @@ impl TestApp {
         self.call(reqwest::Method::DELETE, path, Some(&self.admin.clone()), None).await
     }
 
+    /// The sum of the samples of metric `name` whose labels contain every one of `labels` (`key="value"`),
+    /// or `None` when no such sample is exported.
+    pub async fn metric(&self, name: &str, labels: &[&str]) -> Option<f64> {
+        let text = self.http.get(&self.metrics_url).send().await.expect("scrape").text().await.expect("text");
+        let samples: Vec<f64> = text
+            .lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+            .filter(|l| labels.iter().all(|label| l.contains(label)))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .collect();
+        (!samples.is_empty()).then(|| samples.iter().sum())
+    }
+
     /// Creates an agent with the demo calendar and returns its id.
     pub async fn create_agent(&self, name: &str) -> String {
         let (status, body) = self
@@ -321,6 +334,11 @@ pub fn assert_error(
         Some(field) => assert_eq!(body["error"]["field"], field, "{body}"),
         None => assert!(body["error"].get("field").is_none(), "{body}"),
     }
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
 }
 
 /// The compiled `slotline` binary.

@@ -14,6 +14,8 @@ mod chat;
 mod cli;
 mod dialogs;
 mod dialplan;
+mod livekit;
+mod livekit_rig;
 mod llm;
 mod llm_double;
 mod metrics;

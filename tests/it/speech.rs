@@ -8,9 +8,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use slotline::call::{Frame, FRAME};
 use slotline::config::Config;
 use slotline::media::g711;
-use slotline::media::session::{Frame, FRAME};
 use slotline::sip::sdp::Codec;
 use slotline::speech::stt::whisper::{WhisperOptions, WhisperStt};
 use slotline::speech::tts;

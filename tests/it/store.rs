@@ -193,6 +193,8 @@ fn call_record(agent_id: Option<Uuid>, started_at: chrono::DateTime<Utc>) -> Cal
         ended_at: Some(started_at + Duration::seconds(61)),
         end_reason: Some("caller_bye".into()),
         sip_status: Some(200),
+        room: None,
+        room_sid: None,
     }
 }
 

@@ -343,6 +343,7 @@ pub async fn delete_agent(
     match state.store.delete_agent(id, query.force).await? {
         AgentDeletion::Deleted => {
             tracing::info!(agent_id = %id, force = query.force, "agent deleted");
+            state.routing_changed.notify_one();
             Ok(StatusCode::NO_CONTENT)
         }
         AgentDeletion::NotFound => Err(ApiError::NotFound("agent")),

@@ -4,6 +4,7 @@ pub mod agents;
 pub mod bookings;
 pub mod calls;
 pub mod health;
+pub mod livekit;
 pub mod numbers;
 pub mod scheduling;
 pub mod webhooks;

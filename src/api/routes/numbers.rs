@@ -143,6 +143,7 @@ pub async fn put_number(
         other => other.into(),
     })?;
     tracing::info!(number = %number, agent_id = %input.agent_id, created, "number routed");
+    state.routing_changed.notify_one();
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(record.into())))
 }
@@ -170,6 +171,7 @@ pub async fn delete_number(
     let number = normalize(&raw)?;
     if state.store.delete_number(number.as_str()).await? {
         tracing::info!(number = %number, "number deleted");
+        state.routing_changed.notify_one();
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("number"))
