@@ -64,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_secs(i as u64)).await;
                     let spec = CallSpec {
+                        local_ip: std::net::Ipv4Addr::LOCALHOST.into(),
                         sip,
                         caller: &caller,
                         service: DEMO_NUMBER,

@@ -91,6 +91,7 @@ async fn main() -> anyhow::Result<()> {
             tokio::spawn(async move {
                 tokio::time::sleep(start).await;
                 let spec = CallSpec {
+                    local_ip: std::net::Ipv4Addr::LOCALHOST.into(),
                     sip,
                     caller: &caller,
                     service: DEMO_NUMBER,

@@ -103,7 +103,7 @@ pub async fn repeating_caller(repeats: impl IntoIterator<Item = Cue>) -> anyhow:
     script.push(("no, that's all, goodbye", Cue::AfterPrompt));
     let mut spoken = Vec::new();
     for (text, cue) in script {
-        spoken.push(Turn { text: text.to_string(), audio: voice.synthesize(text).await?, cue });
+        spoken.push(Turn { text: text.to_string(), audio: voice.synthesize(text).await?, key: None, cue });
     }
     Ok(spoken)
 }

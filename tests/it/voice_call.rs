@@ -72,7 +72,7 @@ async fn turns(script: &[(&str, Cue)]) -> Vec<Turn> {
             }
             audio.extend(voice.synthesize(part).await.expect("espeak-ng speaks"));
         }
-        turns.push(Turn { text: text.replace(" | ", " "), audio, cue: *cue });
+        turns.push(Turn { text: text.replace(" | ", " "), audio, key: None, cue: *cue });
     }
     turns
 }
@@ -80,6 +80,7 @@ async fn turns(script: &[(&str, Cue)]) -> Vec<Turn> {
 async fn place_call(app: &TestApp, script: &[(&str, Cue)]) -> CallLog {
     let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/voice_caller.xml");
     let spec = CallSpec {
+        local_ip: std::net::Ipv4Addr::LOCALHOST.into(),
         sip: app.sip_addr,
         caller: CALLER,
         service: DEMO_NUMBER,

@@ -39,6 +39,8 @@ pub struct Turn {
     pub text: String,
     /// 8 kHz mono PCM.
     pub audio: Vec<i16>,
+    /// A key pressed instead (RFC 4733 telephone-event, payload type 101); `audio` is then empty.
+    pub key: Option<char>,
     /// When.
     pub cue: Cue,
 }
@@ -144,7 +146,9 @@ impl CallLog {
 /// A call to place.
 #[derive(Debug, Clone)]
 pub struct CallSpec<'a> {
-    /// slotline's SIP address.
+    /// The address the caller's SIP and RTP use (`127.0.0.1`, or a test host's address).
+    pub local_ip: std::net::IpAddr,
+    /// The SIP address called (slotline's, or LiveKit SIP's).
     pub sip: SocketAddr,
     /// The caller id (From user).
     pub caller: &'a str,
@@ -158,14 +162,12 @@ pub struct CallSpec<'a> {
     pub deadline: Duration,
 }
 
-fn free_port() -> u16 {
+fn free_port(ip: std::net::IpAddr) -> u16 {
     // sipp binds the port and port + 2 (media), UDP and TCP.
     for _ in 0..100 {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let udp = std::net::UdpSocket::bind((ip, 0)).expect("bind");
         let port = udp.local_addr().expect("addr").port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
-            && std::net::UdpSocket::bind(("127.0.0.1", port + 2)).is_ok()
-        {
+        if std::net::TcpListener::bind((ip, port)).is_ok() && std::net::UdpSocket::bind((ip, port + 2)).is_ok() {
             return port;
         }
     }
@@ -177,6 +179,29 @@ fn rms(frame: &[i16]) -> f64 {
     (sum / frame.len().max(1) as f64).sqrt()
 }
 
+/// Writes an RFC 4733 telephone-event packet (payload type 101, volume 10) for `key`; returns its length.
+fn write_key(
+    packet: &mut [u8; 16],
+    key: char,
+    end: bool,
+    sequence: u16,
+    timestamp: u32,
+    ssrc: u32,
+    duration: u16,
+) -> usize {
+    let event = match key {
+        '0'..='9' => key as u8 - b'0',
+        '*' => 10,
+        '#' => 11,
+        _ => panic!("not a DTMF key: {key}"),
+    };
+    let header = rtp::write_header(&mut packet[..], false, 101, sequence, timestamp, ssrc);
+    packet[header] = event;
+    packet[header + 1] = if end { 0x80 | 10 } else { 10 };
+    packet[header + 2..header + 4].copy_from_slice(&duration.to_be_bytes());
+    header + 4
+}
+
 /// Whether 20 ms of audio is speech by energy.
 pub fn voiced(frame: &[i16]) -> bool {
     rms(frame) > VOICED_RMS
@@ -185,14 +210,15 @@ pub fn voiced(frame: &[i16]) -> bool {
 /// Places the call, speaks the turns, and returns once sipp ends (the agent hung up) or the deadline
 /// passes. After the last turn the caller keeps listening until the agent hangs up.
 pub async fn call(spec: CallSpec<'_>) -> CallLog {
-    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind RTP");
+    let socket = tokio::net::UdpSocket::bind((spec.local_ip, 0)).await.expect("bind RTP");
     let rtp_port = socket.local_addr().expect("addr").port().to_string();
-    let (sip_port, media_port) = (free_port().to_string(), free_port().to_string());
+    let (sip_port, media_port) = (free_port(spec.local_ip).to_string(), free_port(spec.local_ip).to_string());
+    let local_ip = spec.local_ip.to_string();
     let mut command = tokio::process::Command::new("sipp");
     command
         .arg(spec.sip.to_string())
         .args(["-sf", spec.scenario.to_str().expect("path")])
-        .args(["-s", spec.service, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", &sip_port, "-mp", &media_port])
+        .args(["-s", spec.service, "-i", &local_ip, "-mi", &local_ip, "-p", &sip_port, "-mp", &media_port])
         .args(["-m", "1", "-l", "1", "-nostdin", "-timeout_error", "-max_recv_loops", "1000"])
         .args(["-timeout", &format!("{}s", spec.deadline.as_secs() + 5)])
         .args(["-key", "rtp_port", &rtp_port, "-key", "caller", spec.caller])
@@ -219,6 +245,7 @@ pub async fn call(spec: CallSpec<'_>) -> CallLog {
     let mut remote: Option<SocketAddr> = None;
     let mut inbound = [0u8; 1500];
     let mut outbound = [0u8; 12 + FRAME];
+    let mut key_packet = [0u8; 16];
     let mut decoded = [0i16; FRAME];
     // Agent speech seen since the caller last finished a turn: its first and last voiced packet.
     let mut agent_first: Option<Instant> = None;
@@ -267,6 +294,26 @@ pub async fn call(spec: CallSpec<'_>) -> CallLog {
                             && agent_last.is_some_and(|last| now - last < Duration::from_millis(60)),
                     };
                     if ready {
+                        if let (Some(key), Some(to)) = (spec.turns[next].key, remote) {
+                            // RFC 4733: the event at the current timestamp, growing, then its end three times.
+                            for (i, duration) in [160u16, 320, 480, 640, 640, 640].into_iter().enumerate() {
+                                let len = write_key(&mut key_packet, key, i >= 3, sequence, timestamp, ssrc, duration);
+                                let _ = socket.send_to(&key_packet[..len], to).await;
+                                sequence = sequence.wrapping_add(1);
+                            }
+                            log.turns.push(TurnLog {
+                                text: spec.turns[next].text.clone(),
+                                first_voiced: Some(now),
+                                last_voiced: Some(now),
+                                received_at_start: log.received.len(),
+                                received_at_end: log.received.len(),
+                            });
+                            next += 1;
+                            agent_first = None;
+                            agent_last = None;
+                            waiting_since = Instant::now();
+                            continue;
+                        }
                         playing = Some(0);
                         log.turns.push(TurnLog {
                             text: spec.turns[next].text.clone(),
