@@ -6,7 +6,10 @@
 #   scripts/setup.sh --livekit  plus LiveKit's own programs, to run LiveKit locally: livekit-server and
 #                               livekit-sip, built from the Go module proxy at pinned versions into
 #                               $SLOTLINE_LIVEKIT_CACHE (default /var/tmp/slotline-livekit), linked from
-#                               <data dir>/livekit/, and Redis (both programs need it)
+#                               <data dir>/livekit/, and Redis (both programs need it); and LiveKit's FFI
+#                               library, liblivekit_ffi.so, through which the worker joins rooms, from its
+#                               pinned PyPI wheel (scripts/livekit-ffi-requirements.txt), linked as
+#                               <data dir>/livekit/liblivekit_ffi.so
 #   scripts/setup.sh --test     plus the real peers the test suite talks to (promtool, sipp, baresip,
 #                               PostgreSQL, Redis, cargo-nextest, cargo-fuzz), both neural voices and
 #                               the LiveKit programs.
@@ -160,7 +163,42 @@ build_livekit_sip() { # DIR OUTPUT
     module=$(go mod download -json "github.com/livekit/sip@$livekit_sip_version" | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
     (cd "$module" && GOFLAGS=-mod=mod go build -o "$2" ./cmd/livekit-sip) >&2
 }
+
+# LiveKit's FFI library comes inside the PyPI wheel `livekit` (its Python SDK), which is downloaded by hash
+# into the cache (kept there: crates/lkffi/scripts/wheel_fds.py derives the protocol's types from it); the
+# library is extracted next to it, checked by its own hash, and linked from the data dir.
+livekit_ffi_version=1.2.1
+livekit_ffi_wheel=livekit-1.2.1-py3-none-manylinux_2_28_x86_64.whl
+livekit_ffi_sha256=b0e3b91dcf42b486045b6acca4863b132e3c4d114d5701b5759c7661c04ea1eb
+livekit_ffi() {
+    local dir library
+    dir="${SLOTLINE_LIVEKIT_CACHE:-/var/tmp/slotline-livekit}/livekit-ffi-$livekit_ffi_version"
+    library="$dir/liblivekit_ffi.so"
+    if [[ ! -f "$library" ]] || [[ $(sha256sum "$library" | cut -d' ' -f1) != "$livekit_ffi_sha256" ]]; then
+        echo "setup: installing LiveKit's FFI library (PyPI livekit==$livekit_ffi_version) into $dir" >&2
+        mkdir -p "$dir"
+        # pip checks the wheel against the hash in the requirements file.
+        python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+            --platform manylinux_2_28_x86_64 --require-hashes -r "$root/scripts/livekit-ffi-requirements.txt" \
+            -d "$dir"
+        python3 - "$dir/$livekit_ffi_wheel" "$library.partial" <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as wheel, wheel.open("livekit/rtc/resources/liblivekit_ffi.so") as src, \
+        open(sys.argv[2], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+PY
+        if [[ $(sha256sum "$library.partial" | cut -d' ' -f1) != "$livekit_ffi_sha256" ]]; then
+            echo "setup: liblivekit_ffi.so from $livekit_ffi_wheel does not have sha256 $livekit_ffi_sha256" >&2
+            rm -f "$library.partial"
+            exit 1
+        fi
+        mv "$library.partial" "$library"
+    fi
+    mkdir -p "$data/livekit"
+    ln -sfn "$library" "$data/livekit/liblivekit_ffi.so"
+}
 if [[ $want_livekit == 1 ]]; then
     livekit_program livekit-server "$livekit_server_version" build_livekit_server
     livekit_program livekit-sip "$livekit_sip_version" build_livekit_sip
+    livekit_ffi
 fi
