@@ -83,6 +83,13 @@ fn inside_the_namespace() {
         barge_in(&ffi, &server, "call-c").await;
     });
     drop(runtime);
+
+    // At the end of the process the library is disposed (from a plain thread); nothing works after that.
+    ffi.dispose_blocking();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let after =
+        runtime.block_on(Room::connect(&ffi, URL, &server.token("late", "agent", None), RoomOptions::default()));
+    assert!(matches!(after, Err(slotline_lkffi::FfiError::Stopped(_))), "{after:?}");
     println!("server log:\n{}", server.log_tail());
 }
 
