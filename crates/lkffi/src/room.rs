@@ -11,7 +11,9 @@
 //! (`Disconnected`, ...) and end with `RoomEOS`; the room's own handles (room, local participant) are
 //! released only then, by the dispatcher, because dropping the room handle earlier cuts those events off.
 //! [`Room::disconnect`] waits for that end; dropping a [`Room`] sends the disconnect from a plain thread and
-//! leaves the rest to the dispatcher.
+//! leaves the rest to the dispatcher. The library sometimes ends a room it was asked to leave without the
+//! `Disconnected` event (about one run in three here); the route then sends one itself, so the receiver
+//! always sees `Disconnected` last.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -153,8 +155,8 @@ pub enum RoomEvent {
         /// Its payload.
         bytes: Vec<u8>,
     },
-    /// This participant left the room (disconnect, room deleted, removed, server gone). The event
-    /// receiver ends soon after.
+    /// This participant left the room (disconnect, room deleted, removed, server gone). Sent exactly once,
+    /// last: the event receiver ends right after.
     Disconnected {
         /// LiveKit's `DisconnectReason` name, e.g. `ROOM_DELETED`, or why the library stopped.
         reason: String,
@@ -169,6 +171,10 @@ pub(crate) struct RoomRoute {
     events: Mutex<Option<mpsc::UnboundedSender<RoomEvent>>>,
     closed: watch::Sender<bool>,
     handles: Mutex<Vec<OwnedHandle>>,
+    /// Set by the first disconnect (or drop) of the [`Room`].
+    leaving: AtomicBool,
+    /// Whether the receiver got a [`RoomEvent::Disconnected`].
+    said_disconnected: AtomicBool,
 }
 
 impl RoomRoute {
@@ -182,6 +188,16 @@ impl RoomRoute {
             }
             Translated::Nothing => true,
             Translated::End => {
+                // After a disconnect of ours the library sometimes ends the room's events without sending
+                // `Disconnected` (its room closes before the last event is forwarded): say it here.
+                if !self.said_disconnected.load(Ordering::SeqCst) {
+                    let reason = if self.leaving.load(Ordering::SeqCst) {
+                        proto::DisconnectReason::ClientInitiated
+                    } else {
+                        proto::DisconnectReason::UnknownReason
+                    };
+                    self.send(RoomEvent::Disconnected { reason: reason.as_str_name().to_string() });
+                }
                 self.close();
                 false
             }
@@ -195,6 +211,9 @@ impl RoomRoute {
     }
 
     fn send(&self, event: RoomEvent) {
+        if matches!(event, RoomEvent::Disconnected { .. }) {
+            self.said_disconnected.store(true, Ordering::SeqCst);
+        }
         if let Some(events) = &*self.events.lock().unwrap_or_else(PoisonError::into_inner) {
             let _ = events.send(event);
         }
@@ -310,8 +329,6 @@ pub struct Room {
     route: Arc<RoomRoute>,
     /// True once the library ended the room's events (and its handles were released).
     closed: watch::Receiver<bool>,
-    /// Set by the first disconnect.
-    leaving: AtomicBool,
     name: String,
     sid: Option<String>,
     local_identity: String,
@@ -386,6 +403,8 @@ impl Room {
                 OwnedHandle::new(lib, result.local_participant.handle.id),
                 OwnedHandle::new(lib, result.room.handle.id),
             ]),
+            leaving: AtomicBool::new(false),
+            said_disconnected: AtomicBool::new(false),
         });
         let room = Room {
             lib,
@@ -393,7 +412,6 @@ impl Room {
             local_participant: result.local_participant.handle.id,
             route: route.clone(),
             closed,
-            leaving: AtomicBool::new(false),
             name: result.room.info.name,
             sid: result.room.info.sid,
             local_identity: result.local_participant.info.identity,
@@ -590,7 +608,7 @@ impl Room {
     /// the room) does nothing. Audio sources and streams of the room should be dropped first (their handles
     /// are released when they are).
     pub async fn disconnect(&self) -> Result<(), FfiError> {
-        if *self.closed.borrow() || self.leaving.swap(true, Ordering::SeqCst) {
+        if *self.closed.borrow() || self.route.leaving.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
         let (lib, room) = (self.lib, self.room);
@@ -628,7 +646,7 @@ impl Room {
     }
 
     fn check_connected(&self) -> Result<(), FfiError> {
-        if *self.closed.borrow() || self.leaving.load(Ordering::SeqCst) {
+        if *self.closed.borrow() || self.route.leaving.load(Ordering::SeqCst) {
             return Err(FfiError::Disconnected);
         }
         Ok(())
@@ -637,7 +655,7 @@ impl Room {
 
 impl Drop for Room {
     fn drop(&mut self) {
-        if *self.closed.borrow() || self.leaving.swap(true, Ordering::SeqCst) {
+        if *self.closed.borrow() || self.route.leaving.swap(true, Ordering::SeqCst) {
             return;
         }
         // Disconnect from a plain thread; the room's route releases the handles at the room's end.
