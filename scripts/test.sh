@@ -10,13 +10,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 cargo fmt --all -- --check
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets -- -D warnings
 
 source scripts/services.sh
 trap stop_services EXIT
 trap 'exit 130' INT TERM
 start_postgres
-cargo nextest run --locked --no-fail-fast "$@"
+cargo nextest run --locked --workspace --no-fail-fast "$@"
 stop_services
 
 if [[ "${FUZZ_SECONDS:-60}" != 0 ]]; then

@@ -6,12 +6,21 @@
 //! library panics), so the room's route is installed first and Ready sent after. The library's room
 //! events are turned into the few [`RoomEvent`]s slotline needs on the dispatcher thread; the handles
 //! they carry are dropped there unless they become part of an event ([`RemoteAudioTrack`]).
+//!
+//! Leaving: `Disconnect` is answered by a callback, but the room's events go on after it
+//! (`Disconnected`, ...) and end with `RoomEOS`; the room's own handles (room, local participant) are
+//! released only then, by the dispatcher, because dropping the room handle earlier cuts those events off.
+//! [`Room::disconnect`] waits for that end; dropping a [`Room`] sends the disconnect from a plain thread and
+//! leaves the rest to the dispatcher. The library sometimes ends a room it was asked to leave without the
+//! `Disconnected` event (about one run in three here); the route then sends one itself, so the receiver
+//! always sees `Disconnected` last.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::audio::{AudioSource, AudioStream, RemoteAudioTrack};
 use crate::library::{Library, OwnedHandle, Waiter};
@@ -146,17 +155,26 @@ pub enum RoomEvent {
         /// Its payload.
         bytes: Vec<u8>,
     },
-    /// This participant left the room (disconnect, room deleted, removed, server gone). The event
-    /// receiver ends soon after.
+    /// This participant left the room (disconnect, room deleted, removed, server gone). Sent exactly once,
+    /// last: the event receiver ends right after.
     Disconnected {
         /// LiveKit's `DisconnectReason` name, e.g. `ROOM_DELETED`, or why the library stopped.
         reason: String,
     },
 }
 
-/// The dispatcher's route to one room's event receiver.
+/// The dispatcher's route to one room: its event receiver, and the room's own handles, which are released
+/// when the library ends the room's events (`RoomEOS`). Dropping the room handle earlier, right after the
+/// Disconnect callback, cuts off the events still on their way (`Disconnected` among them).
 pub(crate) struct RoomRoute {
-    events: mpsc::UnboundedSender<RoomEvent>,
+    /// Taken at the room's end, which ends the receiver.
+    events: Mutex<Option<mpsc::UnboundedSender<RoomEvent>>>,
+    closed: watch::Sender<bool>,
+    handles: Mutex<Vec<OwnedHandle>>,
+    /// Set by the first disconnect (or drop) of the [`Room`].
+    leaving: AtomicBool,
+    /// Whether the receiver got a [`RoomEvent::Disconnected`].
+    said_disconnected: AtomicBool,
 }
 
 impl RoomRoute {
@@ -165,17 +183,47 @@ impl RoomRoute {
     pub(crate) fn deliver(&self, lib: &'static Library, message: room_event::Message) -> bool {
         match translate(lib, message) {
             Translated::Event(event) => {
-                let _ = self.events.send(event);
+                self.send(event);
                 true
             }
             Translated::Nothing => true,
-            Translated::End => false,
+            Translated::End => {
+                // After a disconnect of ours the library sometimes ends the room's events without sending
+                // `Disconnected` (its room closes before the last event is forwarded): say it here.
+                if !self.said_disconnected.load(Ordering::SeqCst) {
+                    let reason = if self.leaving.load(Ordering::SeqCst) {
+                        proto::DisconnectReason::ClientInitiated
+                    } else {
+                        proto::DisconnectReason::UnknownReason
+                    };
+                    self.send(RoomEvent::Disconnected { reason: reason.as_str_name().to_string() });
+                }
+                self.close();
+                false
+            }
         }
     }
 
     /// The library stopped: the room is gone.
     pub(crate) fn stopped(&self, reason: &str) {
-        let _ = self.events.send(RoomEvent::Disconnected { reason: format!("LiveKit FFI library stopped: {reason}") });
+        self.send(RoomEvent::Disconnected { reason: format!("LiveKit FFI library stopped: {reason}") });
+        self.close();
+    }
+
+    fn send(&self, event: RoomEvent) {
+        if matches!(event, RoomEvent::Disconnected { .. }) {
+            self.said_disconnected.store(true, Ordering::SeqCst);
+        }
+        if let Some(events) = &*self.events.lock().unwrap_or_else(PoisonError::into_inner) {
+            let _ = events.send(event);
+        }
+    }
+
+    /// Releases the room's handles and tells [`Room::disconnect`] the room is closed.
+    fn close(&self) {
+        drop(std::mem::take(&mut *self.handles.lock().unwrap_or_else(PoisonError::into_inner)));
+        self.events.lock().unwrap_or_else(PoisonError::into_inner).take();
+        self.closed.send_replace(true);
     }
 }
 
@@ -278,8 +326,9 @@ pub struct Room {
     lib: &'static Library,
     room: u64,
     local_participant: u64,
-    /// The local participant's and the room's handles (in the order they are dropped), while connected.
-    handles: Mutex<Option<Vec<OwnedHandle>>>,
+    route: Arc<RoomRoute>,
+    /// True once the library ended the room's events (and its handles were released).
+    closed: watch::Receiver<bool>,
     name: String,
     sid: Option<String>,
     local_identity: String,
@@ -345,21 +394,31 @@ impl Room {
             })
             .collect();
         let (tx, rx) = mpsc::unbounded_channel();
+        let (closed_tx, closed) = watch::channel(false);
+        let route = Arc::new(RoomRoute {
+            events: Mutex::new(Some(tx)),
+            closed: closed_tx,
+            // Released in this order.
+            handles: Mutex::new(vec![
+                OwnedHandle::new(lib, result.local_participant.handle.id),
+                OwnedHandle::new(lib, result.room.handle.id),
+            ]),
+            leaving: AtomicBool::new(false),
+            said_disconnected: AtomicBool::new(false),
+        });
         let room = Room {
             lib,
             room: result.room.handle.id,
             local_participant: result.local_participant.handle.id,
-            handles: Mutex::new(Some(vec![
-                OwnedHandle::new(lib, result.local_participant.handle.id),
-                OwnedHandle::new(lib, result.room.handle.id),
-            ])),
+            route: route.clone(),
+            closed,
             name: result.room.info.name,
             sid: result.room.info.sid,
             local_identity: result.local_participant.info.identity,
             participants,
         };
         // The route first, then Ready: the library releases the held-back events on Ready.
-        lib.add_room(room.room, Arc::new(RoomRoute { events: tx }));
+        lib.add_room(room.room, route);
         lib.request(
             "ready_for_room_event",
             ffi_request::Message::ReadyForRoomEvent(proto::ReadyForRoomEventRequest { room_handle: room.room }),
@@ -544,13 +603,14 @@ impl Room {
         }
     }
 
-    /// Leaves the room and releases its handles; the event receiver gets [`RoomEvent::Disconnected`] and
-    /// then ends. Calling it again does nothing. Audio sources and streams of the room should be dropped
-    /// first (their handles are released when they are).
+    /// Leaves the room and waits until the library closed it and its handles are released; the event
+    /// receiver gets [`RoomEvent::Disconnected`] and then ends. Calling it again (or after the server closed
+    /// the room) does nothing. Audio sources and streams of the room should be dropped first (their handles
+    /// are released when they are).
     pub async fn disconnect(&self) -> Result<(), FfiError> {
-        let Some(handles) = self.handles.lock().unwrap_or_else(PoisonError::into_inner).take() else {
+        if *self.closed.borrow() || self.route.leaving.swap(true, Ordering::SeqCst) {
             return Ok(());
-        };
+        }
         let (lib, room) = (self.lib, self.room);
         let (tx, rx) = oneshot::channel();
         // Disconnect may wait on the library's runtime: send it from a blocking thread, not an async worker.
@@ -558,33 +618,56 @@ impl Room {
             lib.send_async("disconnect", |id| disconnect_request(room, id), Waiter::Reply { tx, keep: None })
         })
         .await;
-        let result = match sent {
-            Ok(Ok(_)) => match tokio::time::timeout(REQUEST_TIMEOUT, rx).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(_)) => Err(lib.stopped_error()),
-                Err(_) => Err(FfiError::Timeout("disconnect", REQUEST_TIMEOUT)),
-            },
-            Ok(Err(e)) => Err(e),
-            Err(e) => Err(FfiError::Stopped(format!("disconnect: {e}"))),
-        };
-        // The room's handles go only after the library closed it; dropping them may block too.
-        let _ = tokio::task::spawn_blocking(move || drop(handles)).await;
-        result
+        match sent {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(self.give_up(e)),
+            Err(e) => return Err(self.give_up(FfiError::Stopped(format!("disconnect: {e}")))),
+        }
+        match tokio::time::timeout(REQUEST_TIMEOUT, rx).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return Err(self.give_up(lib.stopped_error())),
+            Err(_) => return Err(self.give_up(FfiError::Timeout("disconnect", REQUEST_TIMEOUT))),
+        }
+        // The events that follow the callback end with RoomEOS, which releases the handles.
+        let mut closed = self.closed.clone();
+        let ended = tokio::time::timeout(REQUEST_TIMEOUT, closed.wait_for(|closed| *closed)).await.is_ok();
+        if !ended {
+            return Err(self.give_up(FfiError::Timeout("the room's end after disconnect", REQUEST_TIMEOUT)));
+        }
+        Ok(())
+    }
+
+    /// A disconnect that went wrong: release the handles now rather than never.
+    fn give_up(&self, error: FfiError) -> FfiError {
+        tracing::warn!(room = %self.name, "LiveKit FFI: {error}; releasing the room's handles");
+        self.lib.remove_room(self.room);
+        self.route.close();
+        error
     }
 
     fn check_connected(&self) -> Result<(), FfiError> {
-        match &*self.handles.lock().unwrap_or_else(PoisonError::into_inner) {
-            Some(_) => Ok(()),
-            None => Err(FfiError::Disconnected),
+        if *self.closed.borrow() || self.route.leaving.load(Ordering::SeqCst) {
+            return Err(FfiError::Disconnected);
         }
+        Ok(())
     }
 }
 
 impl Drop for Room {
     fn drop(&mut self) {
-        let handles = self.handles.get_mut().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(handles) = handles {
-            disconnect_and_release(self.lib, self.room, handles);
+        if *self.closed.borrow() || self.route.leaving.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // Disconnect from a plain thread; the room's route releases the handles at the room's end.
+        let (lib, room) = (self.lib, self.room);
+        let work = move || {
+            let then: Box<dyn FnOnce(&'static Library, ffi_event::Message) + Send> = Box::new(|_, _| {});
+            if let Err(e) = lib.send_async("disconnect", |id| disconnect_request(room, id), Waiter::Then(then)) {
+                tracing::warn!(room, "LiveKit FFI: disconnect of a dropped room failed: {e}");
+            }
+        };
+        if let Err(e) = std::thread::Builder::new().name("livekit-ffi-disconnect".into()).spawn(work) {
+            tracing::warn!(room = %self.name, "LiveKit FFI: cannot start a thread to disconnect a dropped room: {e}");
         }
     }
 }
@@ -597,8 +680,8 @@ fn disconnect_request(room: u64, id: u64) -> ffi_request::Message {
     })
 }
 
-/// Disconnects a room nobody waits for, from a plain thread, and releases `handles` when the library has
-/// closed it.
+/// Disconnects a room nobody ever had (its connect callback came after the caller gave up), from a plain
+/// thread, and releases `handles` once the library answered.
 pub(crate) fn disconnect_and_release(lib: &'static Library, room: u64, handles: Vec<OwnedHandle>) {
     let work = move || {
         let release: Box<dyn FnOnce(&'static Library, ffi_event::Message) + Send> = Box::new(move |_, _| drop(handles));
