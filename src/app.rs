@@ -26,7 +26,8 @@ use crate::calendar::{CalendarKind, CalendarRegistry, Clock, SystemClock};
 use crate::call::CallHandler;
 use crate::config::{Config, DemoConfig, SttEngineKind, TtsEngineKind};
 use crate::dialplan::e164;
-use crate::livekit::job::RoomWatch;
+use crate::livekit::job::{JobRunner, RoomWatch};
+use crate::livekit::media::RoomMedia;
 use crate::livekit::worker::Worker;
 use crate::livekit::LivekitSettings;
 use crate::media::ports::PortPool;
@@ -100,20 +101,19 @@ impl Application {
         if config.voice.transcripts && config.voice.transcript_retention_days > 0 {
             spawn_transcript_retention(store.clone(), config.voice.transcript_retention_days, shutdown.clone());
         }
-        let (sip, sip_task) = SipServer::start(settings, store.clone(), handler, shutdown.clone())
-            .await
-            .with_context(|| format!("binding sip.addr {}", config.sip.addr))?;
         let livekit = match config.livekit.enabled() {
             true => Some(Arc::new(LivekitSettings::from_config(&config.livekit)?)),
             false => None,
         };
         let worker = match &livekit {
             Some(settings) if config.livekit.worker => {
-                let runner = Arc::new(RoomWatch::new(settings.clone()));
-                Some(Worker::new(settings.clone(), store.clone(), runner))
+                Some(livekit_worker(config, settings.clone(), store.clone(), handler.clone())?)
             }
             _ => None,
         };
+        let (sip, sip_task) = SipServer::start(settings, store.clone(), handler, shutdown.clone())
+            .await
+            .with_context(|| format!("binding sip.addr {}", config.sip.addr))?;
         let state = AppState { store, master_key, calendars, livekit, routing_changed: Arc::default() };
         Ok(Self { state, sip, sip_task, worker, shutdown, api_listener, metrics_listener, metrics })
     }
@@ -175,9 +175,34 @@ impl Application {
     }
 }
 
+/// The LiveKit agent worker: its jobs join their rooms through LiveKit's FFI library and talk with
+/// `handler`, the same agent pipeline as direct calls. Without a voice pipeline (`voice.enabled = false`)
+/// jobs only hold their place while their room exists. Fails, saying how to install it, when the FFI
+/// library is missing or of another version.
+pub fn livekit_worker(
+    config: &Config,
+    settings: Arc<LivekitSettings>,
+    store: Arc<dyn Store>,
+    handler: Option<Arc<dyn CallHandler>>,
+) -> anyhow::Result<Worker> {
+    let runner: Arc<dyn JobRunner> = match handler {
+        Some(handler) => {
+            let path = config.livekit_ffi_path();
+            let ffi =
+                slotline_lkffi::Ffi::load(&path).with_context(|| format!("livekit.ffi_lib {}", path.display()))?;
+            Arc::new(RoomMedia::new(ffi, store.clone(), settings.clone(), handler))
+        }
+        None => {
+            tracing::warn!("voice.enabled is false: LiveKit jobs hold their place but join no room");
+            Arc::new(RoomWatch::new(settings.clone()))
+        }
+    };
+    Ok(Worker::new(settings, store, runner))
+}
+
 /// The voice pipeline of calls: checks the speech engines are installed (the error says what is missing),
 /// starts the configured engines once, and pre-synthesises every agent's greeting and the fixed prompts.
-async fn agent_calls(
+pub async fn agent_calls(
     config: &Config,
     store: Arc<dyn Store>,
     calendars: Arc<CalendarRegistry>,

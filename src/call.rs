@@ -59,9 +59,19 @@ impl AudioSink {
 pub struct Playout {
     queue: mpsc::Receiver<(u64, Frame)>,
     generation: Arc<AtomicU64>,
+    seen: u64,
 }
 
 impl Playout {
+    /// Whether the agent flushed its audio since the last call (a way in that queues audio further on,
+    /// such as a LiveKit audio source, drops that queue too).
+    pub fn flushed(&mut self) -> bool {
+        let current = self.generation.load(Ordering::Acquire);
+        let flushed = current != self.seen;
+        self.seen = current;
+        flushed
+    }
+
     /// The next frame to send now, if one is queued (frames queued before a flush are skipped).
     pub fn next_frame(&mut self) -> Option<Frame> {
         let current = self.generation.load(Ordering::Acquire);
@@ -79,7 +89,7 @@ impl Playout {
 pub fn audio_channel(frames: usize) -> (AudioSink, Playout) {
     let (queue, queue_rx) = mpsc::channel(frames);
     let generation = Arc::new(AtomicU64::new(0));
-    (AudioSink { queue, generation: generation.clone() }, Playout { queue: queue_rx, generation })
+    (AudioSink { queue, generation: generation.clone() }, Playout { queue: queue_rx, generation, seen: 0 })
 }
 
 /// The call's audio as the agent sees it.
@@ -169,7 +179,10 @@ mod tests {
         let (sink, mut playout) = audio_channel(16);
         sink.play(&[1; FRAME * 2]).await;
         assert_eq!(playout.next_frame(), Some([1; FRAME]));
+        assert!(!playout.flushed());
         sink.flush();
+        assert!(playout.flushed());
+        assert!(!playout.flushed(), "a flush is reported once");
         sink.play(&[2; FRAME / 2]).await;
         let mut padded = [0; FRAME];
         padded[..FRAME / 2].fill(2);

@@ -218,13 +218,22 @@ async fn livekit_sync(config: &Config, dry_run: bool) -> anyhow::Result<ExitCode
 async fn worker(config: &Config) -> anyhow::Result<ExitCode> {
     let Some(settings) = livekit_settings(config) else { return Ok(ExitCode::from(EXIT_INVALID)) };
     let store = open_store(config).await?;
+    let (master_key, _) = MasterKey::load(config.master_key.as_ref().map(|k| k.expose()), &config.data_dir)
+        .context("loading the master key")?;
+    let calendars =
+        Arc::new(CalendarRegistry::new(store.clone(), Arc::new(master_key), Arc::new(SystemClock), &config.calcom));
+    let handler: Option<Arc<dyn crate::call::CallHandler>> = if config.voice.enabled {
+        Some(Arc::new(crate::app::agent_calls(config, store.clone(), calendars).await?))
+    } else {
+        None
+    };
+    let settings = Arc::new(settings);
+    let worker = crate::app::livekit_worker(config, settings.clone(), store, handler)?;
     let shutdown = CancellationToken::new();
     tokio::spawn(signal_shutdown(shutdown.clone()));
     let metrics = tokio::spawn(crate::app::serve_metrics(config.metrics.addr, shutdown.clone()));
-    let settings = Arc::new(settings);
-    let runner = Arc::new(livekit::job::RoomWatch::new(settings.clone()));
     eprintln!("slotline: LiveKit worker `{}` for {}", settings.config.agent_name, settings.ws_url);
-    livekit::worker::Worker::new(settings, store, runner).run(shutdown.clone()).await;
+    worker.run(shutdown.clone()).await;
     shutdown.cancel();
     metrics.await.context("metrics task")??;
     Ok(ExitCode::SUCCESS)

@@ -82,6 +82,9 @@ pub struct LivekitConfig {
     pub room_prefix: String,
     /// The inbound trunk slotline keeps in LiveKit SIP.
     pub trunk: LivekitTrunkConfig,
+    /// LiveKit's FFI library (`liblivekit_ffi.so`) the worker joins rooms with (default
+    /// `<data_dir>/livekit/liblivekit_ffi.so`, made by `scripts/setup.sh --livekit`).
+    pub ffi_lib: Option<PathBuf>,
 }
 
 /// How dispatch rules map numbers to agents.
@@ -548,6 +551,7 @@ impl Default for Config {
                     auth_username: None,
                     auth_password: None,
                 },
+                ffi_lib: None,
             },
         }
     }
@@ -642,6 +646,14 @@ impl Config {
         match &self.speech.model_path {
             Some(path) => path.clone(),
             None => self.data_dir.join("models").join("ggml-tiny.en.bin"),
+        }
+    }
+
+    /// The LiveKit FFI library in effect.
+    pub fn livekit_ffi_path(&self) -> PathBuf {
+        match &self.livekit.ffi_lib {
+            Some(path) => path.clone(),
+            None => self.data_dir.join("livekit").join("liblivekit_ffi.so"),
         }
     }
 

@@ -48,6 +48,9 @@ pub enum JobError {
     /// The agent was deleted.
     #[error("the job's agent no longer exists")]
     AgentGone,
+    /// Nobody to talk to joined the job's room.
+    #[error("no caller joined the job's room")]
+    NoCaller,
     /// LiveKit or the database failed.
     #[error(transparent)]
     Livekit(#[from] LivekitError),
@@ -60,6 +63,8 @@ impl JobError {
             JobError::UnknownNumber => "unknown_number",
             JobError::NoAgent => "no_agent",
             JobError::AgentGone => "agent_gone",
+            JobError::NoCaller => "no_caller",
+            JobError::Livekit(LivekitError::Media(_)) => "media_error",
             JobError::Livekit(_) => "livekit_error",
         }
     }

@@ -5,15 +5,20 @@
 //! - [`token`]: join tokens for an agent's room (the dispatch metadata carries the agent id and its
 //!   non-secret calendar settings, never a Cal.com key) and the worker's own token;
 //! - [`webhook`]: LiveKit's signed webhooks keep the `calls` table and metrics up to date;
+//! - [`record`]: the `calls` row of a LiveKit call, shared by the webhook and the worker;
 //! - [`worker`]: the agent worker protocol (`/agent` WebSocket): register, answer job offers by load,
 //!   accept jobs, report status, reconnect, drain;
 //! - [`job`]: what an accepted job does: resolve its agent (dispatch metadata, else the SIP participant's
-//!   dialed number) and run it through a [`job::JobRunner`].
+//!   dialed number) and run it through a [`job::JobRunner`];
+//! - [`media`]: the runner that joins the room through LiveKit's FFI library (`slotline-lkffi`) and hands
+//!   the caller to the agent as a call leg.
 //!
 //! LiveKit's API is reached through the `livekit-api` crate (Twirp over HTTP), its messages are the
 //! `livekit-protocol` types. Nothing else in slotline imports either crate.
 
 pub mod job;
+pub mod media;
+pub mod record;
 pub mod sync;
 pub mod token;
 pub mod webhook;
@@ -49,6 +54,9 @@ pub enum LivekitError {
     /// LiveKit refused a request.
     #[error("LiveKit refused: {0}")]
     Rejected(String),
+    /// The room's media (the FFI library) failed.
+    #[error("LiveKit room media: {0}")]
+    Media(String),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] crate::storage::StoreError),

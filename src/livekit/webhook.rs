@@ -5,18 +5,14 @@
 //! participant joining is a call: a `calls` row with transport `livekit`, the dialed and calling numbers
 //! from its attributes, the agent its dialed number routes to, and the room's name and sid. The SIP
 //! participant leaving ends it (`caller_left`), and so does the room finishing (`room_finished`). The
-//! worker records the same call through [`record_room_call`], so whichever comes first writes the row.
+//! worker records the same call through [`super::record`], so whichever comes first writes the row.
 
+use super::job::SipCaller;
+use super::{record, LivekitSettings};
+use crate::storage::{Store, StoreError};
 use livekit_api::access_token::TokenVerifier;
 use livekit_api::webhooks::{WebhookError, WebhookReceiver};
 use livekit_protocol as proto;
-use uuid::Uuid;
-
-use super::job::SipCaller;
-use super::LivekitSettings;
-use crate::dialplan::e164;
-use crate::metrics;
-use crate::storage::{self, CallRecord, Store, StoreError};
 
 /// Why a delivery was refused.
 #[derive(Debug, thiserror::Error)]
@@ -57,61 +53,20 @@ pub async fn apply(store: &dyn Store, event: &proto::WebhookEvent) -> Result<&'s
     let result = match (event.event.as_str(), room, sip) {
         ("participant_joined", Some(room), Some(participant)) => {
             let caller = SipCaller::from_attributes(&participant.identity, &participant.attributes);
-            record_room_call(store, &room.name, &room.sid, &caller).await?;
+            record::start(store, &room.name, &room.sid, &caller, None).await?;
             "call_started"
         }
-        ("participant_left", Some(room), Some(_)) => end_room_call(store, &room.sid, "caller_left").await?,
-        ("room_finished", Some(room), _) => end_room_call(store, &room.sid, "room_finished").await?,
+        ("participant_left", Some(room), Some(_)) => ended(record::end(store, &room.sid, "caller_left").await?),
+        ("room_finished", Some(room), _) => ended(record::end(store, &room.sid, "room_finished").await?),
         _ => "ignored",
     };
     Ok(result)
 }
 
-/// The `calls` row of a LiveKit room's SIP call, written when it is the first to know of the call.
-pub async fn record_room_call(
-    store: &dyn Store,
-    room: &str,
-    room_sid: &str,
-    caller: &SipCaller,
-) -> Result<CallRecord, StoreError> {
-    if let Some(existing) = store.find_room_call(room_sid).await? {
-        return Ok(existing);
+fn ended(closed: bool) -> &'static str {
+    if closed {
+        "call_ended"
+    } else {
+        "ignored"
     }
-    let dialed = e164::normalize(&caller.dialed).map(|n| n.as_str().to_string()).unwrap_or(caller.dialed.clone());
-    let agent_id = store.route_number(&dialed).await?;
-    let now = storage::now();
-    let record = CallRecord {
-        id: Uuid::new_v4(),
-        sip_call_id: if caller.call_id.is_empty() { room.to_string() } else { caller.call_id.clone() },
-        agent_id,
-        dialed,
-        caller: caller.caller.clone(),
-        transport: "livekit".into(),
-        started_at: now,
-        answered_at: Some(now),
-        ended_at: None,
-        end_reason: None,
-        sip_status: None,
-        room: Some(room.to_string()),
-        room_sid: Some(room_sid.to_string()),
-    };
-    let stored = store.insert_room_call(&record).await?;
-    if stored.id == record.id {
-        metrics::livekit_call("started");
-        tracing::info!(call_id = %stored.id, agent_id = ?stored.agent_id, "livekit call recorded");
-    }
-    Ok(stored)
-}
-
-/// Ends the room's call if it is still open.
-async fn end_room_call(store: &dyn Store, room_sid: &str, reason: &str) -> Result<&'static str, StoreError> {
-    let Some(mut call) = store.find_room_call(room_sid).await? else { return Ok("ignored") };
-    if call.ended_at.is_some() {
-        return Ok("ignored");
-    }
-    call.ended_at = Some(storage::now());
-    call.end_reason = Some(reason.to_string());
-    store.update_call(&call).await?;
-    metrics::livekit_call("ended");
-    Ok("call_ended")
 }

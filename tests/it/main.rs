@@ -15,6 +15,7 @@ mod cli;
 mod dialogs;
 mod dialplan;
 mod livekit;
+mod livekit_call;
 mod livekit_rig;
 mod livekit_sip;
 mod llm;

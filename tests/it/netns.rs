@@ -24,7 +24,7 @@ pub fn run_inside(inner: &str) {
     assert!(std::env::var_os(INSIDE).is_none(), "already inside a test namespace");
     let exe = std::env::current_exe().expect("test binary");
     let output = Command::new("unshare")
-        .args(["--net", "--"])
+        .args(["--net", "--pid", "--fork", "--kill-child", "--"])
         .arg(exe)
         .args(["--exact", inner, "--ignored", "--nocapture", "--test-threads", "1"])
         .env(INSIDE, "1")

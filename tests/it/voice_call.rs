@@ -43,7 +43,7 @@ async fn voice_app_with(tune: impl FnOnce(&mut Config)) -> TestApp {
 /// The agent speaks with hibari-tts's neural voice through the sidecar (`scripts/tts_sidecar.py
 /// --engine hibari`), so that what the caller heard can be checked word for word: whisper tiny hears
 /// espeak-ng's "you're all set" as "all fair" in every espeak voice.
-fn hibari_agent(config: &mut Config) {
+pub(crate) fn hibari_agent(config: &mut Config) {
     config.speech.tts_engine = TtsEngineKind::External;
     config.speech.external = voice_sidecar("hibari");
 }
@@ -52,14 +52,14 @@ fn hibari_agent(config: &mut Config) {
 /// transcript started at the 100 ms pause (`voice.speculate_ms`) is ready before the silence would end
 /// the turn even when the rest of the suite keeps both cores busy. What is under test is which pauses
 /// end a turn (the words answer the question), not how fast; `bench/turn_latency` measures that.
-const PATIENT_END_MS: u32 = 1200;
+pub(crate) const PATIENT_END_MS: u32 = 1200;
 
 /// A caller's hesitation inside a turn, written ` | ` in a script: longer than the early-end pause
 /// (`voice.pause_ms`, 200 ms), shorter than the end of turn (`voice.end_silence_ms`, 500 ms by default).
 const HESITATION: Duration = Duration::from_millis(400);
 
 /// The caller's turns, spoken by espeak-ng's slow male US voice (whisper tiny hears it reliably).
-async fn turns(script: &[(&str, Cue)]) -> Vec<Turn> {
+pub(crate) async fn turns(script: &[(&str, Cue)]) -> Vec<Turn> {
     let voice = EspeakTts::new("en-us+m3", 130).expect("espeak-ng is installed by scripts/setup.sh");
     let mut turns = Vec::new();
     for (text, cue) in script {
@@ -91,7 +91,7 @@ async fn place_call(app: &TestApp, script: &[(&str, Cue)]) -> CallLog {
     voice_caller::call(spec).await
 }
 
-fn summary(log: &CallLog) -> String {
+pub(crate) fn summary(log: &CallLog) -> String {
     let turns: Vec<_> = log.turns.iter().map(|t| t.text.as_str()).collect();
     format!(
         "error: {:?}; sipp exit {}; {} packets received; turns spoken: {turns:?}\n{}",
@@ -120,14 +120,14 @@ async fn demo_timezone(app: &TestApp) -> String {
 }
 
 /// The demo agent's free slots now, soonest first.
-async fn slots(app: &TestApp, agent: &str) -> Vec<serde_json::Value> {
+pub(crate) async fn slots(app: &TestApp, agent: &str) -> Vec<serde_json::Value> {
     let (status, body) = app.get(&format!("/v1/agents/{agent}/slots")).await;
     assert_eq!(status, 200, "{body}");
     body["slots"].as_array().expect("slots").clone()
 }
 
 /// Sum of the samples of `name` whose labels contain every one of `labels`.
-async fn metric(app: &TestApp, name: &str, labels: &[&str]) -> f64 {
+pub(crate) async fn metric(app: &TestApp, name: &str, labels: &[&str]) -> f64 {
     let text = app.http.get(&app.metrics_url).send().await.expect("scrape").text().await.expect("text");
     text.lines()
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
@@ -136,12 +136,12 @@ async fn metric(app: &TestApp, name: &str, labels: &[&str]) -> f64 {
         .sum()
 }
 
-async fn bookings(app: &TestApp) -> Vec<BookingRecord> {
+pub(crate) async fn bookings(app: &TestApp) -> Vec<BookingRecord> {
     app.store.list_bookings(&RecordFilter { limit: 10, ..Default::default() }).await.expect("bookings")
 }
 
 /// Transcript lines are written off the call's path: wait until at least `at_least` are stored.
-async fn transcript(app: &TestApp, call: &CallRecord, at_least: usize) -> Vec<(String, String)> {
+pub(crate) async fn transcript(app: &TestApp, call: &CallRecord, at_least: usize) -> Vec<(String, String)> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let lines = app.store.list_transcript(call.id).await.expect("transcript");
@@ -155,7 +155,7 @@ async fn transcript(app: &TestApp, call: &CallRecord, at_least: usize) -> Vec<(S
 /// What whisper hears in `audio`, lower case, with only letters, digits, apostrophes and single spaces
 /// (its punctuation varies from run to run). A third of a second of silence goes before the audio, as
 /// on the wire before the agent speaks: whisper mishears a first word that starts the recording.
-async fn hear(audio: &[i16]) -> String {
+pub(crate) async fn hear(audio: &[i16]) -> String {
     let stt = WhisperStt::load(&model_path(), WhisperOptions::default()).await.expect("model loads");
     let mut padded = vec![0i16; 2_400];
     padded.extend_from_slice(audio);

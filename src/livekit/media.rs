@@ -1,0 +1,260 @@
+//! Room media: the job runner that joins the job's room through LiveKit's FFI library and lets the agent
+//! talk in it, the same agent session as a direct SIP call.
+//!
+//! ```text
+//! caller's track ─► AudioStream (8 kHz, 20 ms, resampled by the library) ─► CallerInput::Audio ─┐
+//! SipDTMF data packets ──────────────────────────────────────────────────► CallerInput::Dtmf ───┤ CallLeg
+//! agent's AudioSink ─► Playout, paced every 20 ms ─► AudioSource (the agent's published track) ◄┘
+//! ```
+//!
+//! The caller is the room's SIP participant, or else the first other participant (a browser or app
+//! caller). The job's call is recorded in `calls` through [`super::record`] (the webhook may have done so
+//! already) and handed to the [`CallHandler`] as a [`CallLeg`]. The call ends when the caller leaves
+//! (`caller_left`; the leg's input closes and the session ends), when the agent hangs up (`agent_bye`: the
+//! row is closed first, then the caller is removed from the room, which makes LiveKit SIP send its BYE),
+//! when the room goes away, or when the job is cancelled (LiveKit's termination or the worker's drain).
+//! A barge-in flushes the agent's sink, and the source's own queue is cleared with it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use slotline_lkffi::{AudioSource, AudioStream, Ffi, Participant, ParticipantKind, Room, RoomEvent, RoomOptions};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::job::{JobError, JobRunner, ResolvedJob, SipCaller};
+use super::{record, LivekitError, LivekitSettings};
+use crate::call::{audio_channel, CallAudio, CallHandler, CallInfo, CallLeg, CallerInput, Frame, Hangup, WayIn, FRAME};
+use crate::storage::Store;
+
+/// The session's sample rate (the agent's frames are 20 ms at 8 kHz).
+const SAMPLE_RATE: u32 = 8000;
+/// Frame length asked of the caller's audio stream.
+const FRAME_MS: u32 = 20;
+/// The agent's audio source keeps at most this much queued (it is fed every 20 ms).
+const SOURCE_QUEUE_MS: u32 = 60;
+/// How long a job waits for its caller to be in the room.
+const CALLER_WAIT: Duration = Duration::from_secs(20);
+
+/// Runs jobs in their rooms.
+pub struct RoomMedia {
+    ffi: Ffi,
+    store: Arc<dyn Store>,
+    settings: Arc<LivekitSettings>,
+    calls: Arc<dyn CallHandler>,
+}
+
+impl RoomMedia {
+    /// A runner over the loaded library, handing calls to `calls`.
+    pub fn new(ffi: Ffi, store: Arc<dyn Store>, settings: Arc<LivekitSettings>, calls: Arc<dyn CallHandler>) -> Self {
+        Self { ffi, store, settings, calls }
+    }
+}
+
+fn media_error(e: slotline_lkffi::FfiError) -> JobError {
+    JobError::Livekit(LivekitError::Media(e.to_string()))
+}
+
+/// Why the room's call ended.
+enum End {
+    CallerLeft,
+    AgentHungUp(&'static str),
+    RoomClosed,
+    Cancelled,
+}
+
+#[async_trait]
+impl JobRunner for RoomMedia {
+    async fn run(&self, job: ResolvedJob, cancel: CancellationToken) -> Result<(), JobError> {
+        let options = RoomOptions { auto_subscribe: true };
+        let (room, mut events) =
+            Room::connect(&self.ffi, &job.assignment.url, &job.assignment.token, options).await.map_err(media_error)?;
+        let Some(caller) = find_caller(&room, &mut events).await else {
+            let _ = room.disconnect().await;
+            return Err(JobError::NoCaller);
+        };
+        let sip = match caller.kind {
+            ParticipantKind::Sip => SipCaller::from_attributes(&caller.identity, &caller.attributes),
+            _ => SipCaller { identity: caller.identity.clone(), ..SipCaller::default() },
+        };
+        let room_sid = room.sid().unwrap_or(room.name()).to_string();
+        let call = record::start(self.store.as_ref(), room.name(), &room_sid, &sip, Some(job.agent.id)).await?;
+        let source = room.local_audio(SAMPLE_RATE, SOURCE_QUEUE_MS).await.map_err(media_error)?;
+
+        let (output, playout) = audio_channel(512);
+        let (input, input_rx) = mpsc::channel(64);
+        let (hangup, hangups) = Hangup::channel();
+        let info = CallInfo {
+            id: call.id,
+            agent_id: job.agent.id,
+            caller: sip.caller.clone(),
+            dialed: call.dialed.clone(),
+            way_in: WayIn::Livekit,
+        };
+        tracing::info!(call_id = %call.id, job_id = %job.assignment.job_id, agent_id = %job.agent.id, "livekit call answered");
+        self.calls.answered(CallLeg { info, audio: CallAudio { input: input_rx, output }, hangup });
+
+        let pump = Pump { room: &room, caller: &caller.identity, source, input, playout, hangups, events };
+        let end = pump.run(&cancel).await;
+        let reason = match end {
+            End::CallerLeft => "caller_left",
+            End::AgentHungUp(reason) => reason,
+            End::RoomClosed => "room_closed",
+            End::Cancelled => "shutdown",
+        };
+        record::end(self.store.as_ref(), &room_sid, reason).await?;
+        if matches!(end, End::AgentHungUp(_)) {
+            // LiveKit SIP sends the caller its BYE when the participant is removed.
+            if let Err(e) = self.settings.rooms().remove_participant(room.name(), &caller.identity).await {
+                tracing::warn!(error = %e, call_id = %call.id, "cannot remove the caller from the room");
+            }
+        }
+        let _ = room.disconnect().await;
+        Ok(())
+    }
+}
+
+/// The room's caller: a SIP participant, else the first other participant; waits a little for one.
+async fn find_caller(room: &Room, events: &mut mpsc::UnboundedReceiver<RoomEvent>) -> Option<Participant> {
+    let pick = |participants: &[Participant]| {
+        participants
+            .iter()
+            .find(|p| p.kind == ParticipantKind::Sip)
+            .or_else(|| participants.iter().find(|p| p.kind != ParticipantKind::Agent))
+            .cloned()
+    };
+    if let Some(caller) = pick(room.participants_at_connect()) {
+        return Some(caller);
+    }
+    let deadline = tokio::time::sleep(CALLER_WAIT);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => return None,
+            event = events.recv() => match event? {
+                RoomEvent::ParticipantConnected(p) if p.kind != ParticipantKind::Agent => return Some(p),
+                RoomEvent::Disconnected { .. } => return None,
+                _ => {}
+            },
+        }
+    }
+}
+
+/// Moves audio, keys and the end of the call between the room and the call leg.
+struct Pump<'a> {
+    room: &'a Room,
+    caller: &'a str,
+    source: AudioSource,
+    input: mpsc::Sender<CallerInput>,
+    playout: crate::call::Playout,
+    hangups: mpsc::Receiver<&'static str>,
+    events: mpsc::UnboundedReceiver<RoomEvent>,
+}
+
+impl Pump<'_> {
+    async fn run(mut self, cancel: &CancellationToken) -> End {
+        let mut stream: Option<AudioStream> = None;
+        let mut pacer = tokio::time::interval(Duration::from_millis(u64::from(FRAME_MS)));
+        pacer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return End::Cancelled,
+                reason = self.hangups.recv() => return End::AgentHungUp(reason.unwrap_or("agent_bye")),
+                event = self.events.recv() => match event {
+                    None | Some(RoomEvent::Disconnected { .. }) => return End::RoomClosed,
+                    Some(event) => {
+                        if let Some(end) = self.on_event(event, &mut stream) {
+                            return end;
+                        }
+                    }
+                },
+                frame = next_frame(&mut stream) => match frame {
+                    Some(samples) => self.caller_audio(&samples),
+                    None => stream = None,
+                },
+                _ = pacer.tick() => self.play().await,
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: RoomEvent, stream: &mut Option<AudioStream>) -> Option<End> {
+        match event {
+            RoomEvent::TrackSubscribed { participant_identity, track } if participant_identity == self.caller => {
+                match self.room.audio_stream(&track, SAMPLE_RATE, FRAME_MS) {
+                    Ok(opened) => *stream = Some(opened),
+                    Err(e) => tracing::warn!(error = %e, "cannot open the caller's audio"),
+                }
+            }
+            RoomEvent::SipDtmf { participant_identity, digit, code } if participant_identity == self.caller => {
+                if let Some(key) = dtmf_key(code, &digit) {
+                    crate::metrics::dtmf_event();
+                    let _ = self.input.try_send(CallerInput::Dtmf(key));
+                }
+            }
+            RoomEvent::ParticipantDisconnected { identity, .. } if identity == self.caller => {
+                return Some(End::CallerLeft);
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// One 20 ms frame of the caller to the agent (a full input queue drops it: the agent is behind).
+    fn caller_audio(&self, samples: &[i16]) {
+        for chunk in samples.chunks(FRAME) {
+            let mut frame: Frame = [0; FRAME];
+            frame[..chunk.len()].copy_from_slice(chunk);
+            let _ = self.input.try_send(CallerInput::Audio(frame));
+        }
+    }
+
+    /// The agent's next 20 ms, if any, into its track; a flush clears what the source still queues.
+    async fn play(&mut self) {
+        if self.playout.flushed() {
+            if let Err(e) = self.source.clear() {
+                tracing::debug!(error = %e, "cannot clear the agent's audio source");
+            }
+        }
+        if let Some(frame) = self.playout.next_frame() {
+            if let Err(e) = self.source.capture(&frame).await {
+                tracing::debug!(error = %e, "cannot send the agent's audio");
+            }
+        }
+    }
+}
+
+async fn next_frame(stream: &mut Option<AudioStream>) -> Option<Vec<i16>> {
+    match stream {
+        Some(stream) => stream.recv().await.map(|frame| frame.samples),
+        None => std::future::pending().await,
+    }
+}
+
+/// The key of a LiveKit SIP DTMF packet (RFC 4733 event codes; the digit text when it has one).
+fn dtmf_key(code: u32, digit: &str) -> Option<char> {
+    if let Some(key) = digit.chars().next().filter(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D')) {
+        return Some(key);
+    }
+    match code {
+        0..=9 => char::from_digit(code, 10),
+        10 => Some('*'),
+        11 => Some('#'),
+        12..=15 => Some((b'A' + (code - 12) as u8) as char),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dtmf_key;
+
+    #[test]
+    fn sip_dtmf_packets_become_keys() {
+        assert_eq!(dtmf_key(1, "1"), Some('1'));
+        assert_eq!(dtmf_key(11, ""), Some('#'));
+        assert_eq!(dtmf_key(10, ""), Some('*'));
+        assert_eq!(dtmf_key(13, ""), Some('B'));
+        assert_eq!(dtmf_key(99, "x"), None);
+    }
+}
