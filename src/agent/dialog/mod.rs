@@ -60,7 +60,8 @@ impl UserTurn {
 /// What the agent does in reply.
 #[derive(Debug, Clone, Default)]
 pub struct AgentTurn {
-    /// What to say (may hold several sentences).
+    /// What to say (may hold several sentences); empty when the agent waits for the rest of a turn the
+    /// caller plainly has not finished ("Um", "I would like").
     pub say: String,
     /// Tools called to produce it, in order.
     pub tool_calls: Vec<ToolCallRecord>,

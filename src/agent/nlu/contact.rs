@@ -17,7 +17,8 @@ pub fn email(u: &Utterance) -> Option<String> {
     if let Some(written) = u.words.iter().find(|w| w.contains('@') && is_email(w)) {
         return Some(written.clone());
     }
-    let words = &u.words;
+    let words: Vec<String> = u.words.iter().flat_map(|w| spoken_email_parts(w)).collect();
+    let words = &words;
     // The separator: the last "at" followed by a domain with a dot ("example dot com", "example.com").
     let at = (0..words.len()).rev().find(|&i| {
         (words[i] == "at" || words[i] == "@")
@@ -41,6 +42,23 @@ pub fn email(u: &Utterance) -> Option<String> {
     }
     let address = format!("{}@{}", spell(&local), spell(&domain));
     is_email(&address).then_some(address)
+}
+
+/// A recogniser's way of writing spelled letters and separators, as the words a caller said: "a.d.a" and
+/// "a-d-a" are the letters a d a, "dotcom" is "dot com", "example.com." keeps its dots.
+fn spoken_email_parts(word: &str) -> Vec<String> {
+    for separator in ['.', '-'] {
+        let parts: Vec<&str> = word.split(separator).filter(|p| !p.is_empty()).collect();
+        if parts.len() >= 2 && parts.iter().all(|p| p.chars().count() == 1 && p.chars().all(char::is_alphanumeric)) {
+            return parts.iter().map(|p| (*p).to_string()).collect();
+        }
+    }
+    match word {
+        "dotcom" => vec!["dot".into(), "com".into()],
+        "dotorg" => vec!["dot".into(), "org".into()],
+        "dotnet" => vec!["dot".into(), "net".into()],
+        _ => vec![word.to_string()],
+    }
 }
 
 /// Joins spoken email parts: "dot" → `.`, "underscore" → `_`, "dash" → `-`, "double u" → `w`,
@@ -159,6 +177,50 @@ pub fn name(u: &Utterance) -> Option<String> {
     None
 }
 
+/// A name the caller introduced ("my name is Ada Lovelace", "this is Ada Lovelace", "under the name
+/// Lovelace"), whatever the agent asked: slot filling takes it from any turn, where a bare answer
+/// ([`name`]) only counts when the agent asked for the name.
+pub fn introduced_name(u: &Utterance) -> Option<String> {
+    const INTROS: &[&str] = &["my name is", "my name's", "name is", "the name is", "under the name", "this is"];
+    if !u.has_any(INTROS) {
+        return None;
+    }
+    let name = name(u)?;
+    // "this is fine", "this is for Thursday": a name is made of words that are not the conversation's.
+    let words: Vec<String> = name.split_whitespace().map(str::to_lowercase).collect();
+    let conversational = words.iter().any(|w| {
+        NOT_A_NAME.contains(&w.as_str()) || super::when::is_month(w) || NOT_AFTER_THIS_IS.contains(&w.as_str())
+    });
+    (!conversational).then_some(name)
+}
+
+/// Words after "this is" that make it something other than an introduction.
+const NOT_AFTER_THIS_IS: &[&str] = &[
+    "fine",
+    "good",
+    "great",
+    "for",
+    "about",
+    "regarding",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "correct",
+    "right",
+    "wrong",
+    "urgent",
+    "a",
+    "an",
+    "my",
+    "taking",
+    "ridiculous",
+    "perfect",
+];
+
 fn title(words: &[&str]) -> Option<String> {
     let mut parts: Vec<String> = Vec::new();
     let mut letters = String::new();
@@ -212,6 +274,9 @@ mod tests {
         assert_eq!(mail("m a r i a at example dot com"), Some("maria@example.com".into()));
         assert_eq!(mail("at two tomorrow"), None);
         assert_eq!(mail("my email is"), None);
+        assert_eq!(mail("A.D.A. at example.com"), Some("ada@example.com".into()));
+        assert_eq!(mail("email a d a at example dot com."), Some("ada@example.com".into()));
+        assert_eq!(mail("k-j-m at example dotcom"), Some("kjm@example.com".into()));
     }
 
     #[test]
@@ -222,5 +287,9 @@ mod tests {
         assert_eq!(who("this is j o n snow"), Some("Jon Snow".into()));
         assert_eq!(who("yes"), None);
         assert_eq!(who("tomorrow at 2"), None);
+        let introduced = |t: &str| introduced_name(&Utterance::new(t));
+        assert_eq!(introduced("My name is Ada Lovelace, email a d a at example dot com."), Some("Ada Lovelace".into()));
+        assert_eq!(introduced("this is fine"), None);
+        assert_eq!(introduced("Ada Lovelace"), None, "a bare name counts only where it was asked");
     }
 }
