@@ -126,6 +126,12 @@ pub trait DialogEngine: Send {
     async fn greet(&mut self) -> AgentTurn;
     /// One caller turn.
     async fn on_user_turn(&mut self, turn: UserTurn) -> AgentTurn;
+    /// More words of the last turn, heard right after it was answered (its end was a guess at a short
+    /// pause): the engine answers the whole turn again where it can take the last answer back, else the
+    /// words are a turn of their own.
+    async fn continue_turn(&mut self, more: UserTurn) -> AgentTurn {
+        self.on_user_turn(more).await
+    }
 }
 
 /// The engine for `context` chosen by `config` (`dialog.engine`), over `toolbox`.
@@ -185,6 +191,15 @@ impl Conversation {
     /// One caller turn; a turn that ends the call finishes the conversation.
     pub async fn turn(&mut self, turn: UserTurn) -> AgentTurn {
         let reply = self.engine.on_user_turn(turn).await;
+        if reply.end_call {
+            self.finish();
+        }
+        reply
+    }
+
+    /// More words of the last turn ([`DialogEngine::continue_turn`]); the answer replaces the last one.
+    pub async fn continue_turn(&mut self, more: UserTurn) -> AgentTurn {
+        let reply = self.engine.continue_turn(more).await;
         if reply.end_call {
             self.finish();
         }

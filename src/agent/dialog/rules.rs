@@ -126,6 +126,25 @@ pub struct RulesEngine {
     /// Which appointment a cancel or reschedule request named, and where a move should go.
     criteria: When,
     move_to: When,
+    /// The conversation before the last turn, and that turn's words, while the turn can still be taken
+    /// back: when the caller goes on speaking right after it, it is answered again with the rest.
+    before_last: Option<(Snapshot, String)>,
+}
+
+/// The conversation's state between turns.
+#[derive(Debug, Clone)]
+struct Snapshot {
+    stage: Stage,
+    name: Option<String>,
+    email: Option<String>,
+    use_phone: bool,
+    wish: When,
+    last_say: String,
+    misses: u32,
+    held: Option<String>,
+    held_turns: u32,
+    criteria: When,
+    move_to: When,
 }
 
 /// One reply: what to say, and whether the call ends after it.
@@ -168,7 +187,38 @@ impl RulesEngine {
             held_turns: 0,
             criteria: When::default(),
             move_to: When::default(),
+            before_last: None,
         }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            stage: self.stage.clone(),
+            name: self.name.clone(),
+            email: self.email.clone(),
+            use_phone: self.use_phone,
+            wish: self.wish,
+            last_say: self.last_say.clone(),
+            misses: self.misses,
+            held: self.held.clone(),
+            held_turns: self.held_turns,
+            criteria: self.criteria,
+            move_to: self.move_to,
+        }
+    }
+
+    fn restore(&mut self, s: Snapshot) {
+        self.stage = s.stage;
+        self.name = s.name;
+        self.email = s.email;
+        self.use_phone = s.use_phone;
+        self.wish = s.wish;
+        self.last_say = s.last_say;
+        self.misses = s.misses;
+        self.held = s.held;
+        self.held_turns = s.held_turns;
+        self.criteria = s.criteria;
+        self.move_to = s.move_to;
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -1129,6 +1179,7 @@ impl DialogEngine for RulesEngine {
     async fn on_user_turn(&mut self, turn: UserTurn) -> AgentTurn {
         self.calls.clear();
         self.missed = false;
+        let before = (self.snapshot(), turn.text.clone());
         let reply = self.respond(turn).await;
         if !self.missed {
             self.misses = 0;
@@ -1136,7 +1187,23 @@ impl DialogEngine for RulesEngine {
         if reply.end {
             self.stage = Stage::Ended;
         }
-        self.last_say = reply.say.clone();
+        if !reply.say.is_empty() {
+            self.last_say = reply.say.clone();
+        }
+        // A turn that changed the calendar cannot be taken back; one that only listed slots can.
+        let changed = self.calls.iter().any(|c| c.call.changes_calendar());
+        self.before_last = (!changed && !reply.end).then_some(before);
         AgentTurn { say: reply.say, tool_calls: std::mem::take(&mut self.calls), end_call: reply.end }
+    }
+
+    async fn continue_turn(&mut self, more: UserTurn) -> AgentTurn {
+        match self.before_last.take() {
+            Some((snapshot, text)) => {
+                self.restore(snapshot);
+                let text = format!("{} {}", text.trim(), more.text.trim());
+                self.on_user_turn(UserTurn { text, dtmf: more.dtmf }).await
+            }
+            None => self.on_user_turn(more).await,
+        }
     }
 }

@@ -93,8 +93,8 @@ fn spell(parts: &[&str]) -> String {
 
 /// Words that end a name ("my name is Jane and my email is …").
 const NAME_END: &[&str] = &[
-    "and", "my", "email", "please", "thanks", "thank", "at", "from", "calling", "here", "speaking", "i", "i'm", "the",
-    "but", "so", "with", "for", "on", "is",
+    "and", "my", "email", "please", "thanks", "thank", "at", "from", "calling", "here", "speaking", "i", "i'm", "i'd",
+    "i'll", "i've", "the", "but", "so", "with", "for", "on", "is",
 ];
 
 /// Words a bare answer made of them cannot be a name.

@@ -142,7 +142,9 @@ pub fn unfinished(u: &Utterance, raw: &str) -> bool {
     if u.only(&["okay", "ok", "yeah", "so", "well"]) {
         return false;
     }
-    u.only(OPENERS) || OPEN_ENDINGS.contains(&last.as_str()) || raw.trim_end().ends_with("...")
+    let raw = raw.trim_end();
+    let asked = raw.ends_with('?') && !raw.ends_with("...");
+    u.only(OPENERS) || (!asked && OPEN_ENDINGS.contains(&last.as_str())) || raw.ends_with("...")
 }
 
 /// Whether `text` (a transcript up to a pause) answers `expect` so that the turn can end now.
@@ -216,6 +218,7 @@ mod tests {
         assert!(open("Well, I was wondering if..."));
         assert!(!open("Yeah."));
         assert!(!open("Blorp."));
+        assert!(!open("What's the weather like?"), "a question is finished");
         assert!(!open(""));
     }
 

@@ -204,7 +204,14 @@ pub fn parse(u: &Utterance, today: NaiveDate) -> When {
             loose: after.loose || (after.days.is_none() && before.loose),
         };
     }
-    read(u, today, false)
+    let whole = read(u, today, false);
+    // "Actually, make it three": a lone hour after a correction that opens the turn.
+    match points.last() {
+        Some(&(_, end)) if whole.is_empty() && end < u.words.len() => {
+            read(&Utterance::from_words(&u.words[end..]), today, true)
+        }
+        _ => whole,
+    }
 }
 
 /// One wish without corrections; `bare_hour` reads a lone number as the hour ("… no, eleven").
@@ -611,6 +618,8 @@ mod tests {
         assert_eq!((w.days, w.times), (date(12, 3), at(10, 0)));
         assert_eq!(when("no, Thursday").days, date(12, 3));
         assert_eq!(when("at 2, or rather 3").times, at(15, 0));
+        assert_eq!(when("Actually, make it three.").times, at(15, 0));
+        assert_eq!(when("no").times, None);
         assert_eq!(when("no thanks").days, None);
         assert!(when("Good morning!").is_empty(), "a greeting");
     }
