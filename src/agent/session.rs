@@ -13,9 +13,9 @@
 //!   ends as soon as the transcript is ready and the pause has lasted `voice.pause_ms`
 //!   (`voice.early_end`). The decode overlaps the rest of that pause. Speech after the pause discards
 //!   the speculation. An early end is a guess: when the caller speaks again before the full end-of-turn
-//!   silence would have passed ("Monday, … at eleven"), the new words continue the same turn — the
-//!   answer to the first part is dropped (or stopped) and the engine answers the whole
-//!   ([`Conversation::continue_turn`]).
+//!   silence would have passed ("Monday, … at eleven"), the new words continue the same turn: the
+//!   answer to the first part is dropped (or stopped), both parts are transcribed again as one, and
+//!   the engine answers the whole turn instead ([`Conversation::continue_turn`]).
 //! - **Barge-in**: when the caller starts speaking while the agent talks, the sink is flushed at once
 //!   (the queued audio is dropped) and the agent listens; DTMF interrupts the same way.
 //! - **No input**: `voice.no_input_ms` after the agent stopped talking without a word or key, the engine
@@ -215,6 +215,8 @@ struct Speculation {
     /// The utterance's `start` and `end` (sample indexes), to match it with the end.
     start: u64,
     end: u64,
+    /// The audio, kept for a turn that goes on after an early end (transcribed again as a whole).
+    audio: Vec<i16>,
     transcript: Transcribing,
 }
 
@@ -227,8 +229,9 @@ impl Speculation {
     fn start(stt: &Arc<dyn SpeechToText>, utterance: Utterance) -> Self {
         let stt = stt.clone();
         let Utterance { start, end, samples } = utterance;
+        let audio = samples.clone();
         let task = tokio::spawn(async move { stt.transcribe(&samples).await });
-        Self { start, end, transcript: Transcribing::Running(task) }
+        Self { start, end, audio, transcript: Transcribing::Running(task) }
     }
 
     fn is_running(&self) -> bool {
@@ -358,10 +361,10 @@ pub async fn run(
     // The start of the utterance whose turn ended at a pause: the endpointer's later events for it
     // (queued before it was cut) belong to a turn already taken.
     let mut taken: Option<u64> = None;
-    // Where the words of a turn that ended early stopped (sample index): speech starting before the full
-    // end-of-turn silence after it continues that turn.
-    let mut early_words_end: Option<u64> = None;
-    let mut continuing = false;
+    // Where the words of a turn that ended early stopped (sample index), and their audio: speech starting
+    // before the full end-of-turn silence after them continues that turn, transcribed as a whole.
+    let mut early_words: Option<(u64, Vec<i16>)> = None;
+    let mut continuing: Option<Vec<i16>> = None;
     // The answer to a turn the caller went on speaking: not to be played.
     let mut superseded = false;
     let end_silence = u64::from(settings.endpoint.end_frames) * FRAME as u64;
@@ -394,9 +397,9 @@ pub async fn run(
             Some(event) = endpointer.events.recv() => match event {
                 Endpoint::Started { at } => {
                     in_utterance = true;
-                    if early_words_end.take().is_some_and(|end| at.saturating_sub(end) < end_silence) {
+                    if let Some((_, before)) = early_words.take().filter(|(end, _)| at.saturating_sub(*end) < end_silence) {
                         // Still the same turn: its early answer is dropped, or stopped where it plays.
-                        continuing = true;
+                        continuing = Some(before);
                         superseded = waiting.is_some() || !pending.is_empty();
                         speaker.interrupt();
                         tracing::debug!("the caller went on after an early end of turn: one turn");
@@ -425,7 +428,13 @@ pub async fn run(
                     in_utterance = false;
                     early_at = None;
                     let endpointing = duration_of(pushed.saturating_sub(utterance.end) as usize);
+                    let continues = continuing.is_some();
                     let heard = match speculation.take() {
+                        Some(s) if continues => {
+                            s.discard();
+                            Heard::Audio(joined(continuing.take(), utterance.samples))
+                        }
+                        None if continues => Heard::Audio(joined(continuing.take(), utterance.samples)),
                         Some(s) if (s.start, s.end) == (utterance.start, utterance.end) => {
                             metrics::stt_speculation("used");
                             Heard::Speculated(s)
@@ -438,7 +447,6 @@ pub async fn run(
                         }
                     };
                     metrics::turn_end("silence");
-                    let continues = std::mem::take(&mut continuing);
                     pending.push_back(TurnRequest { heard, dtmf: String::new(), continues, endpointing, stt_before: Duration::ZERO });
                 }
                 Endpoint::Paused(_) | Endpoint::Ended(_) => {}
@@ -468,9 +476,20 @@ pub async fn run(
                         let quiet = duration_of(pushed.saturating_sub(done.end) as usize);
                         let endpointing = quiet.min(settings.early_end_pause);
                         let stt_before = quiet - endpointing;
-                        early_words_end = Some(done.end);
-                        let continues = std::mem::take(&mut continuing);
-                        pending.push_back(TurnRequest { heard: Heard::Speculated(done), dtmf: String::new(), continues, endpointing, stt_before });
+                        let continues = continuing.is_some();
+                        let heard = match continuing.take() {
+                            // The whole turn, both parts, transcribed again as one.
+                            Some(before) => {
+                                let audio = joined(Some(before), done.audio.clone());
+                                done.discard();
+                                Heard::Audio(audio)
+                            }
+                            None => {
+                                early_words = Some((done.end, done.audio.clone()));
+                                Heard::Speculated(done)
+                            }
+                        };
+                        pending.push_back(TurnRequest { heard, dtmf: String::new(), continues, endpointing, stt_before });
                     }
                 }
             }
@@ -535,6 +554,13 @@ pub async fn run(
     drop(turns_tx);
     report.outcome = worker.await.ok();
     report
+}
+
+/// The audio of a turn that went on after an early end: the words before it, then the rest.
+fn joined(before: Option<Vec<i16>>, rest: Vec<i16>) -> Vec<i16> {
+    let mut audio = before.unwrap_or_default();
+    audio.extend(rest);
+    audio
 }
 
 /// The worker's answer to the turn in flight (never resolves without one).

@@ -126,11 +126,11 @@ pub trait DialogEngine: Send {
     async fn greet(&mut self) -> AgentTurn;
     /// One caller turn.
     async fn on_user_turn(&mut self, turn: UserTurn) -> AgentTurn;
-    /// More words of the last turn, heard right after it was answered (its end was a guess at a short
-    /// pause): the engine answers the whole turn again where it can take the last answer back, else the
-    /// words are a turn of their own.
-    async fn continue_turn(&mut self, more: UserTurn) -> AgentTurn {
-        self.on_user_turn(more).await
+    /// The whole of the last turn, heard again because the caller went on speaking right after it was
+    /// answered (its end was a guess at a short pause): the engine answers it instead of the last answer
+    /// where it can take that back, else as a turn of its own.
+    async fn continue_turn(&mut self, whole: UserTurn) -> AgentTurn {
+        self.on_user_turn(whole).await
     }
 }
 
@@ -197,9 +197,10 @@ impl Conversation {
         reply
     }
 
-    /// More words of the last turn ([`DialogEngine::continue_turn`]); the answer replaces the last one.
-    pub async fn continue_turn(&mut self, more: UserTurn) -> AgentTurn {
-        let reply = self.engine.continue_turn(more).await;
+    /// The whole of the last turn, which went on ([`DialogEngine::continue_turn`]); the answer replaces
+    /// the last one.
+    pub async fn continue_turn(&mut self, whole: UserTurn) -> AgentTurn {
+        let reply = self.engine.continue_turn(whole).await;
         if reply.end_call {
             self.finish();
         }

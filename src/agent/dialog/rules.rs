@@ -126,9 +126,9 @@ pub struct RulesEngine {
     /// Which appointment a cancel or reschedule request named, and where a move should go.
     criteria: When,
     move_to: When,
-    /// The conversation before the last turn, and that turn's words, while the turn can still be taken
-    /// back: when the caller goes on speaking right after it, it is answered again with the rest.
-    before_last: Option<(Snapshot, String)>,
+    /// The conversation before the last turn while that turn can still be taken back: when the caller
+    /// goes on speaking right after it, the whole turn is answered instead.
+    before_last: Option<Snapshot>,
 }
 
 /// The conversation's state between turns.
@@ -1179,7 +1179,7 @@ impl DialogEngine for RulesEngine {
     async fn on_user_turn(&mut self, turn: UserTurn) -> AgentTurn {
         self.calls.clear();
         self.missed = false;
-        let before = (self.snapshot(), turn.text.clone());
+        let before = self.snapshot();
         let reply = self.respond(turn).await;
         if !self.missed {
             self.misses = 0;
@@ -1196,14 +1196,13 @@ impl DialogEngine for RulesEngine {
         AgentTurn { say: reply.say, tool_calls: std::mem::take(&mut self.calls), end_call: reply.end }
     }
 
-    async fn continue_turn(&mut self, more: UserTurn) -> AgentTurn {
+    async fn continue_turn(&mut self, whole: UserTurn) -> AgentTurn {
         match self.before_last.take() {
-            Some((snapshot, text)) => {
+            Some(snapshot) => {
                 self.restore(snapshot);
-                let text = format!("{} {}", text.trim(), more.text.trim());
-                self.on_user_turn(UserTurn { text, dtmf: more.dtmf }).await
+                self.on_user_turn(whole).await
             }
-            None => self.on_user_turn(more).await,
+            None => self.on_user_turn(whole).await,
         }
     }
 }
