@@ -167,14 +167,31 @@ pub fn name(u: &Utterance) -> Option<String> {
         }
     }
     let bare: Vec<&str> = words.iter().map(String::as_str).collect();
+    // Spelled letters count as one word and are never filler ("a" in "g a r c i a").
+    let spoken: Vec<String> = bare.iter().flat_map(|w| spelled_letters(w)).collect();
+    let whole_words = spoken.iter().filter(|w| w.chars().count() > 1).count();
     let plausible = !bare.is_empty()
-        && bare.len() <= 6
-        && bare.iter().all(|w| w.chars().all(|c| c.is_alphabetic() || c == '\'' || c == '-'))
-        && !bare.iter().any(|w| NOT_A_NAME.contains(w) || super::when::is_month(w));
+        && whole_words <= 6
+        && whole_words + usize::from(spoken.len() > whole_words) <= 6
+        && spoken.iter().all(|w| w.chars().all(|c| c.is_alphabetic() || c == '\''))
+        && !spoken
+            .iter()
+            .any(|w| w.chars().count() > 1 && (NOT_A_NAME.contains(&w.as_str()) || super::when::is_month(w)));
     if plausible {
         return title(&bare);
     }
     None
+}
+
+/// "g-a-r-c-i-a" or "g.a.r.c.i.a" as the letters it spells; any other word as it is.
+fn spelled_letters(word: &str) -> Vec<String> {
+    for separator in ['-', '.'] {
+        let parts: Vec<&str> = word.split(separator).filter(|p| !p.is_empty()).collect();
+        if parts.len() >= 2 && parts.iter().all(|p| p.chars().count() == 1 && p.chars().all(char::is_alphabetic)) {
+            return parts.iter().map(|p| (*p).to_string()).collect();
+        }
+    }
+    vec![word.to_string()]
 }
 
 /// A name the caller introduced ("my name is Ada Lovelace", "this is Ada Lovelace", "under the name
@@ -221,22 +238,39 @@ const NOT_AFTER_THIS_IS: &[&str] = &[
     "perfect",
 ];
 
+/// Joins a name's words; spelled letters ("j o n", "G-A-R-C-I-A") make one word, and letters spelled right
+/// after a word stand for it ("Garsha, G A R C I A" is Garcia: the spelling wins over what was heard).
 fn title(words: &[&str]) -> Option<String> {
     let mut parts: Vec<String> = Vec::new();
     let mut letters = String::new();
-    for word in words {
+    // How many of the last parts are words as heard, which letters right after them may spell.
+    let mut heard = 0;
+    let flush = |letters: &mut String, parts: &mut Vec<String>, heard: &mut usize| {
+        let spelled = std::mem::take(letters);
+        if spelled.is_empty() {
+            return;
+        }
+        // Letters after words heard: they spell the word closest to them, the later one on a tie.
+        let closest = (parts.len() - *heard..parts.len())
+            .rev()
+            .min_by_key(|&i| super::edit_distance(&parts[i], &spelled))
+            .filter(|_| spelled.chars().count() >= 2);
+        match closest {
+            Some(i) => parts[i] = spelled,
+            None => parts.push(spelled),
+        }
+        *heard = 0;
+    };
+    for word in words.iter().flat_map(|w| spelled_letters(w)) {
         if word.chars().count() == 1 && word.chars().all(char::is_alphabetic) {
-            letters.push_str(word);
+            letters.push_str(&word);
             continue;
         }
-        if !letters.is_empty() {
-            parts.push(std::mem::take(&mut letters));
-        }
-        parts.push((*word).to_string());
+        flush(&mut letters, &mut parts, &mut heard);
+        parts.push(word);
+        heard += 1;
     }
-    if !letters.is_empty() {
-        parts.push(letters);
-    }
+    flush(&mut letters, &mut parts, &mut heard);
     let parts: Vec<String> = parts
         .into_iter()
         .filter(|p| p.chars().any(char::is_alphabetic))
@@ -285,6 +319,8 @@ mod tests {
         assert_eq!(who("it's jane doe and my email is jane at example dot com"), Some("Jane Doe".into()));
         assert_eq!(who("Maria Garcia"), Some("Maria Garcia".into()));
         assert_eq!(who("this is j o n snow"), Some("Jon Snow".into()));
+        assert_eq!(who("Maria Garsha, G A R C I A."), Some("Maria Garcia".into()));
+        assert_eq!(who("My name is Grace Hopper, G-R-A-C-E."), Some("Grace Hopper".into()), "the first word spelled");
         assert_eq!(who("yes"), None);
         assert_eq!(who("tomorrow at 2"), None);
         let introduced = |t: &str| introduced_name(&Utterance::new(t));

@@ -227,7 +227,7 @@ pub fn sounds_like<'a>(word: &str, vocabulary: &[&'a str]) -> Option<&'a str> {
 }
 
 /// Levenshtein distance of two short ASCII strings.
-fn edit_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
