@@ -1,5 +1,5 @@
 //! Renders the spoken corpus: every caller line of `tests/fixtures/spoken/dialogs/*.toml` (the script, its
-//! retries, and the refusal of a wrong read-back) spoken by each voice below, cut as the endpointer cuts an
+//! retries, its repairs of a wrong read-back, and the refusal itself) spoken by each voice below, cut as the endpointer cuts an
 //! utterance (200 ms before the speech, 100 ms after), sent through G.711 μ-law as on a call, and
 //! transcribed by the project's own speech to text (whisper.cpp, tiny.en, greedy, two threads). The
 //! transcripts go to `tests/fixtures/spoken/transcripts.toml`, which the fast test
@@ -58,8 +58,14 @@ fn caller_lines(dir: &Path) -> anyhow::Result<Vec<String>> {
     files.retain(|p| p.extension().is_some_and(|e| e == "toml"));
     files.sort();
     let mut lines: Vec<String> = Vec::new();
+    let mut repairs: Vec<String> = Vec::new();
     for file in files {
         let dialog: toml::Value = toml::from_str(&std::fs::read_to_string(&file)?)?;
+        for key in ["name", "email"] {
+            if let Some(text) = dialog.get("repair").and_then(|r| r.get(key)).and_then(toml::Value::as_str) {
+                repairs.push(text.to_string());
+            }
+        }
         for turn in dialog.get("turn").and_then(toml::Value::as_array).into_iter().flatten() {
             for key in ["caller", "retry"] {
                 if let Some(text) = turn.get(key).and_then(toml::Value::as_str) {
@@ -68,7 +74,8 @@ fn caller_lines(dir: &Path) -> anyhow::Result<Vec<String>> {
             }
         }
     }
-    lines.extend([REFUSE.to_string(), LEAVE.to_string()]);
+    lines.extend(repairs);
+    lines.extend([REFUSE, LEAVE, "The name.", "The email."].map(str::to_string));
     let mut unique = Vec::new();
     for line in lines {
         if !line.trim().is_empty() && !unique.contains(&line) {

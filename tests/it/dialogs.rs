@@ -68,6 +68,8 @@ pub(crate) struct Fixture {
     existing: Vec<Existing>,
     #[serde(rename = "turn")]
     pub(crate) turns: Vec<Turn>,
+    /// What the caller says to put a wrong read-back right (spoken corpus).
+    pub(crate) repair: Option<Repair>,
     pub(crate) expect: Expect,
 }
 
@@ -119,6 +121,20 @@ pub(crate) struct Turn {
     taken: Option<NaiveDateTime>,
     greeting: Option<Vec<String>>,
 }
+
+/// A caller's corrections of a read-back: after "No, that's not right." and "The name." / "The email.".
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Repair {
+    /// The name again, each word spelled after it ("Grace, G R A C E. Hopper, H O P P E R.").
+    pub(crate) name: Option<String>,
+    /// The email again, spelled ("g r a c e at example dot com").
+    pub(crate) email: Option<String>,
+}
+
+/// What the caller says to name the part of a read-back to change.
+pub(crate) const THE_NAME: &str = "The name.";
+pub(crate) const THE_EMAIL: &str = "The email.";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -283,6 +299,7 @@ pub(crate) async fn play(fixture: &Fixture, path: &Path, hearing: Option<&dyn He
     let mut lines: std::collections::VecDeque<(usize, String, String)> =
         fixture.turns.iter().enumerate().map(|(i, t)| (i, t.caller.clone(), t.dtmf.clone())).collect();
     let mut retried = vec![false; fixture.turns.len()];
+    let mut repaired: Vec<&'static str> = Vec::new();
     while let Some((index, mut line, dtmf)) = lines.pop_front() {
         let turn = &fixture.turns[index];
         if turn.greeting.is_some() {
@@ -292,10 +309,20 @@ pub(crate) async fn play(fixture: &Fixture, path: &Path, hearing: Option<&dyn He
             book_elsewhere(at, someone(), Some("other@example.com".into()), None).await?;
             transcript.push_str(&format!("   (someone else books {at})\n"));
         }
-        // A caller who listens: a read-back that is not what they asked for gets a no, then they leave.
+        // A caller who listens: a read-back that is not what they asked for gets a no; a wrong name or
+        // email is spelled once, anything else makes them leave.
         if !strict && readback.is_asked(&last.say, &line, &dtmf) && !readback.matches(&last.say, fixture.now) {
+            let repair = readback.repair(&last.say, fixture.now, fixture.repair.as_ref(), &mut repaired);
+            let yes = (index, line.clone(), dtmf.clone());
             lines.clear();
-            lines.push_back((index, LEAVE.to_string(), String::new()));
+            match repair {
+                Some((part, again)) => {
+                    lines.push_back((index, part.to_string(), String::new()));
+                    lines.push_back((index, again, String::new()));
+                    lines.push_back(yes);
+                }
+                None => lines.push_back((index, LEAVE.to_string(), String::new())),
+            }
             line = REFUSE.to_string();
         }
         let said = match hearing {
@@ -415,6 +442,7 @@ fn asks_again(say: &str) -> bool {
 
 /// What the caller expects to hear read back before saying yes: the slot (or the appointment to cancel),
 /// the name and the contact of the booking the fixture expects.
+#[derive(Clone)]
 struct Readback {
     tz: Tz,
     /// The local start to be booked or moved to, or cancelled.
@@ -449,6 +477,40 @@ impl Readback {
             dtmf == "1" || ["yes", "correct", "go ahead", "yep", "that's right"].iter().any(|y| lower.starts_with(y));
         let read_back = say.contains("Just to confirm") || say.contains("Would you like me to cancel");
         yes && read_back
+    }
+
+    /// The line that names the wrong part of a read-back and the fixture's correction of it, when only the
+    /// name or the email is wrong and it was not corrected before.
+    fn repair(
+        &self,
+        say: &str,
+        now: DateTime<Utc>,
+        repair: Option<&Repair>,
+        repaired: &mut Vec<&'static str>,
+    ) -> Option<(&'static str, String)> {
+        let said = say.to_lowercase();
+        let name_ok = self.name.as_ref().is_none_or(|n| said.contains(&n.to_lowercase()));
+        let email_ok = self.spoken_email().is_none_or(|e| said.contains(&e));
+        let only = Self { name: None, email: None, ..self.clone() };
+        if !only.matches(say, now) {
+            return None;
+        }
+        let (part, again) = if !name_ok {
+            (THE_NAME, repair?.name.clone()?)
+        } else if !email_ok {
+            (THE_EMAIL, repair?.email.clone()?)
+        } else {
+            return None;
+        };
+        if repaired.contains(&part) {
+            return None;
+        }
+        repaired.push(part);
+        Some((part, again))
+    }
+
+    fn spoken_email(&self) -> Option<String> {
+        self.email.as_ref().map(|e| e.replace('.', " dot ").replace('@', " at "))
     }
 
     /// The read-back names what the caller asked for (when the fixture says what that is).

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::dialogs::{self, Fixture, Hearing, LEAVE, REFUSE};
+use crate::dialogs::{self, Fixture, Hearing, LEAVE, REFUSE, THE_EMAIL, THE_NAME};
 
 /// What each voice's speech was heard as.
 #[derive(Debug, Deserialize)]
@@ -95,7 +95,9 @@ fn transcripts() -> Transcripts {
 pub(crate) fn caller_lines(fixtures: &[Fixture]) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
     let said = fixtures.iter().flat_map(|f| f.turns.iter().flat_map(|t| [Some(t.caller.clone()), t.retry.clone()]));
-    for line in said.flatten().chain([REFUSE.to_string(), LEAVE.to_string()]) {
+    let repairs = fixtures.iter().filter_map(|f| f.repair.as_ref()).flat_map(|r| [r.name.clone(), r.email.clone()]);
+    let fixed = [REFUSE, LEAVE, THE_NAME, THE_EMAIL].map(str::to_string);
+    for line in said.chain(repairs).flatten().chain(fixed) {
         if !line.trim().is_empty() && !lines.contains(&line) {
             lines.push(line);
         }
