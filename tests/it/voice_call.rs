@@ -30,8 +30,8 @@ async fn voice_app() -> TestApp {
 
 /// [`voice_app`] with more settings changed by `tune`.
 async fn voice_app_with(tune: impl FnOnce(&mut Config)) -> TestApp {
-    // The session's per-turn log lines (heard, said, latency parts) in the test's output.
-    let _ = tracing_subscriber::fmt().with_env_filter("slotline::agent=info").with_test_writer().try_init();
+    // The session's per-turn log lines (latency parts; heard and said at debug) in the test's output.
+    let _ = tracing_subscriber::fmt().with_env_filter("slotline::agent=debug").with_test_writer().try_init();
     spawn_app_with(Db::Sqlite, Arc::new(SystemClock), |config| {
         config.voice.enabled = true;
         config.speech.model_path = Some(model_path());
