@@ -67,9 +67,9 @@ impl TestDb {
             Db::Postgres => {
                 let name = format!("slotline_it_{}", Uuid::new_v4().simple());
                 let admin = postgres_admin_url();
-                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await.expect(
-                    "PostgreSQL must run at IT_POSTGRES_URL (scripts/test.sh starts one; default 127.0.0.1:5432)",
-                );
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+                    .await
+                    .expect("PostgreSQL must run at IT_POSTGRES_URL (scripts/test.sh starts one; default 127.0.0.1:5432)");
                 sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
                     .await
                     .expect("create test database");
