@@ -79,6 +79,9 @@ fn show(output: &mut impl Write, style: Style, turn: &AgentTurn) -> std::io::Res
         }
     }
     match style {
+        // Nothing said: the agent waits for the rest of an unfinished turn ("I would like").
+        Style::Terminal if turn.say.is_empty() => writeln!(output, "\x1b[2m(the agent waits for more)\x1b[0m")?,
+        Style::Plain if turn.say.is_empty() => writeln!(output, "# waiting")?,
         Style::Terminal => writeln!(output, "\x1b[1magent>\x1b[0m {}", turn.say)?,
         Style::Plain => writeln!(output, "agent: {}", turn.say)?,
     }

@@ -12,7 +12,10 @@
 //!   after the end), and when its words answer what the agent asked ([`nlu::turn::complete`]) the turn
 //!   ends as soon as the transcript is ready and the pause has lasted `voice.pause_ms`
 //!   (`voice.early_end`). The decode overlaps the rest of that pause. Speech after the pause discards
-//!   the speculation.
+//!   the speculation. An early end is a guess: when the caller speaks again before the full end-of-turn
+//!   silence would have passed ("Monday, … at eleven"), the new words continue the same turn: the
+//!   answer to the first part is dropped (or stopped), both parts are transcribed again as one, and
+//!   the engine answers the whole turn instead ([`Conversation::continue_turn`]).
 //! - **Barge-in**: when the caller starts speaking while the agent talks, the sink is flushed at once
 //!   (the queued audio is dropped) and the agent listens; DTMF interrupts the same way.
 //! - **No input**: `voice.no_input_ms` after the agent stopped talking without a word or key, the engine
@@ -182,6 +185,8 @@ pub struct SessionReport {
 struct TurnRequest {
     heard: Heard,
     dtmf: String,
+    /// The words go on the turn before, which ended early at a pause.
+    continues: bool,
     /// Silence waited for before the turn ended.
     endpointing: Duration,
     /// Speech-to-text time already spent in the turn gap (a speculation that ended the turn early).
@@ -191,7 +196,7 @@ struct TurnRequest {
 impl TurnRequest {
     /// A turn without words: a key, or the no-input timeout.
     fn wordless(dtmf: String) -> Self {
-        Self { heard: Heard::Nothing, dtmf, endpointing: Duration::ZERO, stt_before: Duration::ZERO }
+        Self { heard: Heard::Nothing, dtmf, continues: false, endpointing: Duration::ZERO, stt_before: Duration::ZERO }
     }
 }
 
@@ -210,6 +215,8 @@ struct Speculation {
     /// The utterance's `start` and `end` (sample indexes), to match it with the end.
     start: u64,
     end: u64,
+    /// The audio, kept for a turn that goes on after an early end (transcribed again as a whole).
+    audio: Vec<i16>,
     transcript: Transcribing,
 }
 
@@ -222,8 +229,9 @@ impl Speculation {
     fn start(stt: &Arc<dyn SpeechToText>, utterance: Utterance) -> Self {
         let stt = stt.clone();
         let Utterance { start, end, samples } = utterance;
+        let audio = samples.clone();
         let task = tokio::spawn(async move { stt.transcribe(&samples).await });
-        Self { start, end, transcript: Transcribing::Running(task) }
+        Self { start, end, audio, transcript: Transcribing::Running(task) }
     }
 
     fn is_running(&self) -> bool {
@@ -328,7 +336,9 @@ pub async fn run(
                 }
             };
             let started = Instant::now();
-            let reply = conversation.turn(UserTurn { text: heard.clone(), dtmf: request.dtmf }).await;
+            let turn = UserTurn { text: heard.clone(), dtmf: request.dtmf };
+            let reply =
+                if request.continues { conversation.continue_turn(turn).await } else { conversation.turn(turn).await };
             timing.dialog = started.elapsed();
             expect_tx.send_replace(conversation.expecting());
             if done.send(TurnDone { heard, reply, timing }).is_err() {
@@ -351,6 +361,13 @@ pub async fn run(
     // The start of the utterance whose turn ended at a pause: the endpointer's later events for it
     // (queued before it was cut) belong to a turn already taken.
     let mut taken: Option<u64> = None;
+    // Where the words of a turn that ended early stopped (sample index), and their audio: speech starting
+    // before the full end-of-turn silence after them continues that turn, transcribed as a whole.
+    let mut early_words: Option<(u64, Vec<i16>)> = None;
+    let mut continuing: Option<Vec<i16>> = None;
+    // The answer to a turn the caller went on speaking: not to be played.
+    let mut superseded = false;
+    let end_silence = u64::from(settings.endpoint.end_frames) * FRAME as u64;
     let mut gap = tokio::time::interval(Duration::from_millis(20));
     gap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let silence: Frame = [0; FRAME];
@@ -378,8 +395,15 @@ pub async fn run(
                 }
             },
             Some(event) = endpointer.events.recv() => match event {
-                Endpoint::Started { .. } => {
+                Endpoint::Started { at } => {
                     in_utterance = true;
+                    if let Some((_, before)) = early_words.take().filter(|(end, _)| at.saturating_sub(*end) < end_silence) {
+                        // Still the same turn: its early answer is dropped, or stopped where it plays.
+                        continuing = Some(before);
+                        superseded = waiting.is_some() || !pending.is_empty();
+                        speaker.interrupt();
+                        tracing::debug!("the caller went on after an early end of turn: one turn");
+                    }
                     if settings.barge_in && speaker.is_speaking() && !hangup_after_speech {
                         speaker.interrupt();
                         report.barge_ins += 1;
@@ -404,7 +428,13 @@ pub async fn run(
                     in_utterance = false;
                     early_at = None;
                     let endpointing = duration_of(pushed.saturating_sub(utterance.end) as usize);
+                    let continues = continuing.is_some();
                     let heard = match speculation.take() {
+                        Some(s) if continues => {
+                            s.discard();
+                            Heard::Audio(joined(continuing.take(), utterance.samples))
+                        }
+                        None if continues => Heard::Audio(joined(continuing.take(), utterance.samples)),
                         Some(s) if (s.start, s.end) == (utterance.start, utterance.end) => {
                             metrics::stt_speculation("used");
                             Heard::Speculated(s)
@@ -417,7 +447,7 @@ pub async fn run(
                         }
                     };
                     metrics::turn_end("silence");
-                    pending.push_back(TurnRequest { heard, dtmf: String::new(), endpointing, stt_before: Duration::ZERO });
+                    pending.push_back(TurnRequest { heard, dtmf: String::new(), continues, endpointing, stt_before: Duration::ZERO });
                 }
                 Endpoint::Paused(_) | Endpoint::Ended(_) => {}
             },
@@ -446,28 +476,44 @@ pub async fn run(
                         let quiet = duration_of(pushed.saturating_sub(done.end) as usize);
                         let endpointing = quiet.min(settings.early_end_pause);
                         let stt_before = quiet - endpointing;
-                        pending.push_back(TurnRequest { heard: Heard::Speculated(done), dtmf: String::new(), endpointing, stt_before });
+                        let continues = continuing.is_some();
+                        let heard = match continuing.take() {
+                            // The whole turn, both parts, transcribed again as one.
+                            Some(before) => {
+                                let audio = joined(Some(before), done.audio.clone());
+                                done.discard();
+                                Heard::Audio(audio)
+                            }
+                            None => {
+                                early_words = Some((done.end, done.audio.clone()));
+                                Heard::Speculated(done)
+                            }
+                        };
+                        pending.push_back(TurnRequest { heard, dtmf: String::new(), continues, endpointing, stt_before });
                     }
                 }
             }
             Some(done) = next_done(&mut waiting), if waiting.is_some() => {
                 waiting = None;
                 note("caller", &done.heard);
-                note("agent", &done.reply.say);
-                let mut timing = done.timing;
-                if done.reply.end_call {
-                    hangup_after_speech = true;
+                // The caller went on speaking after an early end: the whole turn is answered when it ends.
+                if !std::mem::take(&mut superseded) || done.reply.end_call {
+                    note("agent", &done.reply.say);
+                    let mut timing = done.timing;
+                    if done.reply.end_call {
+                        hangup_after_speech = true;
+                    }
+                    let first_audio = speaker.say(done.reply.say.clone(), Some(Instant::now()));
+                    if let Ok(Some(first)) = first_audio.await {
+                        timing.tts_first_audio = first;
+                    }
+                    metrics::turn_latency(&timing);
+                    report.turns.push(timing);
+                    tracing::info!(endpointing_ms = timing.endpointing.as_millis() as u64, stt_ms = timing.stt.as_millis() as u64,
+                        dialog_ms = timing.dialog.as_millis() as u64, tts_ms = timing.tts_first_audio.as_millis() as u64,
+                        "turn");
+                    tracing::debug!(heard = %done.heard, say = %done.reply.say, "turn words");
                 }
-                let first_audio = speaker.say(done.reply.say.clone(), Some(Instant::now()));
-                if let Ok(Some(first)) = first_audio.await {
-                    timing.tts_first_audio = first;
-                }
-                metrics::turn_latency(&timing);
-                report.turns.push(timing);
-                tracing::info!(heard = %done.heard, say = %done.reply.say,
-                    endpointing_ms = timing.endpointing.as_millis() as u64, stt_ms = timing.stt.as_millis() as u64,
-                    dialog_ms = timing.dialog.as_millis() as u64, tts_ms = timing.tts_first_audio.as_millis() as u64,
-                    "turn");
             }
             Some(sentence) = interim.recv() => {
                 note("agent", &sentence);
@@ -508,6 +554,13 @@ pub async fn run(
     drop(turns_tx);
     report.outcome = worker.await.ok();
     report
+}
+
+/// The audio of a turn that went on after an early end: the words before it, then the rest.
+fn joined(before: Option<Vec<i16>>, rest: Vec<i16>) -> Vec<i16> {
+    let mut audio = before.unwrap_or_default();
+    audio.extend(rest);
+    audio
 }
 
 /// The worker's answer to the turn in flight (never resolves without one).
@@ -572,6 +625,11 @@ impl Speaker {
     /// (measured from `asked`).
     fn say(&mut self, text: String, asked: Option<Instant>) -> oneshot::Receiver<Option<Duration>> {
         self.busy = false;
+        if text.trim().is_empty() {
+            // Nothing to say (the caller has not finished): the silence before a re-prompt starts now.
+            let mut until = self.until.lock().unwrap_or_else(|e| e.into_inner());
+            *until = (*until).max(Instant::now());
+        }
         let (first_tx, first_rx) = oneshot::channel();
         let previous = self.current.take();
         let stop = CancellationToken::new();

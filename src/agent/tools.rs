@@ -114,6 +114,14 @@ impl ToolCall {
         }
     }
 
+    /// Whether the call books, cancels or moves (what a dialog engine cannot take back).
+    pub fn changes_calendar(&self) -> bool {
+        matches!(
+            self,
+            Self::ScheduleAppointment { .. } | Self::CancelAppointment { .. } | Self::RescheduleAppointment { .. }
+        )
+    }
+
     /// The arguments as a JSON object (what a model would send).
     pub fn arguments(&self) -> Value {
         let mut args = match self {

@@ -19,6 +19,7 @@
 //! agent = ["phrase", "..."]       # case-insensitive substrings of the reply
 //! not = ["..."]                   # must not appear
 //! taken = "2026-12-02T10:00"      # someone else books this local start just before the turn
+//! continues = true                # the whole of the turn before, which went on after an early end
 //! [expect]
 //! outcome = "booked"
 //! hangup = true
@@ -52,8 +53,10 @@ const AGENT_ID: Uuid = Uuid::from_u128(0x5107_0000_0000_0000_0000_0000_0000_0001
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Fixture {
-    title: String,
+pub(crate) struct Fixture {
+    pub(crate) title: String,
+    /// The spoken corpus's kind of conversation (booking, cancel, …).
+    pub(crate) category: Option<String>,
     calendar: String,
     timezone: String,
     now: DateTime<Utc>,
@@ -64,8 +67,10 @@ struct Fixture {
     #[serde(default)]
     existing: Vec<Existing>,
     #[serde(rename = "turn")]
-    turns: Vec<Turn>,
-    expect: Expect,
+    pub(crate) turns: Vec<Turn>,
+    /// What the caller says to put a wrong read-back right (spoken corpus).
+    pub(crate) repair: Option<Repair>,
+    pub(crate) expect: Expect,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,9 +102,15 @@ fn someone() -> String {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Turn {
+pub(crate) struct Turn {
     #[serde(default)]
-    caller: String,
+    pub(crate) caller: String,
+    /// What the caller says instead when the agent asks again after this turn (spoken corpus).
+    pub(crate) retry: Option<String>,
+    /// The whole turn again, heard after the caller went on speaking right after an early end of the
+    /// turn before: the engine answers it instead of that turn.
+    #[serde(default)]
+    continues: bool,
     #[serde(default)]
     dtmf: String,
     #[serde(default)]
@@ -111,39 +122,105 @@ struct Turn {
     greeting: Option<Vec<String>>,
 }
 
+/// A caller's corrections of a read-back: after "No, that's not right." and "The name." / "The email.".
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Expect {
+pub(crate) struct Repair {
+    /// The name again, each word spelled after it ("Grace, G R A C E. Hopper, H O P P E R.").
+    pub(crate) name: Option<String>,
+    /// The email again, spelled ("g r a c e at example dot com").
+    pub(crate) email: Option<String>,
+}
+
+/// What the caller says to name the part of a read-back to change.
+pub(crate) const THE_NAME: &str = "The name.";
+pub(crate) const THE_EMAIL: &str = "The email.";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Expect {
     outcome: String,
     hangup: bool,
     #[serde(default)]
-    bookings: Vec<ExpectBooking>,
+    pub(crate) bookings: Vec<ExpectBooking>,
     #[serde(default)]
     greeting: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ExpectBooking {
+pub(crate) struct ExpectBooking {
     #[serde(deserialize_with = "local_time")]
-    start: NaiveDateTime,
-    status: String,
-    name: Option<String>,
-    email: Option<String>,
-    phone: Option<String>,
+    pub(crate) start: NaiveDateTime,
+    pub(crate) status: String,
+    pub(crate) name: Option<String>,
+    pub(crate) email: Option<String>,
+    pub(crate) phone: Option<String>,
     /// Made before the conversation (listed in `[[existing]]`), so not carrying the chat's id.
     #[serde(default)]
-    existing: bool,
+    pub(crate) existing: bool,
 }
 
 fn local(tz: Tz, at: NaiveDateTime) -> DateTime<Utc> {
     tz.from_local_datetime(&at).earliest().expect("a local time that exists").with_timezone(&Utc)
 }
 
-/// Runs one fixture; returns the transcript, or the transcript with the first failure.
-async fn run(path: &Path) -> Result<String, String> {
+/// Reads a fixture file.
+pub(crate) fn load(path: &Path) -> Result<Fixture, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("read: {e}"))?;
-    let fixture: Fixture = toml::from_str(&text).map_err(|e| format!("fixture: {e}"))?;
+    toml::from_str(&text).map_err(|e| format!("fixture: {e}"))
+}
+
+/// Runs one fixture as written; returns the transcript, or the transcript with the first failure.
+async fn run(path: &Path) -> Result<String, String> {
+    let fixture = load(path)?;
+    let played = play(&fixture, path, None).await?;
+    match played.failure {
+        None => Ok(played.transcript),
+        Some(why) => Err(format!("{}!! {why}", played.transcript)),
+    }
+}
+
+/// How one conversation went.
+pub(crate) struct Played {
+    /// Both sides, with tool calls.
+    pub(crate) transcript: String,
+    /// The first expectation that did not hold (a phrase as written, the hang-up, the outcome, the
+    /// bookings); `None` when the calendar ended as the caller asked.
+    pub(crate) failure: Option<String>,
+    /// Confirmed bookings the call made that no expectation describes: wrong day, time, name or contact.
+    pub(crate) wrong: Vec<String>,
+    /// Every success the agent announced was a tool call that succeeded, and its last reply said something.
+    pub(crate) honest: bool,
+    /// The agent's last words.
+    pub(crate) last_say: String,
+}
+
+/// What a speech recogniser heard of each caller line: the spoken corpus's caller. It answers the agent
+/// the way a caller on the phone does: says a turn's `retry` once when the agent asks again, and answers a
+/// read-back that does not match what it asked for with a "no" and hangs up, rather than with the
+/// script's yes.
+pub(crate) trait Hearing {
+    /// What the engine receives for `line`.
+    fn heard(&self, line: &str) -> String;
+}
+
+/// The caller's lines when a read-back is wrong (rendered with the corpus).
+pub(crate) const REFUSE: &str = "No, that's not right.";
+pub(crate) const LEAVE: &str = "Never mind, goodbye.";
+
+/// Success announcements and the tool whose success they need.
+const CLAIMS: [(&str, &str); 4] = [
+    ("you're all set", "schedule_appointment"),
+    ("is booked for", "schedule_appointment"),
+    ("has been cancelled", "cancel_appointment"),
+    ("your appointment is now on", "reschedule_appointment"),
+];
+
+/// Plays `fixture` with the rules engine. `hearing` `None`: the lines as written, every phrase checked
+/// (the first miss stops the play); otherwise what a recogniser heard, and only the calendar's end state
+/// (and honesty) counts.
+pub(crate) async fn play(fixture: &Fixture, path: &Path, hearing: Option<&dyn Hearing>) -> Result<Played, String> {
     let tz: Tz = fixture.timezone.parse().map_err(|_| "timezone".to_string())?;
     let db = TestDb::new(Db::Sqlite).await;
     let store = db.store().await;
@@ -204,28 +281,61 @@ async fn run(path: &Path) -> Result<String, String> {
     let mut transcript = format!("== {} ({})\n", fixture.title, path.display());
     let greeting = conversation.greet().await;
     transcript.push_str(&format!("agent: {}\n", greeting.say));
-    let fail = |transcript: &str, why: String| Err(format!("{transcript}!! {why}"));
+    let mut played =
+        Played { transcript: String::new(), failure: None, wrong: Vec::new(), honest: true, last_say: String::new() };
+    let strict = hearing.is_none();
+    let fail = |transcript: &str, why: String| Played {
+        transcript: transcript.to_string(),
+        failure: Some(why),
+        ..Played::empty()
+    };
     for phrase in &fixture.expect.greeting {
         if !greeting.say.to_lowercase().contains(&phrase.to_lowercase()) {
-            return fail(&transcript, format!("greeting lacks `{phrase}`"));
+            return Ok(fail(&transcript, format!("greeting lacks `{phrase}`")));
         }
     }
+    let readback = Readback::of(fixture, tz);
     let mut last = AgentTurn::default();
-    for turn in &fixture.turns {
+    let mut lines: std::collections::VecDeque<(usize, String, String)> =
+        fixture.turns.iter().enumerate().map(|(i, t)| (i, t.caller.clone(), t.dtmf.clone())).collect();
+    let mut retried = vec![false; fixture.turns.len()];
+    let mut repaired: Vec<&'static str> = Vec::new();
+    while let Some((index, mut line, dtmf)) = lines.pop_front() {
+        let turn = &fixture.turns[index];
         if turn.greeting.is_some() {
-            return fail(&transcript, "`greeting` belongs in [expect]".into());
+            return Ok(fail(&transcript, "`greeting` belongs in [expect]".into()));
         }
         if let Some(at) = turn.taken {
             book_elsewhere(at, someone(), Some("other@example.com".into()), None).await?;
             transcript.push_str(&format!("   (someone else books {at})\n"));
         }
-        let user = UserTurn { text: turn.caller.clone(), dtmf: turn.dtmf.clone() };
+        // A caller who listens: a read-back that is not what they asked for gets a no; a wrong name or
+        // email is spelled once, anything else makes them leave.
+        if !strict && readback.is_asked(&last.say, &line, &dtmf) && !readback.matches(&last.say, fixture.now) {
+            let repair = readback.repair(&last.say, fixture.now, fixture.repair.as_ref(), &mut repaired);
+            let yes = (index, line.clone(), dtmf.clone());
+            lines.clear();
+            match repair {
+                Some((part, again)) => {
+                    lines.push_back((index, part.to_string(), String::new()));
+                    lines.push_back((index, again, String::new()));
+                    lines.push_back(yes);
+                }
+                None => lines.push_back((index, LEAVE.to_string(), String::new())),
+            }
+            line = REFUSE.to_string();
+        }
+        let said = match hearing {
+            Some(h) if !line.trim().is_empty() => h.heard(&line),
+            _ => line.clone(),
+        };
+        let user = UserTurn { text: said.clone(), dtmf: dtmf.clone() };
+        let heard_note = if said == line { String::new() } else { format!("   (said: {line})") };
         transcript.push_str(&format!(
-            "caller: {}{}\n",
-            turn.caller,
-            if turn.dtmf.is_empty() { String::new() } else { format!(" [dtmf {}]", turn.dtmf) }
+            "caller: {said}{}{heard_note}\n",
+            if dtmf.is_empty() { String::new() } else { format!(" [dtmf {dtmf}]") }
         ));
-        last = conversation.turn(user).await;
+        last = if turn.continues { conversation.continue_turn(user).await } else { conversation.turn(user).await };
         while let Ok(sentence) = interim.try_recv() {
             transcript.push_str(&format!("agent (interim): {sentence}\n"));
         }
@@ -234,60 +344,186 @@ async fn run(path: &Path) -> Result<String, String> {
         }
         transcript.push_str(&format!("agent: {}\n", last.say));
         let say = last.say.to_lowercase();
-        for phrase in &turn.agent {
-            if !say.contains(&phrase.to_lowercase()) {
-                return fail(&transcript, format!("the agent did not say `{phrase}`"));
+        for (claim, tool) in CLAIMS {
+            let done = last.tool_calls.iter().any(|c| c.outcome == "ok" && c.call.display().starts_with(tool));
+            if say.contains(claim) && !done {
+                played.honest = false;
+                transcript.push_str(&format!("   !! claims `{claim}` without a successful {tool}\n"));
             }
         }
-        for phrase in &turn.not {
-            if say.contains(&phrase.to_lowercase()) {
-                return fail(&transcript, format!("the agent said `{phrase}`"));
+        if !last.say.trim().is_empty() {
+            played.last_say = last.say.clone();
+        }
+        if strict {
+            for phrase in &turn.agent {
+                if !say.contains(&phrase.to_lowercase()) {
+                    return Ok(fail(&transcript, format!("the agent did not say `{phrase}`")));
+                }
+            }
+            for phrase in &turn.not {
+                if say.contains(&phrase.to_lowercase()) {
+                    return Ok(fail(&transcript, format!("the agent said `{phrase}`")));
+                }
+            }
+        } else if asks_again(&say) && !retried[index] && line != REFUSE {
+            retried[index] = true;
+            if let Some(retry) = &turn.retry {
+                lines.push_front((index, retry.clone(), String::new()));
             }
         }
         if last.end_call {
             break;
         }
     }
-    if last.end_call != fixture.expect.hangup {
-        return fail(&transcript, format!("hangup: expected {}, got {}", fixture.expect.hangup, last.end_call));
+    played.transcript = transcript;
+    if last.end_call != fixture.expect.hangup && played.failure.is_none() {
+        played.failure = Some(format!("hangup: expected {}, got {}", fixture.expect.hangup, last.end_call));
     }
     let outcome = conversation.finish();
-    if outcome.as_str() != fixture.expect.outcome {
-        return fail(&transcript, format!("outcome: expected {}, got {}", fixture.expect.outcome, outcome.as_str()));
+    if outcome.as_str() != fixture.expect.outcome && played.failure.is_none() {
+        played.failure = Some(format!("outcome: expected {}, got {}", fixture.expect.outcome, outcome.as_str()));
     }
     let filter = RecordFilter { agent_id: Some(AGENT_ID), limit: 100, ..RecordFilter::default() };
     let bookings = store.list_bookings(&filter).await.map_err(|e| e.to_string())?;
     let ours: Vec<_> = bookings.iter().filter(|b| b.attendee_name != someone()).collect();
-    let shown: Vec<String> = ours
+    let show = |b: &storage::BookingRecord| {
+        format!(
+            "{} {} {} {:?} {:?}",
+            b.start_at.with_timezone(&tz).naive_local(),
+            b.status,
+            b.attendee_name,
+            b.attendee_email,
+            b.attendee_phone
+        )
+    };
+    let shown: Vec<String> = ours.iter().map(|b| show(b)).collect();
+    let described = |b: &storage::BookingRecord, want: &ExpectBooking| {
+        b.start_at == local(tz, want.start)
+            && b.status == want.status
+            && want.name.as_ref().is_none_or(|n| &b.attendee_name == n)
+            && want.email.as_ref().is_none_or(|e| b.attendee_email.as_ref() == Some(e))
+            && want.phone.as_ref().is_none_or(|p| b.attendee_phone.as_ref() == Some(p))
+            && (want.existing || b.source_call_id.as_deref().is_some_and(|id| id.starts_with("chat-")))
+    };
+    let untouched = |b: &storage::BookingRecord| fixture.existing.iter().any(|e| b.start_at == local(tz, e.start));
+    played.wrong = ours
         .iter()
-        .map(|b| {
-            format!(
-                "{} {} {} {:?} {:?}",
-                b.start_at.with_timezone(&tz).naive_local(),
-                b.status,
-                b.attendee_name,
-                b.attendee_email,
-                b.attendee_phone
-            )
+        .filter(|b| {
+            b.status == "confirmed" && !untouched(b) && !fixture.expect.bookings.iter().any(|w| described(b, w))
         })
+        .map(|b| show(b))
         .collect();
-    if ours.len() != fixture.expect.bookings.len() {
-        return fail(&transcript, format!("bookings: expected {}, got {shown:?}", fixture.expect.bookings.len()));
-    }
-    for want in &fixture.expect.bookings {
-        let found = ours.iter().any(|b| {
-            b.start_at == local(tz, want.start)
-                && b.status == want.status
-                && want.name.as_ref().is_none_or(|n| &b.attendee_name == n)
-                && want.email.as_ref().is_none_or(|e| b.attendee_email.as_ref() == Some(e))
-                && want.phone.as_ref().is_none_or(|p| b.attendee_phone.as_ref() == Some(p))
-                && (want.existing || b.source_call_id.as_deref().is_some_and(|id| id.starts_with("chat-")))
-        });
-        if !found {
-            return fail(&transcript, format!("no booking like {want:?} among {shown:?}"));
+    if played.failure.is_none() {
+        if ours.len() != fixture.expect.bookings.len() {
+            played.failure = Some(format!("bookings: expected {}, got {shown:?}", fixture.expect.bookings.len()));
+        } else if let Some(want) = fixture.expect.bookings.iter().find(|w| !ours.iter().any(|b| described(b, w))) {
+            played.failure = Some(format!("no booking like {want:?} among {shown:?}"));
         }
     }
-    Ok(transcript)
+    if played.failure.is_some() && played.last_say.trim().is_empty() {
+        played.honest = false;
+    }
+    if let Some(why) = &played.failure {
+        played.transcript.push_str(&format!("!! {why}\n"));
+    }
+    Ok(played)
+}
+
+impl Played {
+    fn empty() -> Self {
+        Self { transcript: String::new(), failure: None, wrong: Vec::new(), honest: true, last_say: String::new() }
+    }
+}
+
+/// Whether the agent asked again: the caller's words were not understood.
+fn asks_again(say: &str) -> bool {
+    ["didn't catch", "didn't get", "could you spell", "still there"].iter().any(|p| say.contains(p))
+}
+
+/// What the caller expects to hear read back before saying yes: the slot (or the appointment to cancel),
+/// the name and the contact of the booking the fixture expects.
+#[derive(Clone)]
+struct Readback {
+    tz: Tz,
+    /// The local start to be booked or moved to, or cancelled.
+    start: Option<NaiveDateTime>,
+    name: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+}
+
+impl Readback {
+    fn of(fixture: &Fixture, tz: Tz) -> Self {
+        let existing = |at: NaiveDateTime| fixture.existing.iter().any(|e| e.start == at);
+        let goal = fixture
+            .expect
+            .bookings
+            .iter()
+            .find(|b| b.status == "confirmed" && !existing(b.start))
+            .or_else(|| fixture.expect.bookings.iter().find(|b| b.status == "cancelled"));
+        Self {
+            tz,
+            start: goal.map(|g| g.start),
+            name: goal.and_then(|g| g.name.clone()).filter(|_| goal.is_some_and(|g| !g.existing)),
+            email: goal.and_then(|g| g.email.clone()),
+            phone: goal.and_then(|g| g.phone.clone()),
+        }
+    }
+
+    /// The agent read something back and the caller is about to say yes to it.
+    fn is_asked(&self, say: &str, line: &str, dtmf: &str) -> bool {
+        let lower = line.trim().to_lowercase();
+        let yes =
+            dtmf == "1" || ["yes", "correct", "go ahead", "yep", "that's right"].iter().any(|y| lower.starts_with(y));
+        let read_back = say.contains("Just to confirm") || say.contains("Would you like me to cancel");
+        yes && read_back
+    }
+
+    /// The line that names the wrong part of a read-back and the fixture's correction of it, when only the
+    /// name or the email is wrong and it was not corrected before.
+    fn repair(
+        &self,
+        say: &str,
+        now: DateTime<Utc>,
+        repair: Option<&Repair>,
+        repaired: &mut Vec<&'static str>,
+    ) -> Option<(&'static str, String)> {
+        let said = say.to_lowercase();
+        let name_ok = self.name.as_ref().is_none_or(|n| said.contains(&n.to_lowercase()));
+        let email_ok = self.spoken_email().is_none_or(|e| said.contains(&e));
+        let only = Self { name: None, email: None, ..self.clone() };
+        if !only.matches(say, now) {
+            return None;
+        }
+        let (part, again) = if !name_ok {
+            (THE_NAME, repair?.name.clone()?)
+        } else if !email_ok {
+            (THE_EMAIL, repair?.email.clone()?)
+        } else {
+            return None;
+        };
+        if repaired.contains(&part) {
+            return None;
+        }
+        repaired.push(part);
+        Some((part, again))
+    }
+
+    fn spoken_email(&self) -> Option<String> {
+        self.email.as_ref().map(|e| e.replace('.', " dot ").replace('@', " at "))
+    }
+
+    /// The read-back names what the caller asked for (when the fixture says what that is).
+    fn matches(&self, say: &str, now: DateTime<Utc>) -> bool {
+        let said = say.to_lowercase();
+        let when = self.start.map(|s| slotline::agent::speak::instant(local(self.tz, s), self.tz, now).to_lowercase());
+        let spoken_email = self.email.as_ref().map(|e| e.replace('.', " dot ").replace('@', " at "));
+        let phone = self.phone.as_ref().map(|p| format!("ending in {}", &p[p.len().saturating_sub(4)..]));
+        [when, self.name.clone().map(|n| n.to_lowercase()), spoken_email, phone]
+            .into_iter()
+            .flatten()
+            .all(|part| said.contains(&part))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

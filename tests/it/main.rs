@@ -29,6 +29,7 @@ mod softphone;
 #[cfg(feature = "whisper")]
 mod speech;
 mod speech_engines;
+mod spoken;
 mod store;
 #[cfg(feature = "whisper")]
 mod voice_call;

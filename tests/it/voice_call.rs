@@ -30,8 +30,8 @@ async fn voice_app() -> TestApp {
 
 /// [`voice_app`] with more settings changed by `tune`.
 async fn voice_app_with(tune: impl FnOnce(&mut Config)) -> TestApp {
-    // The session's per-turn log lines (heard, said, latency parts) in the test's output.
-    let _ = tracing_subscriber::fmt().with_env_filter("slotline::agent=info").with_test_writer().try_init();
+    // The session's per-turn log lines (latency parts; heard and said at debug) in the test's output.
+    let _ = tracing_subscriber::fmt().with_env_filter("slotline::agent=debug").with_test_writer().try_init();
     spawn_app_with(Db::Sqlite, Arc::new(SystemClock), |config| {
         config.voice.enabled = true;
         config.speech.model_path = Some(model_path());
@@ -230,6 +230,70 @@ async fn a_spoken_booking_over_sip() {
     assert!(lines.iter().any(|(who, text)| who == "agent" && text.contains("You're all set, Jane")), "{lines:#?}");
     assert!(lines.iter().any(|(who, text)| who == "caller" && text.to_lowercase().contains("jane doe")), "{lines:#?}");
     assert_eq!(lines.first().map(|(who, _)| who.as_str()), Some("agent"), "the greeting comes first");
+    app.stop().await;
+}
+
+/// A free slot of the demo agent on a whole hour that a caller can name as "Thursday at two": two to six
+/// days ahead (the weekday alone says which day), at 10 or 11 AM or 2 or 3 PM (read as office hours).
+async fn nameable_slot(app: &TestApp, agent: &str) -> (String, &'static str, String) {
+    use chrono::{Datelike as _, Timelike as _};
+    let zone: chrono_tz::Tz = demo_timezone(app).await.parse().expect("IANA zone");
+    let today = chrono::Utc::now().with_timezone(&zone).date_naive();
+    // Hours whisper tiny hears in espeak-ng's voice after "at" ("at nine" comes out as "S-I-N").
+    let words = [(10, "ten"), (11, "eleven"), (14, "two"), (15, "three")];
+    for slot in slots(app, agent).await {
+        let start: chrono::DateTime<chrono::Utc> = slot["start"].as_str().expect("start").parse().expect("RFC 3339");
+        let local = start.with_timezone(&zone);
+        let ahead = (local.date_naive() - today).num_days();
+        let Some((_, hour)) = words.iter().find(|(h, _)| *h == local.hour() && local.minute() == 0) else { continue };
+        if (2..=6).contains(&ahead) {
+            let spoken =
+                if local.hour() < 12 { format!("{} AM", local.hour()) } else { format!("{} PM", local.hour() - 12) };
+            return (local.weekday().to_string(), hour, spoken);
+        }
+    }
+    panic!("the demo calendar has no free whole hour two to six days ahead");
+}
+
+/// Given the agent offering slots, when the caller says a day, pauses longer than the early-end pause
+/// and goes on ("Thursday | at two"), then the words after the pause belong to the same turn: the
+/// whole phrase is heard as one caller line and answered once, with the day and the hour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn words_right_after_an_early_end_continue_the_turn() {
+    let app = voice_app_with(|config| config.voice.end_silence_ms = PATIENT_END_MS).await;
+    let agent = demo_agent(&app).await;
+    let (day, hour, spoken) = nameable_slot(&app, &agent).await;
+    let day_name = match day.as_str() {
+        "Mon" => "Monday",
+        "Tue" => "Tuesday",
+        "Wed" => "Wednesday",
+        "Thu" => "Thursday",
+        "Fri" => "Friday",
+        other => panic!("the demo calendar is open on weekdays, not {other}"),
+    };
+    let phrase = format!("{day_name} | at {hour}");
+    let log = place_call(
+        &app,
+        &[
+            ("I'd like to schedule an appointment", Cue::AfterPrompt),
+            (phrase.as_str(), Cue::AfterPrompt),
+            ("no, that's all, goodbye", Cue::AfterPrompt),
+        ],
+    )
+    .await;
+    let call = crate::sip::call_row(&app).await;
+    let lines = transcript(&app, &call, 6).await;
+    assert!(log.error.is_none(), "{}\ntranscript: {lines:#?}", summary(&log));
+    let day_lower = day_name.to_lowercase();
+    let whole = lines.iter().position(|(who, text)| {
+        let text = text.to_lowercase();
+        who == "caller"
+            && text.contains(&day_lower)
+            && (text.contains(hour) || text.contains(&spoken[..spoken.find(' ').unwrap_or(0)]))
+    });
+    let Some(whole) = whole else { panic!("no caller line with both {day_name} and {hour}: {lines:#?}") };
+    let answer = lines[whole + 1..].iter().find(|(who, _)| who == "agent").map(|(_, t)| t.clone()).unwrap_or_default();
+    assert!(answer.contains(day_name) && answer.contains(&spoken), "answered {answer:?}: {lines:#?}");
     app.stop().await;
 }
 

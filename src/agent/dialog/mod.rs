@@ -60,7 +60,8 @@ impl UserTurn {
 /// What the agent does in reply.
 #[derive(Debug, Clone, Default)]
 pub struct AgentTurn {
-    /// What to say (may hold several sentences).
+    /// What to say (may hold several sentences); empty when the agent waits for the rest of a turn the
+    /// caller plainly has not finished ("Um", "I would like").
     pub say: String,
     /// Tools called to produce it, in order.
     pub tool_calls: Vec<ToolCallRecord>,
@@ -125,6 +126,12 @@ pub trait DialogEngine: Send {
     async fn greet(&mut self) -> AgentTurn;
     /// One caller turn.
     async fn on_user_turn(&mut self, turn: UserTurn) -> AgentTurn;
+    /// The whole of the last turn, heard again because the caller went on speaking right after it was
+    /// answered (its end was a guess at a short pause): the engine answers it instead of the last answer
+    /// where it can take that back, else as a turn of its own.
+    async fn continue_turn(&mut self, whole: UserTurn) -> AgentTurn {
+        self.on_user_turn(whole).await
+    }
 }
 
 /// The engine for `context` chosen by `config` (`dialog.engine`), over `toolbox`.
@@ -184,6 +191,16 @@ impl Conversation {
     /// One caller turn; a turn that ends the call finishes the conversation.
     pub async fn turn(&mut self, turn: UserTurn) -> AgentTurn {
         let reply = self.engine.on_user_turn(turn).await;
+        if reply.end_call {
+            self.finish();
+        }
+        reply
+    }
+
+    /// The whole of the last turn, which went on ([`DialogEngine::continue_turn`]); the answer replaces
+    /// the last one.
+    pub async fn continue_turn(&mut self, whole: UserTurn) -> AgentTurn {
+        let reply = self.engine.continue_turn(whole).await;
         if reply.end_call {
             self.finish();
         }

@@ -1,10 +1,17 @@
 //! The rules engine: offline, deterministic slot filling for booking, cancelling and rescheduling.
 //!
-//! The conversation is a small state machine ([`Stage`]). Each caller turn is read by [`crate::agent::nlu`]
-//! (intent, day/time wish, choice, name, email, yes/no) and moves the stage on. The engine offers two or
-//! three slots at a time, reads the booking back and books only after a yes, apologises and offers the
-//! nearest free slots when a slot was taken, re-prompts on silence or nonsense and gives up politely after
-//! three misses in a row. DTMF works wherever a choice or a yes/no is asked (1/2/3 pick, 1 yes, 2 no).
+//! The conversation is a small state machine ([`Stage`]). Each caller turn is read once by
+//! [`crate::agent::nlu::reading`] for everything it carries (intent, day/time wish, the booking a cancel
+//! or reschedule names and where it should go, pick, name, email, phone, yes/no, correction) and moves
+//! the stage on; details given before they were asked are kept ("my name is Ada Lovelace" while slots are
+//! offered). The engine offers two or three slots at a time, reads the booking back (the email's local
+//! part letter by letter) and books only after a yes, apologises and offers the nearest free slots when a
+//! slot was taken, re-prompts on silence or nonsense and gives up politely after three misses in a row.
+//! A correction ("no, X", "actually X", "X instead") replaces what it names, at the read-back only that
+//! ("no, Thursday" keeps the time); one whose value cannot be read is a question, never the old value.
+//! A plainly unfinished turn ("Um", "I would like.") gets no answer: its words are kept for the next.
+//! DTMF works wherever a choice or a yes/no is asked (1/2/3 pick, 1 yes, 2 no), and 1 takes the caller's
+//! number when the email could not be understood.
 
 use std::sync::Arc;
 
@@ -13,6 +20,7 @@ use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone as _, Utc};
 
 use super::{AgentTurn, CallContext, DialogEngine, Expect, UserTurn};
 use crate::agent::nlu::intent::{self, Intent};
+use crate::agent::nlu::reading::Reading;
 use crate::agent::nlu::when::{self, Days, Times, When};
 use crate::agent::nlu::{choice, contact, Utterance};
 use crate::agent::speak;
@@ -23,6 +31,8 @@ use crate::calendar::{Booking, Slot};
 const OFFER: usize = 3;
 /// Misses in a row before the engine gives up.
 const MAX_MISSES: u32 = 3;
+/// Unfinished fragments ("um", "I would like") held in a row before the engine answers them anyway.
+const MAX_HELD: u32 = 3;
 /// Days listed when the caller names no day.
 const DEFAULT_RANGE_DAYS: u32 = 14;
 
@@ -110,6 +120,31 @@ pub struct RulesEngine {
     misses: u32,
     missed: bool,
     calls: Vec<ToolCallRecord>,
+    /// Words of a turn the caller had plainly not finished ("I would like."), said again before the next.
+    held: Option<String>,
+    held_turns: u32,
+    /// Which appointment a cancel or reschedule request named, and where a move should go.
+    criteria: When,
+    move_to: When,
+    /// The conversation before the last turn while that turn can still be taken back: when the caller
+    /// goes on speaking right after it, the whole turn is answered instead.
+    before_last: Option<Snapshot>,
+}
+
+/// The conversation's state between turns.
+#[derive(Debug, Clone)]
+struct Snapshot {
+    stage: Stage,
+    name: Option<String>,
+    email: Option<String>,
+    use_phone: bool,
+    wish: When,
+    last_say: String,
+    misses: u32,
+    held: Option<String>,
+    held_turns: u32,
+    criteria: When,
+    move_to: When,
 }
 
 /// One reply: what to say, and whether the call ends after it.
@@ -121,6 +156,11 @@ struct Reply {
 impl Reply {
     fn say(text: impl Into<String>) -> Self {
         Self { say: text.into(), end: false }
+    }
+
+    /// Nothing to say yet: the caller is still talking.
+    fn wait() -> Self {
+        Self { say: String::new(), end: false }
     }
 
     fn end(text: impl Into<String>) -> Self {
@@ -143,7 +183,42 @@ impl RulesEngine {
             misses: 0,
             missed: false,
             calls: Vec::new(),
+            held: None,
+            held_turns: 0,
+            criteria: When::default(),
+            move_to: When::default(),
+            before_last: None,
         }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            stage: self.stage.clone(),
+            name: self.name.clone(),
+            email: self.email.clone(),
+            use_phone: self.use_phone,
+            wish: self.wish,
+            last_say: self.last_say.clone(),
+            misses: self.misses,
+            held: self.held.clone(),
+            held_turns: self.held_turns,
+            criteria: self.criteria,
+            move_to: self.move_to,
+        }
+    }
+
+    fn restore(&mut self, s: Snapshot) {
+        self.stage = s.stage;
+        self.name = s.name;
+        self.email = s.email;
+        self.use_phone = s.use_phone;
+        self.wish = s.wish;
+        self.last_say = s.last_say;
+        self.misses = s.misses;
+        self.held = s.held;
+        self.held_turns = s.held_turns;
+        self.criteria = s.criteria;
+        self.move_to = s.move_to;
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -199,7 +274,9 @@ impl RulesEngine {
     fn confirmation(&self, slot: &Slot) -> String {
         let name = self.name.clone().unwrap_or_default();
         let contact = match (&self.email, &self.context.caller) {
-            (Some(email), _) if !self.use_phone => format!("with the confirmation sent to {}", say_email(email)),
+            (Some(email), _) if !self.use_phone => {
+                format!("with the confirmation sent to {}, spelled {}", say_email(email), spell_local(email))
+            }
             (_, Some(phone)) => format!("with your phone number {}", say_phone(phone)),
             _ => String::new(),
         };
@@ -249,61 +326,83 @@ impl RulesEngine {
         Reply::say(format!("{lead} {}", self.prompt()))
     }
 
+    /// The caller paused after a fragment and said nothing more: ask, without counting a miss.
+    fn nudge(&mut self, held: &str) -> Reply {
+        let greeted = Utterance::new(held).has_any(&["hi", "hello", "hey", "good morning", "good afternoon"]);
+        let lead = if greeted { "Hello!" } else { "Take your time." };
+        Reply::say(format!("{lead} {}", self.prompt()))
+    }
+
     async fn respond(&mut self, turn: UserTurn) -> Reply {
         if turn.is_silent() {
+            if let Some(held) = self.held.take() {
+                self.held_turns = 0;
+                return self.nudge(&held);
+            }
             return self.miss(true);
         }
-        let u = Utterance::new(&turn.text);
+        let text = match self.held.take() {
+            Some(held) if !turn.text.trim().is_empty() => format!("{held} {}", turn.text),
+            _ => turn.text.clone(),
+        };
+        let u = Utterance::new(&text);
+        let reading = Reading::new(&u, &text, self.today(), self.expecting());
+        if reading.unfinished && turn.dtmf.is_empty() && self.held_turns < MAX_HELD {
+            self.held = Some(text);
+            self.held_turns += 1;
+            return Reply::wait();
+        }
+        self.held_turns = 0;
         let answering = matches!(
             self.stage,
             Stage::ConfirmCancel(_) | Stage::ConfirmMove(..) | Stage::PickBooking(..) | Stage::AskLookupEmail(_)
         );
-        match intent::intent(&u) {
+        match reading.intent {
             Some(Intent::Goodbye) => {
                 self.stage = Stage::Ended;
                 return Reply::end(GOODBYE);
             }
             Some(Intent::Human) => return Reply::say(format!("{NO_HUMAN} {}", self.prompt())),
             Some(Intent::Repeat) if !self.last_say.is_empty() => return Reply::say(self.last_say.clone()),
-            Some(Intent::Cancel) if !answering => return self.lookup(Action::Cancel, contact::email(&u)).await,
-            Some(Intent::Reschedule) if !answering => return self.lookup(Action::Move, contact::email(&u)).await,
+            Some(Intent::Cancel) if !answering => return self.lookup(Action::Cancel, &reading).await,
+            Some(Intent::Reschedule) if !answering => return self.lookup(Action::Move, &reading).await,
             _ => {}
         }
-        let wish = when::parse(&u, self.today());
-        let yes = intent::yes_no(&u);
+        let wish = reading.when;
+        let yes = reading.yes;
+        if self.collecting() {
+            self.absorb(&reading);
+        }
         let key_yes = match turn.dtmf.chars().next() {
             Some('1') => Some(true),
             Some('2') => Some(false),
             _ => None,
         };
         match self.stage.clone() {
-            Stage::Listening(purpose) => self.listening(&u, purpose, wish, yes).await,
+            Stage::Listening(purpose) => self.listening(&u, purpose, &reading).await,
             Stage::Offering { purpose, offered, rest } => {
-                self.offering(&u, &turn.dtmf, purpose, offered, rest, wish, yes).await
+                self.offering(&u, &turn.dtmf, purpose, offered, rest, &reading).await
             }
             Stage::AskName(slot) => {
-                if let Some(reply) = self.correction(&u, wish, Purpose::Book).await {
+                if let Some(reply) = self.correction(&reading, Purpose::Book, None).await {
                     return reply;
                 }
-                if let Some(email) = contact::email(&u) {
-                    self.email = Some(email);
+                if reading.name.is_some() {
+                    return self.next_detail(slot);
                 }
-                match contact::name(&u) {
-                    Some(name) => {
-                        self.name = Some(name);
-                        self.next_detail(slot)
-                    }
-                    None => self.miss(false),
+                if reading.has_details() {
+                    return Reply::say("Thank you. May I have your full name, please?");
                 }
+                self.miss(false)
             }
             Stage::AskContact(slot) => {
-                if let Some(email) = contact::email(&u) {
+                if let Some(email) = reading.email.clone() {
                     self.email = Some(email);
                     self.use_phone = false;
                     self.stage = Stage::Confirm(slot.clone());
                     return Reply::say(self.confirmation(&slot));
                 }
-                if intent::prefers_phone(&u) {
+                if intent::prefers_phone(&u) || turn.dtmf.starts_with('1') {
                     if self.context.caller.is_none() {
                         return Reply::say(
                             "I'm sorry, I can't see the number you're calling from. What email address should I use?",
@@ -313,7 +412,7 @@ impl RulesEngine {
                     self.stage = Stage::Confirm(slot.clone());
                     return Reply::say(self.confirmation(&slot));
                 }
-                if let Some(reply) = self.correction(&u, wish, Purpose::Book).await {
+                if let Some(reply) = self.correction(&reading, Purpose::Book, None).await {
                     return reply;
                 }
                 self.missed = true;
@@ -321,30 +420,42 @@ impl RulesEngine {
                 if self.misses >= MAX_MISSES {
                     return self.miss(false);
                 }
-                Reply::say("Sorry, I didn't get that email address. Could you spell it for me? For example: j o h n at example dot com.")
+                let phone = if self.context.caller.is_some() {
+                    " Or press 1 to use the number you're calling from."
+                } else {
+                    ""
+                };
+                Reply::say(format!("Sorry, I didn't get that email address. Could you spell it for me? For example: j o h n at example dot com.{phone}"))
             }
-            Stage::Confirm(slot) => match key_yes.or(yes) {
-                Some(true) => self.book(slot).await,
-                Some(false) => {
-                    if let Some(reply) = self.correction(&u, wish, Purpose::Book).await {
-                        return reply;
+            Stage::Confirm(slot) => {
+                // "Yes, Thursday" when Wednesday was read back is a correction, not a yes.
+                let contradicts = !wish.is_empty() && !fits(&slot, wish);
+                match key_yes.or(yes) {
+                    Some(true) if !contradicts && !reading.correcting => self.book(slot).await,
+                    Some(false) | Some(true) => {
+                        if let Some(reply) = self.correction(&reading, Purpose::Book, Some(&slot)).await {
+                            return reply;
+                        }
+                        if self.amend_details(&u, &reading) {
+                            return Reply::say(self.confirmation(&slot));
+                        }
+                        self.stage = Stage::AskWhatToChange(slot);
+                        Reply::say("No problem. What would you like to change: the time, the name or the email?")
                     }
-                    if self.amend_details(&u) {
-                        return Reply::say(self.confirmation(&slot));
+                    None => {
+                        if let Some(reply) = self.correction(&reading, Purpose::Book, Some(&slot)).await {
+                            return reply;
+                        }
+                        if self.amend_details(&u, &reading) {
+                            return Reply::say(self.confirmation(&slot));
+                        }
+                        if reading.accepts {
+                            return self.book(slot).await;
+                        }
+                        self.miss(false)
                     }
-                    self.stage = Stage::AskWhatToChange(slot);
-                    Reply::say("No problem. What would you like to change: the time, the name or the email?")
                 }
-                None => {
-                    if let Some(reply) = self.correction(&u, wish, Purpose::Book).await {
-                        return reply;
-                    }
-                    if self.amend_details(&u) {
-                        return Reply::say(self.confirmation(&slot));
-                    }
-                    self.miss(false)
-                }
-            },
+            }
             Stage::AskWhatToChange(slot) => {
                 if !wish.is_empty() {
                     return self.offer(Purpose::Book, wish.refine(self.wish)).await;
@@ -364,14 +475,14 @@ impl RulesEngine {
                     self.stage = Stage::AskContact(slot);
                     return Reply::say(self.ask_contact());
                 }
-                if self.amend_details(&u) {
+                if self.amend_details(&u, &reading) {
                     self.stage = Stage::Confirm(slot.clone());
                     return Reply::say(self.confirmation(&slot));
                 }
                 self.miss(false)
             }
             Stage::AskLookupEmail(action) => match contact::email(&u) {
-                Some(email) => self.lookup(action, Some(email)).await,
+                Some(email) => self.find(action, Some(email)).await,
                 None if yes == Some(false) || intent::prefers_phone(&u) => {
                     self.stage = Stage::AnythingElse;
                     Reply::say(format!("I'm sorry, I can't find the appointment without it. {ANYTHING_ELSE}"))
@@ -383,7 +494,7 @@ impl RulesEngine {
                     .or_else(|| choice::pick(&u, bookings.len()))
                     .or_else(|| self.booking_matching(&bookings, wish));
                 match picked.and_then(|i| bookings.get(i).cloned()) {
-                    Some(booking) => self.picked_booking(action, booking),
+                    Some(booking) => self.picked_booking(action, booking).await,
                     None => self.miss(false),
                 }
             }
@@ -422,8 +533,9 @@ impl RulesEngine {
                 None => self.miss(false),
             },
             Stage::AnythingElse => {
-                if intent::intent(&u).is_some() || !wish.is_empty() {
-                    return self.listening(&u, None, wish, None).await;
+                if reading.intent.is_some() || !wish.is_empty() {
+                    let reading = Reading { yes: None, ..reading };
+                    return self.listening(&u, None, &reading).await;
                 }
                 match yes {
                     Some(false) => {
@@ -441,18 +553,26 @@ impl RulesEngine {
         }
     }
 
-    async fn listening(&mut self, u: &Utterance, purpose: Option<Purpose>, wish: When, yes: Option<bool>) -> Reply {
+    async fn listening(&mut self, u: &Utterance, purpose: Option<Purpose>, reading: &Reading) -> Reply {
+        let (wish, yes) = (reading.when, reading.yes);
         if let Some(purpose) = purpose {
             let whenever = u.has_any(&["any", "anytime", "whenever", "don't mind", "doesn't matter", "either"]);
             if !wish.is_empty() || yes == Some(true) || whenever || intent::wants_other_options(u) {
                 return self.offer(purpose, wish).await;
             }
+            if reading.unreadable_correction {
+                return self.ask_instead(purpose);
+            }
+            if reading.has_details() {
+                let first = self.first_name().map(|f| format!("Thank you, {f}. ")).unwrap_or_default();
+                return Reply::say(format!("{first}{}", self.prompt()));
+            }
             return self.miss(false);
         }
-        match intent::intent(u) {
+        match reading.intent {
             Some(Intent::Book | Intent::Availability) => self.offer(Purpose::Book, wish).await,
             _ if !wish.is_empty() => self.offer(Purpose::Book, wish).await,
-            _ if yes == Some(true) => {
+            _ if yes == Some(true) || reading.has_details() => {
                 self.stage = Stage::Listening(Some(Purpose::Book));
                 Reply::say("Great. What day would suit you?")
             }
@@ -460,19 +580,35 @@ impl RulesEngine {
         }
     }
 
-    /// A "no, Thursday" or "actually at 3": a new day or time wish while details are being collected.
-    async fn correction(&mut self, u: &Utterance, wish: When, purpose: Purpose) -> Option<Reply> {
-        let correcting = intent::yes_no(u) == Some(false) || u.has_any(&["actually", "instead", "rather", "change"]);
-        let has_details = contact::email(u).is_some() || u.has_any(&["my name", "name is"]);
-        if !wish.is_empty() && (correcting || !has_details) {
-            return Some(self.offer(purpose, wish.refine(self.wish)).await);
+    /// A "no, Thursday" or "actually at 3": a new day or time wish while details are being collected. At
+    /// the read-back (`anchor`, the slot read back) the new value replaces only what it names: "no,
+    /// Thursday" keeps the time. A correction whose value cannot be read is a question.
+    async fn correction(&mut self, reading: &Reading, purpose: Purpose, anchor: Option<&Slot>) -> Option<Reply> {
+        if reading.unreadable_correction {
+            return Some(self.ask_instead(purpose));
         }
-        None
+        let wish = reading.when;
+        let correcting = reading.correcting || reading.yes == Some(false) || reading.yes == Some(true);
+        if wish.is_empty() || (!correcting && reading.has_details()) {
+            return None;
+        }
+        let wish = match anchor {
+            Some(slot) => {
+                let local = slot.local_start();
+                When {
+                    days: wish.days.or(Some(Days::On(local.date_naive()))),
+                    times: wish.times.or(Some(Times::At(local.time()))),
+                    ..wish
+                }
+            }
+            None => wish.refine(self.wish),
+        };
+        Some(self.offer(purpose, wish).await)
     }
 
     /// Takes a new email or an introduced name from a correction; `true` when something changed.
-    fn amend_details(&mut self, u: &Utterance) -> bool {
-        if let Some(email) = contact::email(u) {
+    fn amend_details(&mut self, u: &Utterance, reading: &Reading) -> bool {
+        if let Some(email) = reading.email.clone() {
             self.email = Some(email);
             self.use_phone = false;
             return true;
@@ -597,7 +733,6 @@ impl RulesEngine {
         [time, day].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ")
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn offering(
         &mut self,
         u: &Utterance,
@@ -605,30 +740,24 @@ impl RulesEngine {
         purpose: Purpose,
         offered: Vec<Slot>,
         rest: Vec<Slot>,
-        wish: When,
-        yes: Option<bool>,
+        reading: &Reading,
     ) -> Reply {
+        let (wish, yes) = (reading.when, reading.yes);
         if let Some(i) = choice::pick_key(dtmf, offered.len()).or_else(|| choice::pick(u, offered.len())) {
             return self.choose(purpose, offered[i].clone());
         }
-        if !wish.is_empty() {
-            if let Some(Times::At(t)) = wish.times {
-                let hits: Vec<&Slot> = offered
-                    .iter()
-                    .filter(|s| {
-                        s.local_start().time() == t
-                            && wish.days.is_none_or(|d| d.contains(s.local_start().date_naive()))
-                    })
-                    .collect();
-                if let [slot] = hits.as_slice() {
-                    return self.choose(purpose, (*slot).clone());
-                }
-            }
-            if !(wish.earliest && wish.days.is_none() && wish.times.is_none() && yes == Some(true)) {
-                return self.offer(purpose, wish.refine(self.wish)).await;
-            }
+        if let Some(slot) = offered_at(&offered, u, wish) {
+            return self.choose(purpose, slot);
         }
-        if yes == Some(true) && !intent::wants_other_options(u) {
+        if reading.unreadable_correction {
+            return self.ask_instead(purpose);
+        }
+        // "Yes, the earliest" takes the earliest offered; any other wish lists again.
+        let yes_earliest = wish.earliest && wish.days.is_none() && wish.times.is_none() && yes == Some(true);
+        if !wish.is_empty() && !yes_earliest {
+            return self.offer(purpose, wish.refine(self.wish)).await;
+        }
+        if (yes == Some(true) || reading.accepts) && !intent::wants_other_options(u) {
             if let [slot] = offered.as_slice() {
                 return self.choose(purpose, slot.clone());
             }
@@ -644,10 +773,43 @@ impl RulesEngine {
             self.stage = Stage::Offering { purpose, offered: next, rest };
             return say.into_reply();
         }
-        if matches!(intent::intent(u), Some(Intent::Book | Intent::Availability)) {
+        if reading.has_details() {
+            // Name or email before the pick: kept, and the pick asked again.
+            let first = self.first_name().map(|f| format!("Thank you, {f}. ")).unwrap_or_default();
+            return Reply::say(format!("{first}{}", self.prompt()));
+        }
+        if matches!(reading.intent, Some(Intent::Book | Intent::Availability)) {
             return Reply::say(self.prompt());
         }
         self.miss(false)
+    }
+
+    /// A correction whose new value could not be read: ask for it, never keep the old one.
+    fn ask_instead(&mut self, purpose: Purpose) -> Reply {
+        self.stage = Stage::Listening(Some(purpose));
+        Reply::say("Sorry, I didn't catch what you'd like instead. Which day would you like instead?")
+    }
+
+    fn first_name(&self) -> Option<String> {
+        self.name.as_deref().and_then(|n| n.split_whitespace().next()).map(str::to_string)
+    }
+
+    /// Takes the details a turn carries (name, email, phone), whatever was asked.
+    fn absorb(&mut self, reading: &Reading) {
+        if let Some(name) = &reading.name {
+            self.name = Some(name.clone());
+        }
+        if let Some(email) = &reading.email {
+            self.email = Some(email.clone());
+            self.use_phone = false;
+        } else if reading.phone && self.context.caller.is_some() {
+            self.use_phone = true;
+        }
+    }
+
+    /// Whether the conversation is collecting a booking's details (where any turn may give them).
+    fn collecting(&self) -> bool {
+        matches!(self.stage, Stage::Listening(_) | Stage::Offering { .. } | Stage::AskName(_) | Stage::AskContact(_))
     }
 
     fn choose(&mut self, purpose: Purpose, slot: Slot) -> Reply {
@@ -772,7 +934,15 @@ impl RulesEngine {
     }
 
     /// Finds the caller's bookings (by caller id, or `email`) to cancel or move one.
-    async fn lookup(&mut self, action: Action, email: Option<String>) -> Reply {
+    /// A cancel or reschedule request: which appointment it names and, for a move, where to.
+    async fn lookup(&mut self, action: Action, reading: &Reading) -> Reply {
+        self.criteria = reading.criteria;
+        self.move_to = reading.when;
+        self.find(action, reading.email.clone()).await
+    }
+
+    /// Finds the caller's bookings (by caller id, or `email`) to cancel or move one.
+    async fn find(&mut self, action: Action, email: Option<String>) -> Reply {
         let email = email.or_else(|| self.email.clone());
         let result = self.call(ToolCall::FindAppointments { attendee_email: email.clone() }).await;
         let bookings = match result.data {
@@ -802,7 +972,11 @@ impl RulesEngine {
                 let email = email.as_deref().map(say_email).unwrap_or_default();
                 Reply::say(format!("I couldn't find any upcoming appointments under {email}. {ANYTHING_ELSE}"))
             }
-            [one] => self.picked_booking(action, one.clone()),
+            [one] => self.picked_booking(action, one.clone()).await,
+            many if self.booking_matching(many, self.criteria).is_some() => {
+                let i = self.booking_matching(many, self.criteria).unwrap_or_default();
+                self.picked_booking(action, many[i].clone()).await
+            }
             many => {
                 let say = format!(
                     "I found {} appointments: {}. Which one would you like to {}?",
@@ -816,7 +990,7 @@ impl RulesEngine {
         }
     }
 
-    fn picked_booking(&mut self, action: Action, booking: Booking) -> Reply {
+    async fn picked_booking(&mut self, action: Action, booking: Booking) -> Reply {
         let when = self.when_of(&booking);
         if self.name.is_none() {
             self.name = Some(booking.attendee_name.clone());
@@ -827,6 +1001,12 @@ impl RulesEngine {
                 Reply::say(format!(
                     "I found your appointment on {when}. Would you like me to cancel it? Say yes, or press 1 to confirm."
                 ))
+            }
+            Action::Move if !self.move_to.is_empty() => {
+                // "Move my appointment to next Monday": the day asked for comes with the request.
+                let target = std::mem::take(&mut self.move_to);
+                let reply = self.offer(Purpose::Move(booking), target).await;
+                Reply { say: format!("I found your appointment on {when}. {}", reply.say), ..reply }
             }
             Action::Move => {
                 self.stage = Stage::Listening(Some(Purpose::Move(booking)));
@@ -879,6 +1059,40 @@ fn nearest(slots: &[Slot], target: DateTime<Utc>) -> Vec<Slot> {
     out
 }
 
+/// Whether `slot` is one the wish describes.
+fn fits(slot: &Slot, wish: When) -> bool {
+    let local = slot.local_start();
+    wish.days.is_none_or(|d| d.contains(local.date_naive())) && wish.times.is_none_or(|t| t.contains(local.time()))
+}
+
+/// The one offered slot a time picks: "930", "the 10 o'clock", "Thursday at 9:30", or a lone hour that
+/// is not an option's number ("ten" among 9, 9:30 and 10).
+fn offered_at(offered: &[Slot], u: &Utterance, wish: When) -> Option<Slot> {
+    use chrono::Timelike as _;
+    let hits: Vec<&Slot> = match wish.times {
+        Some(Times::At(_)) => offered.iter().filter(|s| fits(s, wish)).collect(),
+        None if wish.days.is_none() => {
+            let content: Vec<&String> = u
+                .words
+                .iter()
+                .filter(|w| !matches!(w.as_str(), "please" | "the" | "um" | "uh" | "at" | "one" | "how" | "about"))
+                .collect();
+            let [only] = content.as_slice() else { return None };
+            let hour =
+                crate::agent::nlu::number(only).filter(|h| (1..=12).contains(h) && *h as usize > offered.len())?;
+            offered
+                .iter()
+                .filter(|s| s.local_start().hour() % 12 == hour % 12 && s.local_start().minute() == 0)
+                .collect()
+        }
+        _ => return None,
+    };
+    match hits.as_slice() {
+        [slot] => Some((*slot).clone()),
+        _ => None,
+    }
+}
+
 fn split_offer(mut slots: Vec<Slot>) -> (Vec<Slot>, Vec<Slot>) {
     let rest = slots.split_off(slots.len().min(OFFER));
     (slots, rest)
@@ -902,6 +1116,23 @@ fn sentence_body(text: &str) -> &str {
 /// An email as it is read aloud: "jane dot doe at example dot com".
 fn say_email(email: &str) -> String {
     email.replace('.', " dot ").replace('@', " at ")
+}
+
+/// The part of an email before the `@`, letter by letter ("J A N E dot D O E"), so that the read-back is the
+/// address that will be sent to, even where a recogniser wrote spelled letters as a word ("jon" as "john").
+fn spell_local(email: &str) -> String {
+    let local = email.split('@').next().unwrap_or(email);
+    let spoken: Vec<String> = local
+        .chars()
+        .map(|c| match c {
+            '.' => "dot".to_string(),
+            '_' => "underscore".to_string(),
+            '-' => "dash".to_string(),
+            '+' => "plus".to_string(),
+            c => c.to_uppercase().to_string(),
+        })
+        .collect();
+    spoken.join(" ")
 }
 
 /// A phone number read in groups of digits.
@@ -948,6 +1179,7 @@ impl DialogEngine for RulesEngine {
     async fn on_user_turn(&mut self, turn: UserTurn) -> AgentTurn {
         self.calls.clear();
         self.missed = false;
+        let before = self.snapshot();
         let reply = self.respond(turn).await;
         if !self.missed {
             self.misses = 0;
@@ -955,7 +1187,22 @@ impl DialogEngine for RulesEngine {
         if reply.end {
             self.stage = Stage::Ended;
         }
-        self.last_say = reply.say.clone();
+        if !reply.say.is_empty() {
+            self.last_say = reply.say.clone();
+        }
+        // A turn that changed the calendar cannot be taken back; one that only listed slots can.
+        let changed = self.calls.iter().any(|c| c.call.changes_calendar());
+        self.before_last = (!changed && !reply.end).then_some(before);
         AgentTurn { say: reply.say, tool_calls: std::mem::take(&mut self.calls), end_call: reply.end }
+    }
+
+    async fn continue_turn(&mut self, whole: UserTurn) -> AgentTurn {
+        match self.before_last.take() {
+            Some(snapshot) => {
+                self.restore(snapshot);
+                self.on_user_turn(whole).await
+            }
+            None => self.on_user_turn(whole).await,
+        }
     }
 }

@@ -17,7 +17,8 @@ pub fn email(u: &Utterance) -> Option<String> {
     if let Some(written) = u.words.iter().find(|w| w.contains('@') && is_email(w)) {
         return Some(written.clone());
     }
-    let words = &u.words;
+    let words: Vec<String> = u.words.iter().flat_map(|w| spoken_email_parts(w)).collect();
+    let words = &words;
     // The separator: the last "at" followed by a domain with a dot ("example dot com", "example.com").
     let at = (0..words.len()).rev().find(|&i| {
         (words[i] == "at" || words[i] == "@")
@@ -41,6 +42,23 @@ pub fn email(u: &Utterance) -> Option<String> {
     }
     let address = format!("{}@{}", spell(&local), spell(&domain));
     is_email(&address).then_some(address)
+}
+
+/// A recogniser's way of writing spelled letters and separators, as the words a caller said: "a.d.a" and
+/// "a-d-a" are the letters a d a, "dotcom" is "dot com", "example.com." keeps its dots.
+fn spoken_email_parts(word: &str) -> Vec<String> {
+    for separator in ['.', '-'] {
+        let parts: Vec<&str> = word.split(separator).filter(|p| !p.is_empty()).collect();
+        if parts.len() >= 2 && parts.iter().all(|p| p.chars().count() == 1 && p.chars().all(char::is_alphanumeric)) {
+            return parts.iter().map(|p| (*p).to_string()).collect();
+        }
+    }
+    match word {
+        "dotcom" => vec!["dot".into(), "com".into()],
+        "dotorg" => vec!["dot".into(), "org".into()],
+        "dotnet" => vec!["dot".into(), "net".into()],
+        _ => vec![word.to_string()],
+    }
 }
 
 /// Joins spoken email parts: "dot" → `.`, "underscore" → `_`, "dash" → `-`, "double u" → `w`,
@@ -75,8 +93,8 @@ fn spell(parts: &[&str]) -> String {
 
 /// Words that end a name ("my name is Jane and my email is …").
 const NAME_END: &[&str] = &[
-    "and", "my", "email", "please", "thanks", "thank", "at", "from", "calling", "here", "speaking", "i", "i'm", "the",
-    "but", "so", "with", "for", "on", "is",
+    "and", "my", "email", "please", "thanks", "thank", "at", "from", "calling", "here", "speaking", "i", "i'm", "i'd",
+    "i'll", "i've", "the", "but", "so", "with", "for", "on", "is",
 ];
 
 /// Words a bare answer made of them cannot be a name.
@@ -149,32 +167,110 @@ pub fn name(u: &Utterance) -> Option<String> {
         }
     }
     let bare: Vec<&str> = words.iter().map(String::as_str).collect();
+    // Spelled letters count as one word and are never filler ("a" in "g a r c i a").
+    let spoken: Vec<String> = bare.iter().flat_map(|w| spelled_letters(w)).collect();
+    let whole_words = spoken.iter().filter(|w| w.chars().count() > 1).count();
     let plausible = !bare.is_empty()
-        && bare.len() <= 6
-        && bare.iter().all(|w| w.chars().all(|c| c.is_alphabetic() || c == '\'' || c == '-'))
-        && !bare.iter().any(|w| NOT_A_NAME.contains(w) || super::when::is_month(w));
+        && whole_words <= 6
+        && whole_words + usize::from(spoken.len() > whole_words) <= 6
+        && spoken.iter().all(|w| w.chars().all(|c| c.is_alphabetic() || c == '\''))
+        && !spoken
+            .iter()
+            .any(|w| w.chars().count() > 1 && (NOT_A_NAME.contains(&w.as_str()) || super::when::is_month(w)));
     if plausible {
         return title(&bare);
     }
     None
 }
 
+/// "g-a-r-c-i-a" or "g.a.r.c.i.a" as the letters it spells; any other word as it is.
+fn spelled_letters(word: &str) -> Vec<String> {
+    for separator in ['-', '.'] {
+        let parts: Vec<&str> = word.split(separator).filter(|p| !p.is_empty()).collect();
+        if parts.len() >= 2 && parts.iter().all(|p| p.chars().count() == 1 && p.chars().all(char::is_alphabetic)) {
+            return parts.iter().map(|p| (*p).to_string()).collect();
+        }
+    }
+    vec![word.to_string()]
+}
+
+/// A name the caller introduced ("my name is Ada Lovelace", "this is Ada Lovelace", "under the name
+/// Lovelace"), whatever the agent asked: slot filling takes it from any turn, where a bare answer
+/// ([`name`]) only counts when the agent asked for the name.
+pub fn introduced_name(u: &Utterance) -> Option<String> {
+    const INTROS: &[&str] = &["my name is", "my name's", "name is", "the name is", "under the name", "this is"];
+    if !u.has_any(INTROS) {
+        return None;
+    }
+    let name = name(u)?;
+    // "this is fine", "this is for Thursday": a name is made of words that are not the conversation's.
+    let words: Vec<String> = name.split_whitespace().map(str::to_lowercase).collect();
+    let conversational = words.iter().any(|w| {
+        NOT_A_NAME.contains(&w.as_str()) || super::when::is_month(w) || NOT_AFTER_THIS_IS.contains(&w.as_str())
+    });
+    (!conversational).then_some(name)
+}
+
+/// Words after "this is" that make it something other than an introduction.
+const NOT_AFTER_THIS_IS: &[&str] = &[
+    "fine",
+    "good",
+    "great",
+    "for",
+    "about",
+    "regarding",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "correct",
+    "right",
+    "wrong",
+    "urgent",
+    "a",
+    "an",
+    "my",
+    "taking",
+    "ridiculous",
+    "perfect",
+];
+
+/// Joins a name's words; spelled letters ("j o n", "G-A-R-C-I-A") make one word, and letters spelled right
+/// after a word stand for it ("Garsha, G A R C I A" is Garcia: the spelling wins over what was heard).
 fn title(words: &[&str]) -> Option<String> {
     let mut parts: Vec<String> = Vec::new();
     let mut letters = String::new();
-    for word in words {
+    // How many of the last parts are words as heard, which letters right after them may spell.
+    let mut heard = 0;
+    let flush = |letters: &mut String, parts: &mut Vec<String>, heard: &mut usize| {
+        let spelled = std::mem::take(letters);
+        if spelled.is_empty() {
+            return;
+        }
+        // Letters after words heard: they spell the word closest to them, the later one on a tie.
+        let closest = (parts.len() - *heard..parts.len())
+            .rev()
+            .min_by_key(|&i| super::edit_distance(&parts[i], &spelled))
+            .filter(|_| spelled.chars().count() >= 2);
+        match closest {
+            Some(i) => parts[i] = spelled,
+            None => parts.push(spelled),
+        }
+        *heard = 0;
+    };
+    for word in words.iter().flat_map(|w| spelled_letters(w)) {
         if word.chars().count() == 1 && word.chars().all(char::is_alphabetic) {
-            letters.push_str(word);
+            letters.push_str(&word);
             continue;
         }
-        if !letters.is_empty() {
-            parts.push(std::mem::take(&mut letters));
-        }
-        parts.push((*word).to_string());
+        flush(&mut letters, &mut parts, &mut heard);
+        parts.push(word);
+        heard += 1;
     }
-    if !letters.is_empty() {
-        parts.push(letters);
-    }
+    flush(&mut letters, &mut parts, &mut heard);
     let parts: Vec<String> = parts
         .into_iter()
         .filter(|p| p.chars().any(char::is_alphabetic))
@@ -212,6 +308,9 @@ mod tests {
         assert_eq!(mail("m a r i a at example dot com"), Some("maria@example.com".into()));
         assert_eq!(mail("at two tomorrow"), None);
         assert_eq!(mail("my email is"), None);
+        assert_eq!(mail("A.D.A. at example.com"), Some("ada@example.com".into()));
+        assert_eq!(mail("email a d a at example dot com."), Some("ada@example.com".into()));
+        assert_eq!(mail("k-j-m at example dotcom"), Some("kjm@example.com".into()));
     }
 
     #[test]
@@ -220,7 +319,13 @@ mod tests {
         assert_eq!(who("it's jane doe and my email is jane at example dot com"), Some("Jane Doe".into()));
         assert_eq!(who("Maria Garcia"), Some("Maria Garcia".into()));
         assert_eq!(who("this is j o n snow"), Some("Jon Snow".into()));
+        assert_eq!(who("Maria Garsha, G A R C I A."), Some("Maria Garcia".into()));
+        assert_eq!(who("My name is Grace Hopper, G-R-A-C-E."), Some("Grace Hopper".into()), "the first word spelled");
         assert_eq!(who("yes"), None);
         assert_eq!(who("tomorrow at 2"), None);
+        let introduced = |t: &str| introduced_name(&Utterance::new(t));
+        assert_eq!(introduced("My name is Ada Lovelace, email a d a at example dot com."), Some("Ada Lovelace".into()));
+        assert_eq!(introduced("this is fine"), None);
+        assert_eq!(introduced("Ada Lovelace"), None, "a bare name counts only where it was asked");
     }
 }

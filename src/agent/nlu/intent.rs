@@ -35,6 +35,11 @@ const RESCHEDULE: &[&str] = &[
     "push my",
     "different time for my",
     "another time for my",
+    "move the",
+    "move it to",
+    "change the time",
+    "change the day",
+    "a different day for my",
 ];
 const CANCEL: &[&str] = &[
     "cancel",
@@ -193,6 +198,26 @@ pub fn yes_no(u: &Utterance) -> Option<bool> {
     }
 }
 
+/// "I'll take that one", "that one works": the caller takes what was just offered, without saying which.
+pub fn accepts(u: &Utterance) -> bool {
+    u.has_any(&[
+        "that one",
+        "take it",
+        "i'll take",
+        "i will take",
+        "take that",
+        "that'll work",
+        "that will work",
+        "that works",
+        "that's good",
+        "that's perfect",
+        "sounds good",
+        "works for me",
+        "let's do that",
+        "let's do it",
+    ])
+}
+
 /// "something else", "later", "other times": the caller wants different options.
 pub fn wants_other_options(u: &Utterance) -> bool {
     u.has_any(&[
@@ -266,5 +291,6 @@ mod tests {
         assert_eq!(yn("banana"), None);
         assert!(prefers_phone(&Utterance::new("just use my number")));
         assert!(wants_other_options(&Utterance::new("do you have anything later")));
+        assert!(accepts(&Utterance::new("I'll take that one")));
     }
 }

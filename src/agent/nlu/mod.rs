@@ -4,12 +4,20 @@
 //! - [`intent`]: book, cancel, reschedule, availability, yes/no, repeat, goodbye, a human;
 //! - [`when`]: day and time expressions relative to today in the agent's time zone;
 //! - [`choice`]: "the second one", "option 3", a DTMF digit;
-//! - [`turn`]: whether words heard up to a pause already answer the question (early end of turn);
-//! - [`contact`]: names ("my name is …") and emails, also spelled out ("j o h n at example dot com").
+//! - [`turn`]: whether words heard up to a pause already answer the question (early end of turn), and
+//!   whether a turn is plainly unfinished ("um", "I would like");
+//! - [`contact`]: names ("my name is …") and emails, also spelled out ("j o h n at example dot com");
+//! - [`reading`]: everything one caller turn carries at once (intent, when, pick, name, email, phone,
+//!   yes/no, correction), whatever the agent asked.
+//!
+//! Closed vocabularies (weekday names) also match near-misses of a speech recogniser ("thirsty" for
+//! Thursday) through [`sounds_like`], conservatively; a value read that way is marked loose and the
+//! engine reads it back before it books.
 
 pub mod choice;
 pub mod contact;
 pub mod intent;
+pub mod reading;
 pub mod turn;
 pub mod when;
 
@@ -43,6 +51,20 @@ impl Utterance {
             .filter(|w| !w.is_empty())
             .collect();
         Self { text: words.join(" "), words }
+    }
+
+    /// An utterance of some of another's words (already normalised).
+    pub fn from_words(words: &[String]) -> Self {
+        Self { text: words.join(" "), words: words.to_vec() }
+    }
+
+    /// Where `phrase` starts (as whole words), the last occurrence.
+    pub fn rfind(&self, phrase: &str) -> Option<usize> {
+        let phrase_words: Vec<&str> = phrase.split_whitespace().collect();
+        if phrase_words.is_empty() || phrase_words.len() > self.words.len() {
+            return None;
+        }
+        self.words.windows(phrase_words.len()).rposition(|w| w.iter().zip(&phrase_words).all(|(a, b)| a == b))
     }
 
     /// `true` when the utterance holds `phrase` as whole words.
@@ -140,6 +162,86 @@ pub fn ordinal(word: &str) -> Option<u32> {
     digits.parse().ok().filter(|n| (1..=31).contains(n))
 }
 
+/// A word's consonant skeleton, the way a recogniser's near-misses keep it: vowels (and `y`, `h` after a
+/// consonant other than `t`) dropped, `d` heard as `t`, `z` as `s`, doubled consonants once.
+fn skeleton(word: &str) -> String {
+    let mut out = String::new();
+    for c in word.chars().filter(char::is_ascii_alphabetic) {
+        let c = match c {
+            'd' => 't',
+            'z' => 's',
+            'a' | 'e' | 'i' | 'o' | 'u' | 'y' => continue,
+            other => other,
+        };
+        if c == 'h' && !out.is_empty() && !out.ends_with('t') {
+            continue;
+        }
+        if !out.ends_with(c) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Common words whose skeleton is that of a weekday: never read as one.
+const REAL_WORDS: &[&str] = &[
+    "start",
+    "started",
+    "starting",
+    "street",
+    "streets",
+    "store",
+    "stored",
+    "stirred",
+    "straight",
+    "strait",
+    "strut",
+    "starter",
+    "stride",
+    "strode",
+    "thirst",
+    "sturdy",
+    "strata",
+    "stardust",
+    "strategy",
+    "straighter",
+];
+
+/// The entry of `vocabulary` (full words, at least four skeleton consonants long) that `word` is a near-miss
+/// of: the same first letter, a length within two letters, and a consonant skeleton equal or one
+/// consonant off. `None` for exact words (match those directly), numbers and common words.
+pub fn sounds_like<'a>(word: &str, vocabulary: &[&'a str]) -> Option<&'a str> {
+    if word.len() < 5 || number(word).is_some() || REAL_WORDS.contains(&word) || vocabulary.contains(&word) {
+        return None;
+    }
+    let heard = skeleton(word);
+    let mut found = vocabulary.iter().filter(|entry| {
+        let target = skeleton(entry);
+        target.len() >= 4
+            && entry.chars().next() == word.chars().next()
+            && entry.len().abs_diff(word.len()) <= 2
+            && (target == heard || (edit_distance(&target, &heard) == 1 && heard.len() >= 4))
+    });
+    let first = found.next()?;
+    found.next().is_none().then_some(*first)
+}
+
+/// Levenshtein distance of two short ASCII strings.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (row[j + 1] + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +257,19 @@ mod tests {
         assert_eq!(ordinal("23rd"), Some(23));
         assert_eq!(ordinal("third"), Some(3));
         assert_eq!(ordinal("rd"), None);
+    }
+
+    #[test]
+    fn near_misses_of_long_weekday_names_and_nothing_else() {
+        let days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+        assert_eq!(sounds_like("thirsty", &days), Some("thursday"));
+        assert_eq!(sounds_like("thirstday", &days), Some("thursday"));
+        assert_eq!(sounds_like("wensday", &days), Some("wednesday"));
+        assert_eq!(sounds_like("thursday", &days), None, "exact words are not near-misses");
+        for word in ["forty", "minute", "street", "start", "thirty", "thanks", "friend", "mentioned", "sunny"] {
+            assert_eq!(sounds_like(word, &days), None, "{word}");
+        }
+        let u = Utterance::new("at ten, actually no, make it eleven");
+        assert_eq!(u.rfind("no"), Some(3));
     }
 }

@@ -85,6 +85,68 @@ const OPEN_ENDINGS: &[&str] = &[
 /// in two, and make the rest barge in on the agent's reply.
 const LEAD_INS: &[&str] = &["sorry", "excuse", "me", "pardon", "oh", "ah", "hey", "hi", "hello"];
 
+/// Words a turn can open with that say nothing yet: greetings and fillers ("Hi.", "Um", "Well, hello").
+const OPENERS: &[&str] = &[
+    "hi",
+    "hello",
+    "hey",
+    "there",
+    "um",
+    "uh",
+    "er",
+    "erm",
+    "hmm",
+    "mm",
+    "oh",
+    "ah",
+    "so",
+    "well",
+    "good",
+    "morning",
+    "afternoon",
+    "evening",
+    "yeah",
+    "hi there",
+    "okay",
+    "ok",
+    "and",
+    "i",
+    "like",
+    "would",
+    "want",
+    "need",
+    "just",
+    "to",
+    "was",
+    "wondering",
+    "if",
+    "like",
+    "can",
+    "could",
+    "let",
+    "me",
+    "see",
+    "my",
+    "name",
+    "is",
+    "it's",
+];
+
+/// Whether a whole turn (ended by silence) is plainly unfinished: nothing but greetings and fillers ("Hi.",
+/// "Um"), or a sentence left open ("I would like.", "My name is"). The engine waits for the rest rather
+/// than calling it a miss. "Okay" or "yeah" alone are answers, not openers.
+pub fn unfinished(u: &Utterance, raw: &str) -> bool {
+    let Some(last) = u.words.last() else {
+        return false;
+    };
+    if u.only(&["okay", "ok", "yeah", "so", "well"]) {
+        return false;
+    }
+    let raw = raw.trim_end();
+    let asked = raw.ends_with('?') && !raw.ends_with("...");
+    u.only(OPENERS) || (!asked && OPEN_ENDINGS.contains(&last.as_str())) || raw.ends_with("...")
+}
+
 /// Whether `text` (a transcript up to a pause) answers `expect` so that the turn can end now.
 pub fn complete(expect: Expect, text: &str) -> bool {
     let u = Utterance::new(text);
@@ -144,6 +206,20 @@ mod tests {
         assert!(!complete(Expect::Choice, "Hmm, let me think"));
         assert!(!complete(Expect::Anything, "I was wondering if"));
         assert!(!complete(Expect::YesNo, ""));
+    }
+
+    #[test]
+    fn hesitations_are_unfinished_turns() {
+        let open = |t: &str| unfinished(&Utterance::new(t), t);
+        assert!(open("Hi."));
+        assert!(open("Um"));
+        assert!(open("I would like."));
+        assert!(open("Good morning, um"));
+        assert!(open("Well, I was wondering if..."));
+        assert!(!open("Yeah."));
+        assert!(!open("Blorp."));
+        assert!(!open("What's the weather like?"), "a question is finished");
+        assert!(!open(""));
     }
 
     #[test]

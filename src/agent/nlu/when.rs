@@ -3,11 +3,14 @@
 //! ten", "noon", "after 3", "next week".
 //!
 //! An hour without AM/PM is read as office hours: 1–7 are afternoon, 8–11 morning, 12 noon, unless a part
-//! of the day ("in the morning") says otherwise.
+//! of the day ("in the morning") says otherwise. Times come as speech recognisers write them too: "930",
+//! "9 30", "9.30", "nine thirty". A correction inside the turn ("at ten, actually no, make it eleven")
+//! replaces what it names. A weekday heard as a near-miss ("no, thirsty instead") is read, and marked
+//! [`When::loose`] so the engine reads it back.
 
 use chrono::{Datelike as _, Duration, NaiveDate, NaiveTime, Weekday};
 
-use super::{number, ordinal, Utterance};
+use super::{number, ordinal, sounds_like, Utterance};
 
 /// Part of a day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +105,8 @@ pub struct When {
     pub times: Option<Times>,
     /// "earliest possible", "as soon as possible", "first available".
     pub earliest: bool,
+    /// The day was read from a near-miss of its name ("thirsty" for Thursday): read it back.
+    pub loose: bool,
 }
 
 impl When {
@@ -146,6 +151,8 @@ pub fn is_month(word: &str) -> bool {
     month(word).is_some()
 }
 
+const WEEKDAYS: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+
 fn weekday(word: &str) -> Option<Weekday> {
     let w = word.trim_end_matches('s');
     Some(match w {
@@ -160,13 +167,63 @@ fn weekday(word: &str) -> Option<Weekday> {
     })
 }
 
-/// Reads a wish from `u`, relative to `today` (the agent's local date).
+/// Words with which callers correct themselves inside a turn.
+const CORRECTIONS: &[&str] =
+    &["actually", "no", "nope", "sorry", "make it", "i mean", "rather", "wait", "change it to", "change that to"];
+
+/// Reads a wish from `u`, relative to `today` (the agent's local date). When the caller corrects
+/// themselves inside the turn, what follows the last correction wins for what it says, and the rest of
+/// the earlier wish stays ("Monday at ten, no, Tuesday" is Tuesday at ten).
 pub fn parse(u: &Utterance, today: NaiveDate) -> When {
-    let part = if u.has("morning") && !u.has("afternoon") {
+    let mut points: Vec<(usize, usize)> = Vec::new();
+    for marker in CORRECTIONS {
+        let len = marker.split_whitespace().count();
+        for i in 0..u.words.len().saturating_sub(len - 1) {
+            if u.words[i..i + len].join(" ") == *marker {
+                points.push((i, i + len));
+            }
+        }
+    }
+    points.sort_unstable();
+    for &(start, end) in points.iter().rev() {
+        if start == 0 || end >= u.words.len() {
+            continue;
+        }
+        let before = read(&Utterance::from_words(&u.words[..start]), today, false);
+        if before.is_empty() {
+            continue;
+        }
+        let after = read(&Utterance::from_words(&u.words[end..]), today, before.times.is_some());
+        if after.is_empty() {
+            continue;
+        }
+        return When {
+            days: after.days.or(before.days),
+            times: after.times.or(before.times),
+            earliest: after.earliest,
+            loose: after.loose || (after.days.is_none() && before.loose),
+        };
+    }
+    let whole = read(u, today, false);
+    // "Actually, make it three": a lone hour after a correction that opens the turn.
+    match points.last() {
+        Some(&(_, end)) if whole.is_empty() && end < u.words.len() => {
+            read(&Utterance::from_words(&u.words[end..]), today, true)
+        }
+        _ => whole,
+    }
+}
+
+/// One wish without corrections; `bare_hour` reads a lone number as the hour ("… no, eleven").
+fn read(u: &Utterance, today: NaiveDate, bare_hour: bool) -> When {
+    // "Good morning" greets; it asks for no part of the day.
+    let greeting = ["good morning", "good afternoon", "good evening"];
+    let ungreeted = Utterance::new(&greeting.iter().fold(u.text.clone(), |t, g| t.replace(g, " ")));
+    let part = if ungreeted.has("morning") && !u.has("afternoon") {
         Some(DayPart::Morning)
-    } else if u.has_any(&["afternoon", "after lunch"]) {
+    } else if ungreeted.has_any(&["afternoon", "after lunch"]) {
         Some(DayPart::Afternoon)
-    } else if u.has_any(&["evening", "tonight", "after work"]) {
+    } else if ungreeted.has_any(&["evening", "tonight", "after work"]) {
         Some(DayPart::Evening)
     } else {
         None
@@ -182,44 +239,86 @@ pub fn parse(u: &Utterance, today: NaiveDate) -> When {
         "next opening",
         "soon as",
     ]);
-    let times = clock_time(u, part).or(part.map(Times::Part));
-    When { days: days(u, today), times, earliest }
+    let mut times = clock_time(u, part).or(part.map(Times::Part));
+    if times.is_none() && bare_hour {
+        times = lone_hour(u, part);
+    }
+    let (days, loose) = days(u, today);
+    When { days, times, earliest, loose }
 }
 
-fn days(u: &Utterance, today: NaiveDate) -> Option<Days> {
+/// A lone hour in a correction: "eleven", "make it 3".
+fn lone_hour(u: &Utterance, part: Option<DayPart>) -> Option<Times> {
+    let content: Vec<&String> =
+        u.words.iter().filter(|w| !matches!(w.as_str(), "please" | "then" | "the" | "at" | "um" | "uh")).collect();
+    match content.as_slice() {
+        [only] => {
+            let hour = number(only).filter(|h| (1..=12).contains(h))?;
+            with_meridiem(hour, 0, None, part).map(Times::At)
+        }
+        _ => None,
+    }
+}
+
+/// The days said, and whether they were read from a near-miss of a weekday's name.
+fn days(u: &Utterance, today: NaiveDate) -> (Option<Days>, bool) {
     if u.has("day after tomorrow") {
-        return Some(Days::On(today + Duration::days(2)));
+        return (Some(Days::On(today + Duration::days(2))), false);
     }
     if u.has_any(&["tomorrow", "tmrw"]) {
-        return Some(Days::On(today + Duration::days(1)));
+        return (Some(Days::On(today + Duration::days(1))), false);
     }
     if u.has_any(&["today", "tonight", "this afternoon", "this morning", "this evening"]) {
-        return Some(Days::On(today));
+        return (Some(Days::On(today)), false);
     }
     let words = &u.words;
     for (i, word) in words.iter().enumerate() {
         if let Some(day) = weekday(word) {
-            let ahead = (7 + day.num_days_from_monday() as i64 - today.weekday().num_days_from_monday() as i64) % 7;
-            let mut ahead = if ahead == 0 { 7 } else { ahead };
-            // "next Wednesday" said on a Tuesday means the one of next week; later days, the coming one.
-            if i > 0 && words[i - 1] == "next" && ahead == 1 {
-                ahead += 7;
-            }
-            if i > 0 && words[i - 1] == "this" && ahead == 7 {
-                ahead = 0;
-            }
-            return Some(Days::On(today + Duration::days(ahead)));
+            return (Some(Days::On(weekday_date(day, words, i, today))), false);
         }
     }
     if u.has("next week") {
         let monday = today + Duration::days(7 - today.weekday().num_days_from_monday() as i64);
-        return Some(Days::Between(monday, monday + Duration::days(6)));
+        return (Some(Days::Between(monday, monday + Duration::days(6))), false);
     }
     if u.has("this week") {
         let sunday = today + Duration::days(6 - today.weekday().num_days_from_monday() as i64);
-        return Some(Days::Between(today, sunday));
+        return (Some(Days::Between(today, sunday)), false);
     }
-    day_of_month(words, today).map(Days::On)
+    if let Some(date) = day_of_month(words, today) {
+        return (Some(Days::On(date)), false);
+    }
+    for (i, word) in words.iter().enumerate() {
+        let Some(day) = sounds_like(word, &WEEKDAYS).and_then(weekday) else { continue };
+        if where_a_day_goes(words, i) {
+            return (Some(Days::On(weekday_date(day, words, i, today))), true);
+        }
+    }
+    (None, false)
+}
+
+/// The date of weekday `day` said as `words[i]`: the coming one, "next Wednesday" said on a Tuesday the
+/// one of next week, "this Tuesday" said on a Tuesday today.
+fn weekday_date(day: Weekday, words: &[String], i: usize, today: NaiveDate) -> NaiveDate {
+    let ahead = (7 + day.num_days_from_monday() as i64 - today.weekday().num_days_from_monday() as i64) % 7;
+    let mut ahead = if ahead == 0 { 7 } else { ahead };
+    if i > 0 && words[i - 1] == "next" && ahead == 1 {
+        ahead += 7;
+    }
+    if i > 0 && words[i - 1] == "this" && ahead == 7 {
+        ahead = 0;
+    }
+    today + Duration::days(ahead)
+}
+
+/// Whether `words[i]` stands where a day is said: after "on", "no", "next", "actually", before "instead",
+/// "at", a part of the day, or nearly alone. A near-miss anywhere else is left alone.
+fn where_a_day_goes(words: &[String], i: usize) -> bool {
+    let prev = i.checked_sub(1).map(|j| words[j].as_str());
+    let next = words.get(i + 1).map(String::as_str);
+    matches!(prev, Some("on" | "no" | "next" | "this" | "sorry" | "actually" | "it" | "say" | "maybe" | "try"))
+        || matches!(next, Some("instead" | "at" | "morning" | "afternoon" | "evening" | "then" | "please" | "would"))
+        || words.len() <= 2
 }
 
 /// "the 3rd", "December 3rd", "3rd of December", "the twenty first", "Dec 3".
@@ -303,8 +402,8 @@ fn clock_time(u: &Utterance, part: Option<DayPart>) -> Option<Times> {
             let t = with_meridiem(hour, minute, meridiem(words.get(i + 3).map(String::as_str)), part)?;
             return Some(bounded(prev, t));
         }
-        // "14:00", "2:30".
-        if let Some((h, m)) = word.split_once(':') {
+        // "14:00", "2:30", "9.30".
+        if let Some((h, m)) = word.split_once(':').or_else(|| word.split_once('.')) {
             let (Ok(hour), Ok(minute)) = (h.parse::<u32>(), m.parse::<u32>()) else { continue };
             let t = if hour > 12 {
                 NaiveTime::from_hms_opt(hour, minute, 0)?
@@ -315,6 +414,11 @@ fn clock_time(u: &Utterance, part: Option<DayPart>) -> Option<Times> {
         }
         // "2pm", "2 pm", "2 p.m", "at 2", "two thirty", "10 o'clock".
         let (digits, glued) = split_glued_meridiem(word);
+        // "930", "1030am": a recogniser's "nine thirty".
+        if let Some((hour, minute)) = run_together(digits) {
+            let t = with_meridiem(hour, minute, glued.or_else(|| meridiem(next)), part)?;
+            return Some(bounded(prev, t));
+        }
         let Some(hour) = number(digits).filter(|h| (1..=23).contains(h)) else { continue };
         let (minute, after) = match next.and_then(number) {
             // "two thirty", "two forty five".
@@ -346,6 +450,16 @@ fn clock_time(u: &Utterance, part: Option<DayPart>) -> Option<Times> {
         return Some(bounded(prev, t));
     }
     None
+}
+
+/// Hour and minute of digits run together: "930" is 9:30, "1145" 11:45 (minutes on the five).
+fn run_together(digits: &str) -> Option<(u32, u32)> {
+    if !(3..=4).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let n: u32 = digits.parse().ok()?;
+    let (hour, minute) = (n / 100, n % 100);
+    ((1..=12).contains(&hour) && minute < 60 && minute % 5 == 0).then_some((hour, minute))
 }
 
 fn split_glued_meridiem(word: &str) -> (&str, Option<bool>) {
@@ -468,5 +582,54 @@ mod tests {
         assert_eq!(when("after 3").times, Some(Times::After(NaiveTime::from_hms_opt(15, 0, 0).expect("t"))));
         assert_eq!(when("the 3rd").times, None);
         assert_eq!(when("option 2").times, None);
+    }
+
+    #[test]
+    fn times_as_a_recogniser_writes_them() {
+        assert_eq!(when("930").times, at(9, 30));
+        assert_eq!(when("930.").times, at(9, 30));
+        assert_eq!(when("9 30").times, at(9, 30));
+        assert_eq!(when("9.30").times, at(9, 30));
+        assert_eq!(when("nine thirty").times, at(9, 30));
+        assert_eq!(when("1030 please").times, at(10, 30));
+        assert_eq!(when("230pm").times, at(14, 30));
+        assert_eq!(when("half past nine").times, at(9, 30));
+        assert_eq!(when("quarter to ten").times, at(9, 45));
+        assert_eq!(when("noon").times, at(12, 0));
+        assert_eq!(when("2026").times, None, "a year is not a time");
+        assert_eq!(when("the 10 o'clock").times, at(10, 0));
+    }
+
+    #[test]
+    fn dates_as_callers_say_them() {
+        assert_eq!(when("the 9th").days, date(12, 9));
+        assert_eq!(when("December ninth").days, date(12, 9));
+        assert_eq!(when("next Monday").days, date(12, 7));
+        assert_eq!(when("this Friday").days, date(12, 4));
+        let w = when("tomorrow afternoon");
+        assert_eq!((w.days, w.times), (date(12, 2), Some(Times::Part(DayPart::Afternoon))));
+    }
+
+    #[test]
+    fn a_correction_inside_the_turn_wins() {
+        let w = when("Monday at ten, actually no, make it eleven");
+        assert_eq!((w.days, w.times), (date(12, 7), at(11, 0)));
+        let w = when("Wednesday at 10, no sorry, Thursday");
+        assert_eq!((w.days, w.times), (date(12, 3), at(10, 0)));
+        assert_eq!(when("no, Thursday").days, date(12, 3));
+        assert_eq!(when("at 2, or rather 3").times, at(15, 0));
+        assert_eq!(when("Actually, make it three.").times, at(15, 0));
+        assert_eq!(when("no").times, None);
+        assert_eq!(when("no thanks").days, None);
+        assert!(when("Good morning!").is_empty(), "a greeting");
+    }
+
+    #[test]
+    fn a_weekday_near_miss_is_read_loosely_where_a_day_goes() {
+        let w = when("No, sorry, thirsty instead");
+        assert_eq!((w.days, w.loose), (date(12, 3), true));
+        assert!(!when("on Thursday").loose);
+        assert_eq!(when("I am thirsty today").days, date(12, 1), "today, not Thursday");
+        assert_eq!(when("a thirsty dog barked loudly").days, None);
     }
 }
