@@ -8,6 +8,13 @@
 //! `bench/turn_latency.sh`.
 //!
 //!     cargo run --release --example turn_latency -- MODEL [TURNS] [MAX_CALLS] [STT_WORKERS] [STAGGER_MS]
+//!
+//! With `--livekit` first (run inside a network namespace by `bench/turn_latency.sh --livekit`), it starts
+//! Redis, livekit-server and livekit-sip on test hosts beside slotline (with its LiveKit worker) and places
+//! CALLS calls one after another both ways, straight to slotline's SIP and through livekit-sip, and prints
+//! the turn gap on the wire of each way and what LiveKit adds to the median.
+//!
+//!     turn_latency --livekit MODEL [TURNS] [CALLS]
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,6 +27,18 @@ mod voice_caller;
 #[path = "support/gateway.rs"]
 mod gateway;
 
+#[allow(dead_code)]
+#[path = "../tests/it/local.rs"]
+mod local;
+
+#[allow(dead_code)]
+#[path = "../tests/it/livekit_rig.rs"]
+mod livekit_rig;
+
+#[allow(dead_code)]
+#[path = "../tests/it/netns.rs"]
+mod netns;
+
 use gateway::{percentile, series, Gateway, DEMO_NUMBER};
 use voice_caller::{CallSpec, Cue};
 
@@ -28,8 +47,11 @@ const TARGET_P95: Duration = Duration::from_millis(800);
 const MAX_TURNS: usize = 20;
 const MAX_CALLS: usize = 4;
 
+/// Each part of the turn latency histogram: its name, `_sum` and `_count`.
+type Parts = Vec<(String, f64, f64)>;
+
 /// `_sum` and `_count` of each part of the turn latency histogram.
-async fn parts(gateway: &Gateway) -> anyhow::Result<Vec<(String, f64, f64)>> {
+async fn parts(gateway: &Gateway) -> anyhow::Result<Parts> {
     let page = gateway.scrape().await?;
     let mut parts: Vec<(String, f64, f64)> = Vec::new();
     for (suffix, sum) in [("_sum", true), ("_count", false)] {
@@ -56,6 +78,9 @@ async fn parts(gateway: &Gateway) -> anyhow::Result<Vec<(String, f64, f64)>> {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--livekit") {
+        return livekit(&args[2..]).await;
+    }
     let usage = "usage: turn_latency MODEL [TURNS] [MAX_CALLS] [STT_WORKERS] [STAGGER_MS]";
     let model = PathBuf::from(args.get(1).expect(usage));
     let turns: usize = args.get(2).map_or(Ok(10), |a| a.parse())?.clamp(2, MAX_TURNS);
@@ -137,5 +162,108 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     println!("capacity: {capacity} concurrent calls with the turn gap p95 under {} ms", TARGET_P95.as_millis());
+    gateway.stop().await
+}
+
+/// The mean of each turn latency part over the calls whose metrics were read before and after.
+fn mean_parts(calls: &[(Parts, Parts)]) -> String {
+    let mut totals: Parts = Vec::new();
+    for (before, after) in calls {
+        for (part, sum, count) in after {
+            let (s0, c0) = before.iter().find(|(p, _, _)| p == part).map_or((0.0, 0.0), |(_, s, c)| (*s, *c));
+            match totals.iter_mut().find(|(p, _, _)| p == part) {
+                Some(total) => {
+                    total.1 += sum - s0;
+                    total.2 += count - c0;
+                }
+                None => totals.push((part.clone(), sum - s0, count - c0)),
+            }
+        }
+    }
+    let means: Vec<String> = totals
+        .iter()
+        .map(|(part, sum, count)| format!("{part}={:.0}", if *count > 0.0 { sum / count * 1000.0 } else { 0.0 }))
+        .collect();
+    means.join(" ")
+}
+
+/// The turn gaps of one call, every turn.
+fn call_gaps(log: &voice_caller::CallLog, way: &str) -> Vec<Duration> {
+    if log.error.is_some() || log.sipp_code != 0 {
+        eprintln!("a call {way} failed: {:?}, sipp exit {}", log.error, log.sipp_code);
+    }
+    (0..log.turns.len()).filter_map(|i| log.turn_gap(i)).collect()
+}
+
+/// Direct SIP and LiveKit SIP side by side (see the module doc).
+async fn livekit(args: &[String]) -> anyhow::Result<()> {
+    use livekit_rig::{LivekitServer, LivekitSip, Redis};
+    use netns::{TestNet, SERVER_IF, SERVER_IP, SIP_IP};
+
+    let usage = "usage: turn_latency --livekit MODEL [TURNS] [CALLS]";
+    let model = PathBuf::from(args.first().expect(usage));
+    let turns: usize = args.get(1).map_or(Ok(6), |a| a.parse())?.clamp(2, MAX_TURNS);
+    let calls: usize = args.get(2).map_or(Ok(3), |a| a.parse())?.clamp(1, 20);
+    let _net = TestNet::up();
+    let redis = Redis::start_on(SERVER_IP).await;
+    let server = LivekitServer::prepare_on(&redis, None, SERVER_IP, SERVER_IF).start().await;
+    let ffi = local::setup_file("IT_LIVEKIT_FFI", "livekit/liblivekit_ffi.so");
+    let gateway = Gateway::start_with(model, 1, |c| {
+        server.configure(c);
+        c.livekit.worker = true;
+        c.livekit.ffi_lib = Some(ffi);
+        c.sip.addr = std::net::SocketAddr::new(SERVER_IP, 0);
+        // The caller calls from the test host.
+        c.sip.trunks[0].allow.push("192.0.2.0/24".parse().expect("network"));
+    })
+    .await?;
+    let sip = LivekitSip::start(&server, &redis, SIP_IP).await;
+    let settings = slotline::livekit::LivekitSettings::from_config(&gateway.config.livekit)?;
+    livekit_rig::eventually(Duration::from_secs(60), "the demo number on LiveKit's trunk", || async {
+        let filter = livekit_api::services::sip::ListSIPInboundTrunkFilter::All;
+        let trunks = settings.sip().list_sip_inbound_trunk(filter).await.unwrap_or_default();
+        trunks.iter().any(|t| t.numbers.iter().any(|n| n == DEMO_NUMBER))
+    })
+    .await;
+
+    let spoken = gateway::repeating_caller((2..turns).map(|_| Cue::AfterPrompt)).await?;
+    let scenario = gateway::scenario();
+    println!("turn_latency --livekit: {calls} calls each way, one at a time, {turns} turns per call");
+    let (mut direct, mut through_livekit) = (Vec::new(), Vec::new());
+    let (mut direct_parts, mut livekit_parts) = (Vec::new(), Vec::new());
+    for _ in 0..calls {
+        for (target, gaps, way, way_parts) in [
+            (gateway.sip, &mut direct, "direct", &mut direct_parts),
+            (sip.sip, &mut through_livekit, "through LiveKit", &mut livekit_parts),
+        ] {
+            let before = parts(&gateway).await?;
+            let spec = CallSpec {
+                local_ip: SERVER_IP,
+                sip: target,
+                caller: "+15551234567",
+                service: DEMO_NUMBER,
+                scenario: &scenario,
+                turns: spoken.clone(),
+                deadline: Duration::from_secs(60 + 20 * turns as u64),
+            };
+            gaps.extend(call_gaps(&voice_caller::call(spec).await, way));
+            way_parts.push((before, parts(&gateway).await?));
+        }
+    }
+    direct.sort();
+    through_livekit.sort();
+    for (way, gaps, way_parts) in
+        [("direct SIP", &direct, &direct_parts), ("LiveKit SIP", &through_livekit, &livekit_parts)]
+    {
+        println!(
+            "{way:>12}: {:>3} turns  p50 {:>5} ms  p95 {:>5} ms   parts (mean ms) {}",
+            gaps.len(),
+            percentile(gaps, 0.5).as_millis(),
+            percentile(gaps, 0.95).as_millis(),
+            mean_parts(way_parts)
+        );
+    }
+    let added = percentile(&through_livekit, 0.5).as_millis() as i128 - percentile(&direct, 0.5).as_millis() as i128;
+    println!("LiveKit adds {added} ms to the median turn gap");
     gateway.stop().await
 }

@@ -37,6 +37,15 @@ pub struct Gateway {
 impl Gateway {
     /// Starts slotline with the voice pipeline on `model`, `stt_workers` speech-to-text workers.
     pub async fn start(model: PathBuf, stt_workers: usize) -> anyhow::Result<Self> {
+        Self::start_with(model, stt_workers, |_| {}).await
+    }
+
+    /// [`Gateway::start`] with more settings changed by `configure`.
+    pub async fn start_with(
+        model: PathBuf,
+        stt_workers: usize,
+        configure: impl FnOnce(&mut Config),
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let overrides = Overrides { data_dir: Some(dir.path().to_path_buf()), ..Overrides::default() };
         let mut config = Config::load(None, &overrides)?;
@@ -48,6 +57,7 @@ impl Gateway {
         config.voice.enabled = true;
         config.speech.model_path = Some(model);
         config.speech.stt_workers = stt_workers;
+        configure(&mut config);
         let app = Application::build_with_clock(&config, Arc::new(SystemClock)).await?;
         let (sip, metrics_url) = (app.sip_addr(), format!("http://{}/metrics", app.metrics_addr()));
         let shutdown = CancellationToken::new();

@@ -12,6 +12,8 @@ use slotline::storage::{self, ApiTokenRecord, Store, TokenScope};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub use crate::local::{free_port, setup_file};
+
 /// Server URL of the PostgreSQL used by tests; each test creates and drops its own database on it.
 /// `scripts/test.sh` starts a throwaway server and sets it; without it, a server on 127.0.0.1:5432.
 /// (Not `SLOTLINE_*`: that prefix is slotline's own configuration.)
@@ -336,11 +338,6 @@ pub fn assert_error(
     }
 }
 
-/// A TCP port on 127.0.0.1 that nothing listens on now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
-}
-
 /// The compiled `slotline` binary.
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_slotline"))
@@ -355,14 +352,4 @@ pub fn command() -> std::process::Command {
         }
     }
     command
-}
-
-/// A file `scripts/setup.sh --test` makes under the repository's `data/` (`relative`), or the path in
-/// the environment variable `variable` when it is set; fails the test, naming the fix, if it is missing.
-pub fn setup_file(variable: &str, relative: &str) -> std::path::PathBuf {
-    let path = std::env::var_os(variable)
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data").join(relative));
-    assert!(path.is_file(), "{} is missing: run scripts/setup.sh --test", path.display());
-    path
 }

@@ -29,7 +29,7 @@ fn voice(config: &mut Config) {
     config.voice.enabled = true;
     config.speech.model_path = Some(model_path());
     config.voice.end_silence_ms = PATIENT_END_MS;
-    config.livekit.ffi_lib = Some(setup_file("SLOTLINE_LIVEKIT_FFI", "livekit/liblivekit_ffi.so"));
+    config.livekit.ffi_lib = Some(setup_file("IT_LIVEKIT_FFI", "livekit/liblivekit_ffi.so"));
     hibari_agent(config);
 }
 

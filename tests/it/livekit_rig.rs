@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-use crate::helpers::{free_port, setup_file};
+use crate::local::{free_port, setup_file};
 
 /// How long a server gets to answer after it was started.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -109,7 +109,7 @@ impl LivekitServer {
     }
 
     async fn spawn(&mut self) {
-        let binary = setup_file("SLOTLINE_LIVEKIT_SERVER", "livekit/livekit-server");
+        let binary = setup_file("IT_LIVEKIT_SERVER", "livekit/livekit-server");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
         let child = Command::new(binary)
             .arg("--config")
@@ -228,7 +228,7 @@ impl LivekitSip {
         std::fs::write(&config, yaml).expect("write livekit-sip config");
         let log = dir.path().join("livekit-sip.log");
         let file = std::fs::File::create(&log).expect("log file");
-        let binary = setup_file("SLOTLINE_LIVEKIT_SIP", "livekit/livekit-sip");
+        let binary = setup_file("IT_LIVEKIT_SIP", "livekit/livekit-sip");
         let child = Command::new(binary)
             .arg("--config")
             .arg(&config)

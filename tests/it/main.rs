@@ -20,6 +20,7 @@ mod livekit_rig;
 mod livekit_sip;
 mod llm;
 mod llm_double;
+mod local;
 mod metrics;
 mod netns;
 mod openai_speech_double;

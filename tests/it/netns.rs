@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 
 /// Set in the inner run's environment.
-const INSIDE: &str = "SLOTLINE_TEST_NETNS";
+const INSIDE: &str = "IT_NETNS";
 
 /// The servers' host (livekit-server, Redis).
 pub const SERVER_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));

@@ -25,7 +25,7 @@ use slotline_lkffi::{AudioSource, AudioStream, Ffi, ParticipantKind, RemoteAudio
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// Set for the inner run, inside the namespace.
-const INSIDE: &str = "SLOTLINE_LKFFI_TEST_IN_NETNS";
+const INSIDE: &str = "IT_LKFFI_NETNS";
 const INNER_TEST: &str = "inside_the_namespace";
 const SERVER_IP: &str = "192.0.2.1";
 const URL: &str = "ws://192.0.2.1:7880";
@@ -34,16 +34,16 @@ const WAIT: Duration = Duration::from_secs(30);
 
 #[test]
 fn participants_talk_through_a_real_livekit_server_in_a_network_namespace() {
-    let library = setup_file("SLOTLINE_LIVEKIT_FFI", "livekit/liblivekit_ffi.so");
-    let server = setup_file("SLOTLINE_LIVEKIT_SERVER", "livekit/livekit-server");
+    let library = setup_file("IT_LIVEKIT_FFI", "livekit/liblivekit_ffi.so");
+    let server = setup_file("IT_LIVEKIT_SERVER", "livekit/livekit-server");
     let exe = std::env::current_exe().expect("the test binary's path");
     let output = Command::new("unshare")
         .args(["--net", "--pid", "--fork", "--kill-child", "--"])
         .arg(exe)
         .args(["--exact", INNER_TEST, "--ignored", "--nocapture", "--test-threads=1"])
         .env(INSIDE, "1")
-        .env("SLOTLINE_LIVEKIT_FFI", library)
-        .env("SLOTLINE_LIVEKIT_SERVER", server)
+        .env("IT_LIVEKIT_FFI", library)
+        .env("IT_LIVEKIT_SERVER", server)
         .stdin(Stdio::null())
         .output()
         .expect("run unshare (util-linux)");
@@ -70,7 +70,7 @@ fn inside_the_namespace() {
     );
     bring_up_the_network();
     let server = LivekitServer::start();
-    let ffi = Ffi::load(setup_file("SLOTLINE_LIVEKIT_FFI", "livekit/liblivekit_ffi.so")).expect("load the library");
+    let ffi = Ffi::load(setup_file("IT_LIVEKIT_FFI", "livekit/liblivekit_ffi.so")).expect("load the library");
     assert_eq!(ffi.version(), "0.13.2");
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a runtime");
@@ -470,7 +470,7 @@ impl LivekitServer {
         .expect("write the server's config");
         let log = dir.path().join("livekit.log");
         let out = std::fs::File::create(&log).expect("server log");
-        let child = Command::new(setup_file("SLOTLINE_LIVEKIT_SERVER", "livekit/livekit-server"))
+        let child = Command::new(setup_file("IT_LIVEKIT_SERVER", "livekit/livekit-server"))
             .arg("--config")
             .arg(&config)
             .stdout(out.try_clone().expect("server log"))
