@@ -113,12 +113,15 @@ macro_rules! shared_store {
 
             /// Inserts a `calls` row; with `keep_existing`, a row of the same room instance wins.
             async fn write_call(&self, call: &CallRecord, keep_existing: bool) -> Result<(), sqlx::Error> {
-                const INSERT: &str = "INSERT INTO calls (id, sip_call_id, agent_id, dialed, caller, transport, \
-                    started_at, answered_at, ended_at, end_reason, sip_status, room, room_sid) \
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
-                const INSERT_NEW: &str = "INSERT INTO calls (id, sip_call_id, agent_id, dialed, caller, transport, \
-                    started_at, answered_at, ended_at, end_reason, sip_status, room, room_sid) \
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING";
+                macro_rules! insert {
+                    () => {
+                        "INSERT INTO calls (id, sip_call_id, agent_id, dialed, caller, transport, started_at, \
+                         answered_at, ended_at, end_reason, sip_status, room, room_sid) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                    };
+                }
+                const INSERT: &str = insert!();
+                const INSERT_NEW: &str = concat!(insert!(), " ON CONFLICT DO NOTHING");
                 sqlx::query(if keep_existing { INSERT_NEW } else { INSERT })
                     .bind(call.id.to_string())
                     .bind(&call.sip_call_id)

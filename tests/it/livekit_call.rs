@@ -8,16 +8,13 @@ use std::time::Duration;
 
 use serde_json::json;
 use slotline::config::{Config, LivekitDispatch};
-use slotline::speech::tts::external::ExternalTts;
-use slotline::speech::TextToSpeech as _;
 use slotline::storage::{CallRecord, RecordFilter};
 
 use crate::helpers::{setup_file, TestApp};
 use crate::livekit_sip::Deployment;
 use crate::netns::{run_inside, SERVER_IP};
 use crate::speech::model_path;
-use crate::speech_engines::voice_sidecar;
-use crate::voice_call::{bookings, hear, hibari_agent, summary, transcript, PATIENT_END_MS};
+use crate::voice_call::{bookings, hear, hibari_agent, natural_turns, summary, transcript, PATIENT_END_MS};
 use crate::voice_caller::{self, CallLog, CallSpec, Cue, Turn};
 
 const NUMBER: &str = "+15550100001";
@@ -85,23 +82,10 @@ async fn first_slot(app: &TestApp, agent: &str) -> chrono::DateTime<chrono::Utc>
     body["slots"][0]["start"].as_str().expect("a free slot").parse().expect("RFC 3339")
 }
 
-/// The caller's turns in piper's "joe" voice through the reference sidecar: a natural voice that whisper
-/// hears as well after LiveKit's Opus round trip as espeak-ng's after plain G.711 (espeak's robotic "Jane
-/// Doe" comes back as "Gainz Oh" through Opus).
-async fn spoken(script: &[(&str, Cue)]) -> Vec<Turn> {
-    let voice = ExternalTts::start(&voice_sidecar("piper")).await.expect("the piper voice (scripts/setup.sh --test)");
-    let mut turns = Vec::new();
-    for (text, cue) in script {
-        let audio = voice.synthesize(text).await.expect("piper speaks");
-        turns.push(Turn { text: text.to_string(), audio, key: None, cue: *cue });
-    }
-    turns
-}
-
 const BOOKING: &[(&str, Cue)] = &[
     ("I'd like to schedule an appointment", Cue::AfterPrompt),
     ("the first one", Cue::AfterPrompt),
-    ("My name is Jane Doe", Cue::AfterPrompt),
+    ("My name is John Smith", Cue::AfterPrompt),
     ("I don't have an email, just use my phone number", Cue::AfterPrompt),
     ("yes", Cue::AfterPrompt),
     ("no, that's all, goodbye", Cue::AfterPrompt),
@@ -134,7 +118,7 @@ mod inside {
         let (deployment, agent) = deployment(|_| {}).await;
         let app = &deployment.app;
         let first_offered = first_slot(app, &agent).await;
-        let log = call(&deployment, spoken(BOOKING).await).await;
+        let log = call(&deployment, natural_turns(BOOKING).await).await;
         let gaps: Vec<u128> = (0..log.turns.len()).filter_map(|i| log.turn_gap(i)).map(|g| g.as_millis()).collect();
         eprintln!("turn gaps through LiveKit on the wire (ms): {gaps:?}");
         let call = ended_call(app).await;
@@ -150,15 +134,15 @@ mod inside {
         let [booking] = bookings.as_slice() else { panic!("one booking, found {bookings:#?}\n{lines:#?}") };
         assert_eq!(booking.agent_id.map(|a| a.to_string()), Some(agent.clone()));
         assert_eq!(booking.start_at, first_offered, "the first slot the agent offered");
-        assert_eq!(booking.attendee_name, "Jane Doe");
+        assert_eq!(booking.attendee_name, "John Smith");
         assert_eq!(booking.attendee_phone.as_deref(), Some(CALLER));
         assert_eq!(booking.source_call_id.as_deref(), Some(call.id.to_string().as_str()));
 
         let reply = log.reply_speech(4, Duration::from_secs(3), Duration::from_millis(300));
         let heard = hear(reply).await;
         eprintln!("the caller heard through LiveKit: {heard:?}");
-        assert!(heard.contains("all set jane"), "the caller heard: {heard:?}");
-        assert!(lines.iter().any(|(who, text)| who == "caller" && text.to_lowercase().contains("jane doe")));
+        assert!(heard.contains("all set john"), "the caller heard: {heard:?}");
+        assert!(lines.iter().any(|(who, text)| who == "caller" && text.to_lowercase().contains("john smith")));
     }
 
     /// With one shared rule for the trunk (`livekit.dispatch = "shared"`), the worker resolves the agent
@@ -177,7 +161,7 @@ mod inside {
         assert_eq!(rules.len(), 1, "one shared rule: {rules:?}");
         assert!(rules[0].numbers.is_empty());
 
-        let log = call(&deployment, spoken(BOOKING).await).await;
+        let log = call(&deployment, natural_turns(BOOKING).await).await;
         let call = ended_call(app).await;
         assert!(log.error.is_none(), "{}", summary(&log));
         assert_eq!(call.agent_id.map(|a| a.to_string()), Some(second.clone()));
@@ -200,16 +184,16 @@ mod inside {
             key: Some(digit),
             cue: Cue::AfterPrompt,
         };
-        let mut script = spoken(&[
+        let mut script = natural_turns(&[
             // Over the greeting: a barge-in.
             ("I'd like to schedule an appointment", Cue::WhileAgentSpeaks(Duration::from_millis(1200))),
         ])
         .await;
         script.push(key("key 1 for the first slot", '1'));
-        script.extend(spoken(&[("My name is Jane Doe", Cue::AfterPrompt)]).await);
-        script.extend(spoken(&[("I don't have an email, just use my phone number", Cue::AfterPrompt)]).await);
+        script.extend(natural_turns(&[("My name is John Smith", Cue::AfterPrompt)]).await);
+        script.extend(natural_turns(&[("I don't have an email, just use my phone number", Cue::AfterPrompt)]).await);
         script.push(key("key 1 to confirm", '1'));
-        script.extend(spoken(&[("no, that's all, goodbye", Cue::AfterPrompt)]).await);
+        script.extend(natural_turns(&[("no, that's all, goodbye", Cue::AfterPrompt)]).await);
         let log = call(&deployment, script).await;
         let call = ended_call(app).await;
         let lines = transcript(app, &call, 8).await;
