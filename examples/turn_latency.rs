@@ -140,21 +140,14 @@ async fn main() -> anyhow::Result<()> {
         }
         gaps.sort();
         let after = parts(&gateway).await?;
-        let means: Vec<String> = after
-            .iter()
-            .map(|(part, sum, count)| {
-                let (s0, c0) = before.iter().find(|(p, _, _)| p == part).map_or((0.0, 0.0), |(_, s, c)| (*s, *c));
-                let n = count - c0;
-                format!("{part}={:.0}", if n > 0.0 { (sum - s0) / n * 1000.0 } else { 0.0 })
-            })
-            .collect();
+        let means = show_parts(&mean_parts(&[(before, after)]));
         let (p50, p95) = (percentile(&gaps, 0.5), percentile(&gaps, 0.95));
         println!(
             "{calls:>5} {:>6} {:>8} {:>8}   {}{}",
             gaps.len(),
             p50.as_millis(),
             p95.as_millis(),
-            means.join(" "),
+            means,
             if failed > 0 { format!("  ({failed} calls failed)") } else { String::new() }
         );
         if p95 < TARGET_P95 && failed == 0 && capacity == calls - 1 {
@@ -166,7 +159,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// The mean of each turn latency part over the calls whose metrics were read before and after.
-fn mean_parts(calls: &[(Parts, Parts)]) -> String {
+fn mean_parts(calls: &[(Parts, Parts)]) -> Vec<(String, f64)> {
     let mut totals: Parts = Vec::new();
     for (before, after) in calls {
         for (part, sum, count) in after {
@@ -180,11 +173,20 @@ fn mean_parts(calls: &[(Parts, Parts)]) -> String {
             }
         }
     }
-    let means: Vec<String> = totals
+    totals
         .iter()
-        .map(|(part, sum, count)| format!("{part}={:.0}", if *count > 0.0 { sum / count * 1000.0 } else { 0.0 }))
-        .collect();
-    means.join(" ")
+        .map(|(part, sum, count)| (part.clone(), if *count > 0.0 { sum / count * 1000.0 } else { 0.0 }))
+        .collect()
+}
+
+/// The parts as `name=ms` pairs.
+fn show_parts(parts: &[(String, f64)]) -> String {
+    parts.iter().map(|(part, ms)| format!("{part}={ms:.0}")).collect::<Vec<_>>().join(" ")
+}
+
+/// The mean of the gaps, in milliseconds.
+fn mean_ms(gaps: &[Duration]) -> f64 {
+    gaps.iter().map(|g| g.as_secs_f64() * 1000.0).sum::<f64>() / gaps.len().max(1) as f64
 }
 
 /// The turn gaps of one call, every turn.
@@ -255,12 +257,18 @@ async fn livekit(args: &[String]) -> anyhow::Result<()> {
     for (way, gaps, way_parts) in
         [("direct SIP", &direct, &direct_parts), ("LiveKit SIP", &through_livekit, &livekit_parts)]
     {
+        // The session's parts start at the last caller frame it received and end when the first agent frame
+        // is queued, so the rest of the mean gap is the audio's way in and out (transport, coding, buffers).
+        let parts = mean_parts(way_parts);
+        let session = parts.iter().find(|(part, _)| part == "total").map_or(0.0, |(_, ms)| *ms);
         println!(
-            "{way:>12}: {:>3} turns  p50 {:>5} ms  p95 {:>5} ms   parts (mean ms) {}",
+            "{way:>12}: {:>3} turns  p50 {:>5} ms  p95 {:>5} ms  mean {:>5.0} ms  in and out of the session {:>4.0} ms   parts (mean ms) {}",
             gaps.len(),
             percentile(gaps, 0.5).as_millis(),
             percentile(gaps, 0.95).as_millis(),
-            mean_parts(way_parts)
+            mean_ms(gaps),
+            mean_ms(gaps) - session,
+            show_parts(&parts)
         );
     }
     let added = percentile(&through_livekit, 0.5).as_millis() as i128 - percentile(&direct, 0.5).as_millis() as i128;

@@ -5,7 +5,7 @@
 #   scripts/setup.sh --piper    plus the piper-tts neural voice (en_US joe) for the TTS sidecar
 #   scripts/setup.sh --livekit  plus LiveKit's own programs, to run LiveKit locally: livekit-server and
 #                               livekit-sip, built from the Go module proxy at pinned versions into
-#                               $SLOTLINE_LIVEKIT_CACHE (default /var/tmp/slotline-livekit), linked from
+#                               $SETUP_LIVEKIT_CACHE (default /var/tmp/slotline-livekit), linked from
 #                               <data dir>/livekit/, and Redis (both programs need it); and LiveKit's FFI
 #                               library, liblivekit_ffi.so, through which the worker joins rooms, from its
 #                               pinned PyPI wheel (scripts/livekit-ffi-requirements.txt), linked as
@@ -98,10 +98,10 @@ if ((${#packages[@]})); then
     fi
 fi
 
-# The model is made once per machine in a cache outside the clone ($SLOTLINE_MODEL_CACHE, default
+# The model is made once per machine in a cache outside the clone ($SETUP_MODEL_CACHE, default
 # /var/tmp/slotline-models), then copied into the data dir and checked there.
 data="${SLOTLINE_DATA_DIR:-$root/data}"
-cache="${SLOTLINE_MODEL_CACHE:-/var/tmp/slotline-models}"
+cache="${SETUP_MODEL_CACHE:-/var/tmp/slotline-models}"
 model="models/ggml-tiny.en.bin"
 if [[ ! -f "$data/$model" ]]; then
     python3 "$root/scripts/whisper_model.py" --data-dir "$cache"
@@ -143,7 +143,7 @@ livekit_sip_version=v1.8.0
 livekit_program() { # livekit_program NAME VERSION BUILD-COMMAND...
     local name=$1 version=$2 dir binary
     shift 2
-    dir="${SLOTLINE_LIVEKIT_CACHE:-/var/tmp/slotline-livekit}/$name-$version"
+    dir="${SETUP_LIVEKIT_CACHE:-/var/tmp/slotline-livekit}/$name-$version"
     binary="$dir/$name"
     if [[ ! -x "$binary" ]]; then
         command -v go >/dev/null 2>&1 || { echo "setup: Go is needed to build $name (https://go.dev/doc/install)" >&2; exit 1; }
@@ -172,7 +172,7 @@ livekit_ffi_wheel=livekit-1.2.1-py3-none-manylinux_2_28_x86_64.whl
 livekit_ffi_sha256=b0e3b91dcf42b486045b6acca4863b132e3c4d114d5701b5759c7661c04ea1eb
 livekit_ffi() {
     local dir library
-    dir="${SLOTLINE_LIVEKIT_CACHE:-/var/tmp/slotline-livekit}/livekit-ffi-$livekit_ffi_version"
+    dir="${SETUP_LIVEKIT_CACHE:-/var/tmp/slotline-livekit}/livekit-ffi-$livekit_ffi_version"
     library="$dir/liblivekit_ffi.so"
     if [[ ! -f "$library" ]] || [[ $(sha256sum "$library" | cut -d' ' -f1) != "$livekit_ffi_sha256" ]]; then
         echo "setup: installing LiveKit's FFI library (PyPI livekit==$livekit_ffi_version) into $dir" >&2

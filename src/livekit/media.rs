@@ -4,7 +4,7 @@
 //! ```text
 //! caller's track ─► AudioStream (8 kHz, 20 ms, resampled by the library) ─► CallerInput::Audio ─┐
 //! SipDTMF data packets ──────────────────────────────────────────────────► CallerInput::Dtmf ───┤ CallLeg
-//! agent's AudioSink ─► Playout, paced every 20 ms ─► AudioSource (the agent's published track) ◄┘
+//! agent's AudioSink ─► Playout, paced every 10 ms ─► AudioSource (the agent's published track) ◄┘
 //! ```
 //!
 //! The caller is the room's SIP participant, or else the first other participant (a browser or app
@@ -13,7 +13,7 @@
 //! (`caller_left`; the leg's input closes and the session ends), when the agent hangs up (`agent_bye`: the
 //! row is closed first, then the caller is removed from the room, which makes LiveKit SIP send its BYE),
 //! when the room goes away, or when the job is cancelled (LiveKit's termination or the worker's drain).
-//! A barge-in flushes the agent's sink, and the source's own queue is cleared with it.
+//! A barge-in flushes the agent's sink; the source itself queues nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,8 +32,13 @@ use crate::storage::Store;
 const SAMPLE_RATE: u32 = 8000;
 /// Frame length asked of the caller's audio stream.
 const FRAME_MS: u32 = 20;
-/// The agent's audio source keeps at most this much queued (it is fed every 20 ms).
-const SOURCE_QUEUE_MS: u32 = 60;
+/// The agent's audio source queues nothing: each 10 ms goes straight to WebRTC, paced here in real time.
+/// (A library-side queue adds 10–17 ms one way; a barge-in then has only the pacer's half frame to drop.)
+const SOURCE_QUEUE_MS: u32 = 0;
+/// The pacing of the agent's audio into its source: one half frame.
+const PACE: Duration = Duration::from_millis(10);
+/// Samples in one paced half frame.
+const HALF: usize = FRAME / 2;
 /// How long a job waits for its caller to be in the room.
 const CALLER_WAIT: Duration = Duration::from_secs(20);
 
@@ -95,7 +100,8 @@ impl JobRunner for RoomMedia {
         tracing::info!(call_id = %call.id, job_id = %job.assignment.job_id, agent_id = %job.agent.id, "livekit call answered");
         self.calls.answered(CallLeg { info, audio: CallAudio { input: input_rx, output }, hangup });
 
-        let pump = Pump { room: &room, caller: &caller.identity, source, input, playout, hangups, events };
+        let pump =
+            Pump { room: &room, caller: &caller.identity, source, input, playout, hangups, events, second_half: None };
         let end = pump.run(&cancel).await;
         let reason = match end {
             End::CallerLeft => "caller_left",
@@ -150,12 +156,14 @@ struct Pump<'a> {
     playout: crate::call::Playout,
     hangups: mpsc::Receiver<&'static str>,
     events: mpsc::UnboundedReceiver<RoomEvent>,
+    /// The second half of the agent's current frame, sent on the next tick.
+    second_half: Option<[i16; HALF]>,
 }
 
 impl Pump<'_> {
     async fn run(mut self, cancel: &CancellationToken) -> End {
         let mut stream: Option<AudioStream> = None;
-        let mut pacer = tokio::time::interval(Duration::from_millis(u64::from(FRAME_MS)));
+        let mut pacer = tokio::time::interval(PACE);
         pacer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -209,17 +217,27 @@ impl Pump<'_> {
         }
     }
 
-    /// The agent's next 20 ms, if any, into its track; a flush clears what the source still queues.
+    /// The agent's next 10 ms, if any, into its track: the second half of the frame begun on the last tick,
+    /// else the first half of the playout's next frame. A flush (barge-in) drops the pending half.
     async fn play(&mut self) {
         if self.playout.flushed() {
-            if let Err(e) = self.source.clear() {
-                tracing::debug!(error = %e, "cannot clear the agent's audio source");
-            }
+            self.second_half = None;
         }
-        if let Some(frame) = self.playout.next_frame() {
-            if let Err(e) = self.source.capture(&frame).await {
-                tracing::debug!(error = %e, "cannot send the agent's audio");
+        let half = match self.second_half.take() {
+            Some(half) => half,
+            None => {
+                let Some(frame) = self.playout.next_frame() else { return };
+                let (first, second) = frame.split_at(HALF);
+                let mut rest = [0; HALF];
+                rest.copy_from_slice(second);
+                self.second_half = Some(rest);
+                let mut half = [0; HALF];
+                half.copy_from_slice(first);
+                half
             }
+        };
+        if let Err(e) = self.source.capture(&half).await {
+            tracing::debug!(error = %e, "cannot send the agent's audio");
         }
     }
 }

