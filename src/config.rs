@@ -251,6 +251,18 @@ pub struct SpeechConfig {
     pub openai: OpenAiSpeechConfig,
     /// The text-to-speech sidecar process (`tts_engine` = `external`).
     pub external: ExternalTtsConfig,
+    /// The hibari neural voice (`tts_engine` = `hibari`, the default).
+    pub hibari: HibariConfig,
+}
+
+/// `speech.hibari.*` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HibariConfig {
+    /// The Python that has hibari-tts; defaults to `<data_dir>/hibari/python` (made by `scripts/setup.sh`).
+    pub python: Option<PathBuf>,
+    /// Speaking speed, 1.0 being the voice's own.
+    pub speed: f32,
 }
 
 /// Which speech-to-text engine calls use.
@@ -267,6 +279,9 @@ pub enum SttEngineKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TtsEngineKind {
+    /// The hibari neural voice, offline, through slotline's own sidecar script run by the Python that has
+    /// hibari-tts; espeak-ng (with one warning) where that Python is not installed.
+    Hibari,
     /// The `espeak-ng` program, offline.
     Espeak,
     /// `POST {speech.openai.base_url}/audio/speech`.
@@ -316,7 +331,7 @@ pub struct OpenAiSpeechConfig {
 }
 
 /// `speech.external.*` settings.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExternalTtsConfig {
     /// The sidecar program: a path, or a name looked up on `PATH`.
@@ -516,7 +531,7 @@ impl Default for Config {
             },
             speech: SpeechConfig {
                 stt_engine: SttEngineKind::Whisper,
-                tts_engine: TtsEngineKind::Espeak,
+                tts_engine: TtsEngineKind::Hibari,
                 model_path: None,
                 stt_workers: 1,
                 stt_threads: 2,
@@ -533,6 +548,7 @@ impl Default for Config {
                     timeout_ms: 15_000,
                 },
                 external: ExternalTtsConfig { command: None, args: Vec::new(), timeout_ms: 10_000 },
+                hibari: HibariConfig { python: None, speed: 1.0 },
             },
             livekit: LivekitConfig {
                 url: None,
@@ -646,6 +662,14 @@ impl Config {
         match &self.speech.model_path {
             Some(path) => path.clone(),
             None => self.data_dir.join("models").join("ggml-tiny.en.bin"),
+        }
+    }
+
+    /// The Python that runs the hibari voice.
+    pub fn hibari_python(&self) -> PathBuf {
+        match &self.speech.hibari.python {
+            Some(path) => path.clone(),
+            None => self.data_dir.join("hibari").join("python"),
         }
     }
 
@@ -831,6 +855,9 @@ impl Config {
                 "must name the sidecar program when speech.tts_engine is external",
             ));
         }
+        if !(0.5..=2.0).contains(&speech.hibari.speed) {
+            return Err(ConfigError::new("speech.hibari.speed", "must be between 0.5 and 2.0"));
+        }
         if !(100..=300_000).contains(&external.timeout_ms) {
             return Err(ConfigError::new("speech.external.timeout_ms", "must be between 100 and 300000"));
         }
@@ -960,7 +987,7 @@ mod tests {
             let config = Config::load(None, &Overrides::default()).expect("defaults load");
             assert_eq!(
                 (config.speech.stt_engine, config.speech.tts_engine),
-                (SttEngineKind::Whisper, TtsEngineKind::Espeak)
+                (SttEngineKind::Whisper, TtsEngineKind::Hibari)
             );
             assert_eq!(config.speech.openai.stt_model, "whisper-1");
             assert_eq!(config.speech.openai.tts_model, "tts-1");

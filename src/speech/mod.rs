@@ -158,7 +158,10 @@ pub fn check(config: &Config) -> Result<(), SpeechError> {
         }
     }
     match config.speech.tts_engine {
-        TtsEngineKind::Espeak if tts::espeak::find_program().is_none() => {
+        TtsEngineKind::Espeak | TtsEngineKind::Hibari
+            if tts::espeak::find_program().is_none()
+                && (config.speech.tts_engine == TtsEngineKind::Espeak || !config.hibari_python().is_file()) =>
+        {
             missing.push(Missing::Program { program: tts::espeak::PROGRAM, package: tts::espeak::PACKAGE });
         }
         TtsEngineKind::External => {
@@ -167,7 +170,7 @@ pub fn check(config: &Config) -> Result<(), SpeechError> {
                 missing.push(Missing::Command { setting: tts::external::COMMAND_SETTING, command });
             }
         }
-        TtsEngineKind::Espeak | TtsEngineKind::Openai => {}
+        TtsEngineKind::Espeak | TtsEngineKind::Hibari | TtsEngineKind::Openai => {}
     }
     if missing.is_empty() {
         Ok(())

@@ -36,3 +36,4 @@ mod store;
 mod voice_call;
 #[cfg(feature = "whisper")]
 mod voice_caller;
+mod voice_default;

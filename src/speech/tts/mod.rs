@@ -12,6 +12,7 @@
 
 pub mod espeak;
 pub mod external;
+pub mod hibari;
 pub mod openai;
 
 use crate::speech::resample::Resampler;
