@@ -10,7 +10,7 @@
 #                               library, liblivekit_ffi.so, through which the worker joins rooms, from its
 #                               pinned PyPI wheel (scripts/livekit-ffi-requirements.txt), linked as
 #                               <data dir>/livekit/liblivekit_ffi.so
-#   scripts/setup.sh --test     plus the real peers the test suite talks to (promtool, sipp, baresip,
+#   scripts/setup.sh --test     plus the real peers the test suite talks to (prometheus and promtool, sipp, baresip,
 #                               PostgreSQL, Redis, cargo-nextest, cargo-fuzz), both neural voices and
 #                               the LiveKit programs.
 #                               The servers are only installed: scripts/test.sh starts throwaway ones.
@@ -57,6 +57,7 @@ python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
 
 if [[ $want_test == 1 ]]; then
     need promtool prometheus
+    need prometheus prometheus  # the server the analytics test scrapes slotline with
     need sipp sip-tester
     need baresip baresip-core
     compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || packages+=(postgresql)
