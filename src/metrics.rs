@@ -9,6 +9,8 @@ use std::time::Duration;
 use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::agent::funnel::{self, FunnelLabels};
+
 /// `slotline_build_info{version}` = 1.
 pub const BUILD_INFO: &str = "slotline_build_info";
 /// HTTP requests served by the admin API, by `method`, `route` (the matched template) and `status`.
@@ -32,6 +34,11 @@ pub const RESCHEDULES_TOTAL: &str = "slotline_booking_reschedules_total";
 pub const CALCOM_HTTP_REQUESTS_TOTAL: &str = "slotline_calcom_http_requests_total";
 /// Cal.com HTTP latency by `method` and `endpoint`.
 pub const CALCOM_HTTP_REQUEST_DURATION_SECONDS: &str = "slotline_calcom_http_request_duration_seconds";
+/// Cal.com requests the client-side rate limit held back, by `result` (`waited`, or `refused` when the wait
+/// would have been too long).
+pub const CALCOM_RATE_LIMIT_TOTAL: &str = "slotline_calcom_rate_limit_total";
+/// Time Cal.com requests waited for the client-side rate limit.
+pub const CALCOM_RATE_LIMIT_WAIT_SECONDS: &str = "slotline_calcom_rate_limit_wait_seconds";
 /// Cal.com webhook deliveries by `trigger` and `result` (`created`, `cancelled`, `rescheduled`, `ignored`,
 /// `bad_signature`, `invalid`).
 pub const CALCOM_WEBHOOKS_TOTAL: &str = "slotline_calcom_webhooks_total";
@@ -66,9 +73,13 @@ pub const DTMF_EVENTS_TOTAL: &str = "slotline_dtmf_events_total";
 pub const TOOL_CALLS_TOTAL: &str = "slotline_tool_calls_total";
 /// Tool call latency by `tool`.
 pub const TOOL_CALL_DURATION_SECONDS: &str = "slotline_tool_call_duration_seconds";
-/// Finished conversations (calls and chats) by `engine` and `outcome` (`booked`, `cancelled`, `rescheduled`,
-/// `no_slots`, `abandoned`, `calendar_error`).
+/// Finished conversations (calls and chats) by `agent`, `calendar`, `way_in` and `outcome`: `booked`,
+/// `cancelled`, `rescheduled`, or why no booking was made (`slot_taken`, `calendar_error`, `no_slots`,
+/// `caller_hung_up`, `not_understood`, `no_input`, `transferred_or_other`); one per conversation.
 pub const CONVERSATIONS_TOTAL: &str = "slotline_conversations_total";
+/// Conversations that reached a booking funnel `step` (`answered`, `intent`, `offered`, `chosen`, `details`,
+/// `booked`), by `agent`, `calendar` and `way_in`; each step at most once per conversation.
+pub const BOOKING_FUNNEL_TOTAL: &str = "slotline_booking_funnel_total";
 /// Dialog turns that failed to reach the LLM endpoint and fell back, by `reason`.
 pub const LLM_FAILURES_TOTAL: &str = "slotline_llm_failures_total";
 
@@ -235,6 +246,18 @@ pub fn calendar_request(provider: &'static str, operation: &'static str, outcome
         .record(elapsed.as_secs_f64());
 }
 
+/// Records what the client-side Cal.com rate limit did to one request: `Ok(waited)` or `Err(refused)`.
+pub fn calcom_rate_limit(acquired: Result<Duration, Duration>) {
+    match acquired {
+        Ok(waited) if waited.is_zero() => {}
+        Ok(waited) => {
+            metrics::counter!(CALCOM_RATE_LIMIT_TOTAL, "result" => "waited").increment(1);
+            metrics::histogram!(CALCOM_RATE_LIMIT_WAIT_SECONDS).record(waited.as_secs_f64());
+        }
+        Err(_) => metrics::counter!(CALCOM_RATE_LIMIT_TOTAL, "result" => "refused").increment(1),
+    }
+}
+
 /// Records one booking attempt.
 pub fn booking(agent: &str, calendar: &'static str, outcome: &'static str) {
     metrics::counter!(BOOKINGS_TOTAL, "agent" => agent.to_string(), "calendar" => calendar, "outcome" => outcome)
@@ -259,9 +282,38 @@ pub fn tool_call(tool: &'static str, outcome: &'static str, elapsed: Duration) {
     metrics::histogram!(TOOL_CALL_DURATION_SECONDS, "tool" => tool).record(elapsed.as_secs_f64());
 }
 
-/// Counts a finished conversation.
-pub fn conversation(engine: &'static str, outcome: &'static str) {
-    metrics::counter!(CONVERSATIONS_TOTAL, "engine" => engine, "outcome" => outcome).increment(1);
+/// Counts a finished conversation with its one outcome.
+pub fn conversation(labels: &FunnelLabels, outcome: &'static str) {
+    metrics::counter!(CONVERSATIONS_TOTAL, "agent" => labels.agent.clone(), "calendar" => labels.calendar,
+        "way_in" => labels.way_in.as_str(), "outcome" => outcome)
+    .increment(1);
+}
+
+/// Counts a conversation reaching a funnel step.
+pub fn funnel_step(labels: &FunnelLabels, step: &'static str) {
+    metrics::counter!(BOOKING_FUNNEL_TOTAL, "agent" => labels.agent.clone(), "calendar" => labels.calendar,
+        "way_in" => labels.way_in.as_str(), "step" => step)
+    .increment(1);
+}
+
+/// Exports the funnel and outcome series of an agent at zero, every way in, so that rates and ratios
+/// over them count the agent's first conversations too (a series that first appears at 1 hides that 1
+/// from `rate()`). Runs at start for every agent, when an agent is created or changed, and when a
+/// conversation starts.
+pub fn agent_series(agent: &str, calendar: &'static str) {
+    for way_in in funnel::WAYS_IN {
+        let labels = FunnelLabels { agent: agent.to_string(), calendar, way_in };
+        for step in funnel::Step::ALL {
+            metrics::counter!(BOOKING_FUNNEL_TOTAL, "agent" => labels.agent.clone(), "calendar" => calendar,
+                "way_in" => way_in.as_str(), "step" => step.as_str())
+            .increment(0);
+        }
+        for outcome in funnel::OUTCOMES {
+            metrics::counter!(CONVERSATIONS_TOTAL, "agent" => labels.agent.clone(), "calendar" => calendar,
+                "way_in" => way_in.as_str(), "outcome" => outcome)
+            .increment(0);
+        }
+    }
 }
 
 /// Counts an LLM turn that fell back to the apology sentence.
@@ -329,6 +381,7 @@ pub fn install() -> PrometheusHandle {
             // A recorder installed earlier in this process (tests) keeps working; ours then renders nothing new.
             let _ = metrics::set_global_recorder(recorder);
             describe();
+            zero();
             metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
             spawn_upkeep(handle.clone());
             handle
@@ -353,6 +406,12 @@ fn describe() {
     describe_counter!(RESCHEDULES_TOTAL, "Booking reschedules by agent, calendar and outcome.");
     describe_counter!(CALCOM_HTTP_REQUESTS_TOTAL, "HTTP requests to Cal.com by method, endpoint and status.");
     describe_histogram!(CALCOM_HTTP_REQUEST_DURATION_SECONDS, Unit::Seconds, "Cal.com HTTP request latency.");
+    describe_counter!(CALCOM_RATE_LIMIT_TOTAL, "Cal.com requests held back by the client-side rate limit, by result.");
+    describe_histogram!(
+        CALCOM_RATE_LIMIT_WAIT_SECONDS,
+        Unit::Seconds,
+        "Time Cal.com requests waited for the client-side rate limit."
+    );
     describe_counter!(CALCOM_WEBHOOKS_TOTAL, "Cal.com webhook deliveries by trigger and result.");
     describe_counter!(SIP_REQUESTS_TOTAL, "SIP requests received by method.");
     describe_counter!(SIP_RESPONSES_TOTAL, "SIP responses sent by method and code.");
@@ -371,7 +430,15 @@ fn describe() {
     describe_counter!(DTMF_EVENTS_TOTAL, "DTMF digits received (RFC 4733).");
     describe_counter!(TOOL_CALLS_TOTAL, "Dialog tool calls by tool and outcome.");
     describe_histogram!(TOOL_CALL_DURATION_SECONDS, Unit::Seconds, "Dialog tool call latency by tool.");
-    describe_counter!(CONVERSATIONS_TOTAL, "Finished conversations (calls and chats) by engine and outcome.");
+    describe_counter!(
+        CONVERSATIONS_TOTAL,
+        "Finished conversations (calls and chats) by agent, calendar, way in and outcome (booked, cancelled, \
+         rescheduled, or why no booking was made)."
+    );
+    describe_counter!(
+        BOOKING_FUNNEL_TOTAL,
+        "Conversations that reached each booking funnel step, by agent, calendar and way in."
+    );
     describe_counter!(LLM_FAILURES_TOTAL, "LLM dialog turns that fell back to the apology sentence, by reason.");
     describe_histogram!(
         TURN_LATENCY_SECONDS,
@@ -393,6 +460,51 @@ fn describe() {
     describe_gauge!(LIVEKIT_WORKER_LOAD, "Load the LiveKit worker reports (jobs / livekit.max_jobs).");
     describe_gauge!(LIVEKIT_WORKER_CONNECTED, "1 while the LiveKit worker is registered.");
     describe_counter!(LIVEKIT_WORKER_REGISTRATIONS_TOTAL, "LiveKit worker registrations, reconnects included.");
+}
+
+/// Exports the series whose label values are known in advance at zero (or empty, for histograms), so a
+/// quiet instance still answers every dashboard query and alert with a value rather than no data, and
+/// the first events after a restart are seen by `rate()`.
+fn zero() {
+    metrics::counter!(CALLS_TOTAL, "outcome" => "answered").increment(0);
+    metrics::gauge!(ACTIVE_CALLS).increment(0.0);
+    for reason in ["caller_bye", "media_timeout", "max_duration", "shutdown", "no_ack"] {
+        metrics::counter!(CALLS_ENDED_TOTAL, "reason" => reason).increment(0);
+    }
+    for direction in ["received", "sent", "lost"] {
+        metrics::counter!(RTP_PACKETS_TOTAL, "direction" => direction).increment(0);
+    }
+    let _ = metrics::histogram!(RTP_JITTER_SECONDS);
+    metrics::counter!(DTMF_EVENTS_TOTAL).increment(0);
+    for part in ["endpointing", "stt", "dialog", "tts_first_audio", "total"] {
+        let _ = metrics::histogram!(TURN_LATENCY_SECONDS, "part" => part);
+    }
+    metrics::counter!(BARGE_INS_TOTAL).increment(0);
+    metrics::counter!(NO_INPUT_TIMEOUTS_TOTAL).increment(0);
+    for engine in ["stt", "tts"] {
+        metrics::counter!(SPEECH_ERRORS_TOTAL, "engine" => engine).increment(0);
+    }
+    for at in ["pause", "silence"] {
+        metrics::counter!(TURN_ENDS_TOTAL, "at" => at).increment(0);
+    }
+    for method in ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"] {
+        metrics::counter!(SIP_REQUESTS_TOTAL, "method" => method).increment(0);
+    }
+    for code in [200u16, 503] {
+        metrics::counter!(SIP_RESPONSES_TOTAL, "method" => "INVITE", "code" => code.to_string()).increment(0);
+    }
+    for outcome in ["call_limit", "rate_limited"] {
+        metrics::counter!(CALLS_TOTAL, "outcome" => outcome).increment(0);
+    }
+    for result in ["offered", "accepted", "declined", "succeeded", "failed"] {
+        metrics::counter!(LIVEKIT_JOBS_TOTAL, "result" => result).increment(0);
+    }
+    for result in ["waited", "refused"] {
+        metrics::counter!(CALCOM_RATE_LIMIT_TOTAL, "result" => result).increment(0);
+    }
+    let _ = metrics::histogram!(CALCOM_RATE_LIMIT_WAIT_SECONDS);
+    metrics::gauge!(LIVEKIT_JOBS_RUNNING).increment(0.0);
+    metrics::gauge!(LIVEKIT_WORKER_LOAD).increment(0.0);
 }
 
 /// Histograms need periodic upkeep to drain their buckets when nothing scrapes for a long time.

@@ -59,7 +59,8 @@ impl CallHandler for AgentCalls {
                 }
             };
             let caller = e164::normalize(&info.caller).ok().map(|n| n.as_str().to_string());
-            let (conversation, interim) = dialog::start(&dialog, &calendars, agent, caller, info.id.to_string());
+            let (conversation, interim) =
+                dialog::start(&dialog, &calendars, agent, caller, info.id.to_string(), info.way_in);
             let sink: Option<Arc<dyn TranscriptSink>> = transcripts.then(|| {
                 Arc::new(StoredTranscript { store: store.clone(), call_id: info.id, seq: AtomicI64::new(0) }) as _
             });

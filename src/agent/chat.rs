@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::dialog::{self, AgentTurn, Conversation, UserTurn};
 use super::tools::Outcome;
 use crate::calendar::CalendarRegistry;
+use crate::call::WayIn;
 use crate::config::DialogConfig;
 use crate::storage::AgentRecord;
 
@@ -33,7 +34,7 @@ pub fn conversation(
     agent: AgentRecord,
     caller: Option<String>,
 ) -> (Conversation, mpsc::UnboundedReceiver<String>) {
-    dialog::start(dialog, calendars, agent, caller, format!("chat-{}", Uuid::new_v4()))
+    dialog::start(dialog, calendars, agent, caller, format!("chat-{}", Uuid::new_v4()), WayIn::Chat)
 }
 
 /// Runs the conversation over `input` and `output` until the agent hangs up or the input ends.

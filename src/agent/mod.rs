@@ -6,6 +6,7 @@
 //! - [`dialog`]: the [`dialog::DialogEngine`] trait, the per-conversation [`dialog::CallContext`], the
 //!   offline rules engine and the OpenAI-compatible LLM engine;
 //! - [`nlu`]: what the rules engine understands: intents, day and time expressions, choices, names, emails;
+//! - [`funnel`]: the booking funnel of one conversation and its one outcome, as metrics;
 //! - [`calls`]: answered SIP calls meet their agent (the SIP core's call handler);
 //! - [`chat`]: `slotline chat`, the terminal conversation;
 //! - [`session`]: one call's voice loop (endpointing, STT, the dialog, sentence-by-sentence TTS, barge-in);
@@ -14,6 +15,7 @@
 pub mod calls;
 pub mod chat;
 pub mod dialog;
+pub mod funnel;
 pub mod nlu;
 pub mod session;
 pub mod speak;

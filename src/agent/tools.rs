@@ -4,7 +4,7 @@
 //! Tool results are short texts an engine can speak or feed back to a model; calendar failures are the
 //! calendar's own clear sentences ("No appointment slots available", "Calendar integration is not
 //! available", a taken slot with its nearest alternatives). The toolbox also keeps what the conversation
-//! achieved ([`Outcome`]) so every engine reports it the same way.
+//! achieved ([`Outcome`]) and its booking [`Funnel`] so every engine reports them the same way.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,8 +15,10 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use super::funnel::{EndCause, Funnel, FunnelLabels, Step};
 use super::speak;
 use crate::calendar::{Attendee, AttendeeQuery, Booking, BookingRequest, Calendar, CalendarError, Clock, Slot, SlotId};
+use crate::call::WayIn;
 use crate::metrics;
 
 /// `list_available_slots(range_days)`.
@@ -366,10 +368,10 @@ pub struct Toolbox {
     state: Mutex<ToolboxState>,
 }
 
-#[derive(Default)]
 struct ToolboxState {
     outcome: Option<Outcome>,
     emails: Vec<String>,
+    funnel: Funnel,
 }
 
 impl Toolbox {
@@ -380,7 +382,41 @@ impl Toolbox {
             Ok(calendar) => (Some(calendar), String::new()),
             Err(e) => (None, e.to_string()),
         };
-        Self { context, calendar, unavailable, interim: None, state: Mutex::new(ToolboxState::default()) }
+        let labels = FunnelLabels {
+            agent: context.agent_name.clone(),
+            calendar: calendar.as_ref().map_or("none", |c| c.kind().as_str()),
+            way_in: WayIn::Chat,
+        };
+        let state = ToolboxState { outcome: None, emails: Vec::new(), funnel: Funnel::new(labels) };
+        Self { context, calendar, unavailable, interim: None, state: Mutex::new(state) }
+    }
+
+    /// Counts the conversation's funnel under `labels` (the agent's configured calendar kind and the way
+    /// in), rather than the defaults of [`Toolbox::new`] (the usable calendar's kind, `chat`).
+    pub fn with_funnel(self, labels: FunnelLabels) -> Self {
+        self.lock().funnel = Funnel::new(labels);
+        self
+    }
+
+    /// The conversation reached `step` of the booking funnel (counted once per conversation).
+    pub fn reached(&self, step: Step) {
+        self.lock().funnel.reach(step);
+    }
+
+    /// The dialog engine ends the conversation for `cause`.
+    pub fn ending(&self, cause: EndCause) {
+        self.lock().funnel.ending(cause);
+    }
+
+    /// The funnel's labels.
+    pub fn funnel_labels(&self) -> FunnelLabels {
+        self.lock().funnel.labels().clone()
+    }
+
+    /// The one outcome label of the conversation, ended by the agent or by the caller hanging up.
+    pub fn funnel_outcome(&self, agent_ended: bool) -> &'static str {
+        let state = self.lock();
+        state.funnel.outcome(state.outcome.unwrap_or(Outcome::Abandoned), agent_ended)
     }
 
     /// Sends [`CHECKING_SLOTS`] to `sink` when a slot listing takes longer than `after` (a voice call
@@ -472,6 +508,7 @@ impl Toolbox {
                 if let Some(email) = attendee_email {
                     self.lock().emails.push(email.clone());
                 }
+                self.reached(Step::Details);
                 let request = BookingRequest {
                     slot_id: SlotId::from(slot_id.as_str()),
                     attendee,
@@ -482,6 +519,7 @@ impl Toolbox {
                 match calendar.schedule(request).await {
                     Ok(booking) => {
                         self.note(Outcome::Booked);
+                        self.reached(Step::Booked);
                         let when = speak::instant(booking.start_at, self.context.timezone, self.now());
                         let text = format!("Booked {when} for {} (booking id {}).", booking.attendee_name, booking.id);
                         ToolResult { text, outcome: "ok", data: ToolData::Booking(booking) }
@@ -555,7 +593,10 @@ impl Toolbox {
                 self.note(Outcome::NoSlots);
                 "no_slots"
             }
-            CalendarError::SlotTaken { .. } => "slot_taken",
+            CalendarError::SlotTaken { .. } => {
+                self.lock().funnel.slot_taken();
+                "slot_taken"
+            }
             CalendarError::UnknownSlot(_)
             | CalendarError::InvalidAttendee { .. }
             | CalendarError::BookingNotFound

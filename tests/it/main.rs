@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod analytics;
 mod api_agents;
 mod api_numbers;
 mod api_records;

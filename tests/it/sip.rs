@@ -42,7 +42,7 @@ fn free_port() -> u16 {
     }
 }
 
-struct Sipp<'a> {
+pub(crate) struct Sipp<'a> {
     app: &'a TestApp,
     scenario: &'a str,
     service: &'a str,
@@ -50,7 +50,7 @@ struct Sipp<'a> {
 }
 
 impl<'a> Sipp<'a> {
-    fn new(app: &'a TestApp, scenario: &'a str) -> Self {
+    pub(crate) fn new(app: &'a TestApp, scenario: &'a str) -> Self {
         Self { app, scenario, service: "+15550100000", extra: Vec::new() }
     }
 
@@ -59,13 +59,13 @@ impl<'a> Sipp<'a> {
         self
     }
 
-    fn args(mut self, args: &[&'a str]) -> Self {
+    pub(crate) fn args(mut self, args: &[&'a str]) -> Self {
         self.extra.extend_from_slice(args);
         self
     }
 
     /// Runs sipp for one call; returns its exit code and output.
-    async fn run(self) -> (i32, String) {
+    pub(crate) async fn run(self) -> (i32, String) {
         let target = self.app.sip_addr.to_string();
         let port = free_port().to_string();
         let media_port = free_port().to_string();

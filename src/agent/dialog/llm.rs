@@ -23,7 +23,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Value};
 
 use super::{AgentTurn, CallContext, DialogEngine, UserTurn};
-use crate::agent::tools::{self, ToolCall, ToolCallRecord, Toolbox};
+use crate::agent::funnel::Step;
+use crate::agent::tools::{self, ToolCall, ToolCallRecord, ToolData, Toolbox};
 use crate::config::LlmConfig;
 use crate::metrics;
 
@@ -328,7 +329,13 @@ impl LlmEngine {
                 return format!("error: {e}");
             }
         };
+        if matches!(parsed, ToolCall::ListAvailableSlots { .. }) {
+            self.toolbox.reached(Step::Intent);
+        }
         let result = self.toolbox.run(&parsed).await;
+        if matches!(result.data, ToolData::Slots(_)) {
+            self.toolbox.reached(Step::Offered);
+        }
         let text = if result.is_ok() { result.text.clone() } else { format!("{}: {}", result.outcome, result.text) };
         records.push(ToolCallRecord { call: parsed, outcome: result.outcome, result: result.text });
         text

@@ -5,8 +5,8 @@
 //! - [`llm`]: the OpenAI chat-completions tool-calling loop against any compatible endpoint (`dialog.llm.*`);
 //!   an unreachable or confused model makes the agent apologise and ask again, never drop the call.
 //!
-//! Both call the same [`Toolbox`]; [`Conversation`] wraps an engine for one call or chat and counts its
-//! outcome once when it ends.
+//! Both call the same [`Toolbox`]; [`Conversation`] wraps an engine for one call or chat, counts it as
+//! answered in the booking funnel when it starts and counts its one outcome when it ends.
 
 pub mod llm;
 pub mod rules;
@@ -20,8 +20,10 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use super::funnel::{FunnelLabels, Step};
 use super::tools::{Outcome, ToolCallRecord, ToolContext, Toolbox};
 use crate::calendar::{CalendarRegistry, Clock};
+use crate::call::WayIn;
 use crate::config::{DialogConfig, DialogEngineKind};
 use crate::metrics;
 use crate::storage::AgentRecord;
@@ -142,14 +144,16 @@ pub fn engine(config: &DialogConfig, context: CallContext, toolbox: Arc<Toolbox>
     }
 }
 
-/// Starts the conversation `call_id` of `agent` with `caller`: its toolbox over the agent's calendar and the
-/// configured engine. The receiver gets the interim sentences said while slow tools run.
+/// Starts the conversation `call_id` of `agent` with `caller`, which came `way_in`: its toolbox over the
+/// agent's calendar and the configured engine. The receiver gets the interim sentences said while slow
+/// tools run.
 pub fn start(
     config: &DialogConfig,
     calendars: &CalendarRegistry,
     agent: AgentRecord,
     caller: Option<String>,
     call_id: String,
+    way_in: WayIn,
 ) -> (Conversation, mpsc::UnboundedReceiver<String>) {
     let timezone = agent.timezone.parse().unwrap_or(chrono_tz::UTC);
     let clock = calendars.clock();
@@ -161,9 +165,13 @@ pub fn start(
         clock: clock.clone(),
     };
     let (interim, interim_rx) = mpsc::unbounded_channel();
+    let calendar = agent.calendar.kind.as_str();
+    metrics::agent_series(&agent.name, calendar);
+    let labels = FunnelLabels { agent: agent.name.clone(), calendar, way_in };
     let toolbox = Arc::new(
         Toolbox::new(tool_context, calendars.calendar(&agent))
-            .with_interim(interim, Duration::from_millis(config.interim_after_ms)),
+            .with_interim(interim, Duration::from_millis(config.interim_after_ms))
+            .with_funnel(labels),
     );
     let context = CallContext { call_id, agent, timezone, caller, clock };
     let engine = engine(config, context, toolbox.clone());
@@ -175,12 +183,14 @@ pub struct Conversation {
     engine: Box<dyn DialogEngine>,
     toolbox: Arc<Toolbox>,
     ended: bool,
+    agent_ended: bool,
 }
 
 impl Conversation {
-    /// Starts a conversation with `engine`.
+    /// Starts a conversation with `engine` (the funnel's `answered` step).
     pub fn new(engine: Box<dyn DialogEngine>, toolbox: Arc<Toolbox>) -> Self {
-        Self { engine, toolbox, ended: false }
+        toolbox.reached(Step::Answered);
+        Self { engine, toolbox, ended: false, agent_ended: false }
     }
 
     /// The greeting.
@@ -192,6 +202,7 @@ impl Conversation {
     pub async fn turn(&mut self, turn: UserTurn) -> AgentTurn {
         let reply = self.engine.on_user_turn(turn).await;
         if reply.end_call {
+            self.agent_ended = true;
             self.finish();
         }
         reply
@@ -202,6 +213,7 @@ impl Conversation {
     pub async fn continue_turn(&mut self, whole: UserTurn) -> AgentTurn {
         let reply = self.engine.continue_turn(whole).await;
         if reply.end_call {
+            self.agent_ended = true;
             self.finish();
         }
         reply
@@ -218,14 +230,15 @@ impl Conversation {
     }
 
     /// Counts the outcome (`slotline_conversations_total`); later calls do nothing. Also runs on drop, so a
-    /// caller who hangs up mid-way is counted.
+    /// caller who hangs up mid-way is counted. A conversation the agent did not end was ended by the caller.
     pub fn finish(&mut self) -> Outcome {
         let outcome = self.outcome();
         if !self.ended {
             self.ended = true;
-            metrics::conversation(self.engine.name(), outcome.as_str());
+            let result = self.toolbox.funnel_outcome(self.agent_ended);
+            metrics::conversation(&self.toolbox.funnel_labels(), result);
             tracing::info!(call_id = %self.toolbox.context().call_id, engine = self.engine.name(),
-                outcome = outcome.as_str(), "conversation ended");
+                outcome = result, "conversation ended");
         }
         outcome
     }

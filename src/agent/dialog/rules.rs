@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone as _, Utc};
 
 use super::{AgentTurn, CallContext, DialogEngine, Expect, UserTurn};
+use crate::agent::funnel::{EndCause, Step};
 use crate::agent::nlu::intent::{self, Intent};
 use crate::agent::nlu::reading::Reading;
 use crate::agent::nlu::when::{self, Days, Times, When};
@@ -316,6 +317,7 @@ impl RulesEngine {
         self.misses += 1;
         if self.misses >= MAX_MISSES {
             self.stage = Stage::Ended;
+            self.tools.ending(if silent { EndCause::NoInput } else { EndCause::NotUnderstood });
             return Reply::end(if silent {
                 "I'm sorry, I can't hear you. Please call back any time. Goodbye!"
             } else {
@@ -643,6 +645,9 @@ impl RulesEngine {
                 .clamp(DEFAULT_RANGE_DAYS, MAX_RANGE_DAYS),
             None => DEFAULT_RANGE_DAYS,
         };
+        if matches!(purpose, Purpose::Book) {
+            self.tools.reached(Step::Intent);
+        }
         let result = self.call(ToolCall::ListAvailableSlots { range_days }).await;
         let slots = match result.data {
             ToolData::Slots(slots) => slots,
@@ -804,6 +809,17 @@ impl RulesEngine {
             self.use_phone = false;
         } else if reading.phone && self.context.caller.is_some() {
             self.use_phone = true;
+        }
+    }
+
+    /// The booking funnel step the conversation stands at, if it is making a booking.
+    fn funnel_step(&self) -> Option<Step> {
+        match &self.stage {
+            Stage::Listening(Some(Purpose::Book)) => Some(Step::Intent),
+            Stage::Offering { purpose: Purpose::Book, .. } => Some(Step::Offered),
+            Stage::AskName(_) | Stage::AskContact(_) => Some(Step::Chosen),
+            Stage::Confirm(_) | Stage::AskWhatToChange(_) => Some(Step::Details),
+            _ => None,
         }
     }
 
@@ -1186,6 +1202,9 @@ impl DialogEngine for RulesEngine {
         }
         if reply.end {
             self.stage = Stage::Ended;
+        }
+        if let Some(step) = self.funnel_step() {
+            self.tools.reached(step);
         }
         if !reply.say.is_empty() {
             self.last_say = reply.say.clone();

@@ -313,7 +313,9 @@ impl CalcomApi {
         body: Option<&Value>,
     ) -> Result<T, ApiError> {
         let endpoint = metric_endpoint(path);
-        self.endpoint.limiter.acquire(self.key.expose(), MAX_WAIT).await.map_err(ApiError::RateLimited)?;
+        let acquired = self.endpoint.limiter.acquire(self.key.expose(), MAX_WAIT).await;
+        crate::metrics::calcom_rate_limit(acquired);
+        acquired.map_err(ApiError::RateLimited)?;
         let url = format!("{}{path}", self.endpoint.base_url.trim_end_matches('/'));
         let mut request = self
             .endpoint

@@ -29,8 +29,11 @@ impl RateLimiter {
         Self { budget: budget.max(1), window, keys: Mutex::new(HashMap::new()) }
     }
 
-    /// Waits for a request slot for `api_key`; `Err(wait)` when the slot is further away than `max_wait`.
-    pub async fn acquire(&self, api_key: &str, max_wait: Duration) -> Result<(), Duration> {
+    /// Waits for a request slot for `api_key` and returns how long it waited; `Err(wait)` when the slot is
+    /// further away than `max_wait`.
+    pub async fn acquire(&self, api_key: &str, max_wait: Duration) -> Result<Duration, Duration> {
+        let started = Instant::now();
+        let mut slept = false;
         let digest: [u8; 32] = Sha256::digest(api_key.as_bytes()).into();
         let log = {
             let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
@@ -45,7 +48,7 @@ impl RateLimiter {
                 }
                 if log.len() < self.budget {
                     log.push_back(now);
-                    return Ok(());
+                    return Ok(if slept { now.duration_since(started) } else { Duration::ZERO });
                 }
                 log.front().map_or(Duration::ZERO, |oldest| self.window.saturating_sub(now.duration_since(*oldest)))
             };
@@ -53,6 +56,7 @@ impl RateLimiter {
                 return Err(wait);
             }
             tokio::time::sleep(wait).await;
+            slept = true;
         }
     }
 }
@@ -71,7 +75,8 @@ mod tests {
         assert!(limiter.acquire("cal_b", Duration::ZERO).await.is_ok(), "keys are separate");
         let refused = limiter.acquire("cal_a", Duration::from_secs(1)).await.expect_err("over budget");
         assert!(refused > Duration::from_secs(59));
-        limiter.acquire("cal_a", Duration::from_secs(120)).await.expect("waits for the window");
+        let waited = limiter.acquire("cal_a", Duration::from_secs(120)).await.expect("waits for the window");
+        assert!(waited > Duration::from_secs(59), "{waited:?}");
         assert!(Instant::now().duration_since(start) >= Duration::from_secs(60));
     }
 }
