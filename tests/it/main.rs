@@ -26,6 +26,7 @@ mod metrics;
 mod netns;
 mod openai_speech_double;
 mod secrets;
+mod settings_table;
 mod sip;
 mod softphone;
 #[cfg(feature = "whisper")]
