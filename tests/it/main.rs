@@ -14,6 +14,7 @@ mod chat;
 mod cli;
 mod dialogs;
 mod dialplan;
+mod hostile;
 mod livekit;
 mod livekit_call;
 mod livekit_rig;
