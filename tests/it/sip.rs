@@ -220,13 +220,17 @@ async fn digest_challenge_and_success(db: Db) {
         }]
     })
     .await;
-    let (code, output) = Sipp::new(&app, "digest_auth.xml").args(&["-au", "trunk", "-ap", "s3cret"]).run().await;
+    // sipp signs `sip:<remote_ip>:<remote_port>` unless told otherwise; slotline wants the Request-URI.
+    let auth_uri = format!("+15550100000@{}", app.sip_addr);
+    let (code, output) =
+        Sipp::new(&app, "digest_auth.xml").args(&["-au", "trunk", "-ap", "s3cret", "-auth_uri", &auth_uri]).run().await;
     assert_eq!(code, 0, "{output}");
     let calls = app.store.list_calls(&RecordFilter { limit: 10, ..Default::default() }).await.expect("calls");
     let statuses: Vec<Option<i32>> = calls.iter().map(|c| c.sip_status).collect();
     assert!(statuses.contains(&Some(401)) && statuses.contains(&Some(200)), "{statuses:?}");
     // Wrong password: challenged, then refused.
-    let (code, _) = Sipp::new(&app, "digest_auth.xml").args(&["-au", "trunk", "-ap", "wrong"]).run().await;
+    let (code, _) =
+        Sipp::new(&app, "digest_auth.xml").args(&["-au", "trunk", "-ap", "wrong", "-auth_uri", &auth_uri]).run().await;
     assert_ne!(code, 0);
     assert_eq!(metric(&app, "slotline_calls_total{outcome=\"auth_failed\"}").await, 1.0);
     app.stop().await;
