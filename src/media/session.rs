@@ -7,7 +7,8 @@
 //!
 //! The agent pipeline sees the call as a [`CallAudio`]: decoded 8 kHz frames and DTMF digits in, and an
 //! [`crate::call::AudioSink`] out whose queue is flushed at once on barge-in. Until a pipeline takes the
-//! audio, the session plays the greeting after the ACK and can record the caller.
+//! audio, the session plays the greeting after the ACK and can record the caller (streamed to a file only
+//! its owner may read, by a blocking writer fed through a bounded queue).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -309,7 +310,7 @@ impl Worker {
         let mut timed_out = false;
         let mut stats = ReceiveStats::default();
         let mut dtmf = DtmfReceiver::default();
-        let mut recorded: Vec<i16> = Vec::new();
+        let mut recorder = self.recording.take().map(Recorder::start);
         let mut frame = [0i16; FRAME];
         let mut concealment = [0i16; FRAME];
         let mut inbound = [0u8; 1500];
@@ -371,14 +372,15 @@ impl Worker {
                                 }
                                 Pulled::Idle => break,
                             };
-                            if self.recording.is_some() && recorded.len() < 8000 * 3600 {
-                                recorded.extend_from_slice(&audio);
+                            if let Some(recorder) = recorder.as_mut() {
+                                recorder.push(audio);
                             }
                             let _ = self.input.try_send(CallerInput::Audio(audio));
                         }
                     } else if Some(packet.payload_type) == self.negotiated.dtmf_payload_type {
                         if let Some(digit) = dtmf.on_packet(packet.timestamp, packet.payload) {
-                            tracing::info!(call_id = %self.call_id, digit = %digit.key, end_lost = digit.end_lost, "DTMF");
+                            // The digit is what the caller typed (perhaps a card or account number): debug only.
+                            tracing::debug!(call_id = %self.call_id, digit = %digit.key, end_lost = digit.end_lost, "DTMF");
                             metrics::dtmf_event();
                             let _ = self.input.try_send(CallerInput::Dtmf(digit.key));
                         }
@@ -450,16 +452,64 @@ impl Worker {
             concealed = buffered.missing,
             "media ended"
         );
-        if let Some(path) = self.recording {
-            let write = tokio::task::spawn_blocking(move || {
+        if let Some(recorder) = recorder {
+            recorder.finish().await;
+        }
+    }
+}
+
+/// Frames of the caller's audio that may wait for the recording's writer (10 s); more are dropped.
+const RECORDING_QUEUE_FRAMES: usize = 500;
+/// The longest recording, in frames (one hour).
+const RECORDING_MAX_FRAMES: u64 = 3600 * 50;
+
+/// The caller's audio on its way to disk: frames go by value through a bounded channel (no allocation,
+/// no I/O on the media task) to a blocking writer that streams them into the WAV file.
+struct Recorder {
+    frames: Option<std::sync::mpsc::SyncSender<[i16; FRAME]>>,
+    writer: tokio::task::JoinHandle<()>,
+    queued: u64,
+    dropped: u64,
+}
+
+impl Recorder {
+    fn start(path: PathBuf) -> Self {
+        let (frames, received) = std::sync::mpsc::sync_channel::<[i16; FRAME]>(RECORDING_QUEUE_FRAMES);
+        let writer = tokio::task::spawn_blocking(move || {
+            let written = (|| {
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir)?;
                 }
-                wav::write(&path, &recorded)
-            });
-            if let Ok(Err(e)) = write.await {
+                let mut wav = wav::WavWriter::create(&path)?;
+                while let Ok(frame) = received.recv() {
+                    wav.append(&frame)?;
+                }
+                wav.finish()
+            })();
+            if let Err(e) = written {
                 tracing::warn!(error = %e, "cannot write the recording");
             }
+        });
+        Self { frames: Some(frames), writer, queued: 0, dropped: 0 }
+    }
+
+    fn push(&mut self, frame: [i16; FRAME]) {
+        if self.queued >= RECORDING_MAX_FRAMES {
+            return;
+        }
+        if self.frames.as_ref().is_some_and(|frames| frames.try_send(frame).is_ok()) {
+            self.queued += 1;
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    /// Ends the recording and waits until the file is complete.
+    async fn finish(mut self) {
+        self.frames = None;
+        let _ = (&mut self.writer).await;
+        if self.dropped > 0 {
+            tracing::warn!(dropped = self.dropped, "the disk was too slow: frames are missing from the recording");
         }
     }
 }
