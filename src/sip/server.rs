@@ -2,12 +2,13 @@
 //! transports, its own timers and the calls' media tasks.
 //!
 //! An INVITE is answered `100 Trying` at once, then admitted (trunk by source network, digest when the
-//! trunk asks for it, bound to the Request-URI and each nonce count used once, per-source rate limit), routed (Request-URI user, else To, normalised to E.164,
-//! looked up in `phone_numbers`/prefixes), checked against the call limit and the SDP offer, and
-//! answered `200 OK` with our SDP (a new INVITE naming a live call's Call-ID is refused, 482 or 400, and
-//! never replaces the call); the 2xx is retransmitted until the ACK. CANCEL before the answer
-//! gives 487, OPTIONS 200, BYE ends the call either way, re-INVITE updates hold state, other methods get
-//! 405 or 501, broken requests 400. Every INVITE becomes a row in `calls`.
+//! trunk asks for it, bound to the Request-URI and each nonce count used once, per-source rate limit),
+//! routed (Request-URI user, else To, normalised to E.164, looked up in `phone_numbers`/prefixes),
+//! checked against the call limit and the SDP offer, and answered `200 OK` with our SDP; the 2xx is
+//! retransmitted until the ACK. A new INVITE naming a live or ringing call's Call-ID is refused (482 or
+//! 400) and never replaces that call. CANCEL before the answer gives 487, OPTIONS 200, BYE ends the call
+//! either way, re-INVITE updates hold state, other methods get 405 or 501, broken requests 400. Every
+//! INVITE becomes a row in `calls`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -408,10 +409,15 @@ impl Core {
         let call_id = request.call_id();
         let (from_tag, cseq) = (request.from_tag(), request.cseq().0);
         let live = self.calls.get(call_id).map(|c| (c.dialog.remote_tag.as_str(), c.dialog.remote_cseq));
+        // Without ringing, an INVITE is admitted and answered before the core reads the next message: only
+        // ringing ones can be pending (and only then is the scan of the transactions paid).
         let pending = || {
+            if self.settings.answer_after.is_zero() {
+                return None;
+            }
             self.invites
                 .values()
-                .filter(|i| i.tx.state() == super::transaction::InviteState::Proceeding)
+                .filter(|i| i.ringing.is_some() && i.tx.state() == super::transaction::InviteState::Proceeding)
                 .find(|i| i.request.call_id() == call_id)
                 .map(|i| (i.request.from_tag(), i.request.cseq().0))
         };
