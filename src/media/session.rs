@@ -561,7 +561,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_dropped_session_stops_and_frees_its_ports() {
-        let ports = PortPool::new("127.0.0.1".parse().expect("ip"), 43100, 43101);
+        // A pool of one pair, on an even port whose odd sibling is free now.
+        let even = loop {
+            let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+            let port = probe.local_addr().expect("addr").port() & !1;
+            drop(probe);
+            if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+                && std::net::UdpSocket::bind(("127.0.0.1", port + 1)).is_ok()
+            {
+                break port;
+            }
+        };
+        let ports = PortPool::new("127.0.0.1".parse().expect("ip"), even, even + 1);
         let settings = MediaSettings {
             ports: ports.clone(),
             timeout: Duration::from_secs(30),
@@ -604,6 +615,6 @@ mod tests {
         })
         .await
         .expect("a dropped session frees its RTP ports");
-        assert_eq!(freed.port(), 43100);
+        assert_eq!(freed.port(), even);
     }
 }
