@@ -13,7 +13,8 @@ use crate::agent::funnel::{self, FunnelLabels};
 
 /// `slotline_build_info{version}` = 1.
 pub const BUILD_INFO: &str = "slotline_build_info";
-/// HTTP requests served by the admin API, by `method`, `route` (the matched template) and `status`.
+/// HTTP requests served by the admin API, by `method` (standard ones, else `other`), `route` (the matched
+/// template) and `status`.
 pub const HTTP_REQUESTS_TOTAL: &str = "slotline_http_requests_total";
 /// HTTP request latency by `method` and `route`.
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "slotline_http_request_duration_seconds";
@@ -63,10 +64,15 @@ pub const CALL_DURATION_SECONDS: &str = "slotline_call_duration_seconds";
 pub const CALLS_ENDED_TOTAL: &str = "slotline_calls_ended_total";
 /// RTP packets by `direction` (`received`, `sent`, `lost`).
 pub const RTP_PACKETS_TOTAL: &str = "slotline_rtp_packets_total";
+/// RTP packets a call's media session ignored because they were not the caller's, by `reason`
+/// (`source`: another address; `ssrc`: the caller's address, another stream).
+pub const RTP_PACKETS_IGNORED_TOTAL: &str = "slotline_rtp_packets_ignored_total";
 /// Interarrival jitter of the caller's RTP at the end of each call, in seconds.
 pub const RTP_JITTER_SECONDS: &str = "slotline_rtp_jitter_seconds";
 /// DTMF digits received.
 pub const DTMF_EVENTS_TOTAL: &str = "slotline_dtmf_events_total";
+/// DTMF digits dropped because too many caller turns already waited for the dialog engine.
+pub const DTMF_EVENTS_DROPPED_TOTAL: &str = "slotline_dtmf_events_dropped_total";
 
 /// Tool calls of dialog engines by `tool` and `outcome` (`ok`, `no_slots`, `slot_taken`, `invalid_input`,
 /// `calendar_error`, `not_configured`).
@@ -205,6 +211,21 @@ fn sip_method_label(method: &str) -> &'static str {
     }
 }
 
+/// The `method` label of an admin API request: the standard methods by name, anything else (any token
+/// is a valid HTTP method) as `other`, so clients cannot create new series.
+pub fn http_method_label(method: &axum::http::Method) -> &'static str {
+    match *method {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::HEAD => "HEAD",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::PUT => "PUT",
+        axum::http::Method::PATCH => "PATCH",
+        axum::http::Method::DELETE => "DELETE",
+        axum::http::Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// A call was answered.
 pub fn call_started() {
     metrics::counter!(CALLS_TOTAL, "outcome" => "answered").increment(1);
@@ -233,9 +254,31 @@ pub fn rtp_call_stats(received: u64, sent: u64, lost: u64, jitter_ms: f64) {
     metrics::histogram!(RTP_JITTER_SECONDS).record(jitter_ms / 1000.0);
 }
 
+/// Counters of ignored RTP packets, looked up once per call so counting a packet is one atomic add.
+#[derive(Clone)]
+pub struct RtpIgnored {
+    /// From an address that is not the caller's.
+    pub source: metrics::Counter,
+    /// From the caller's address with another SSRC.
+    pub ssrc: metrics::Counter,
+}
+
+/// The counters of ignored RTP packets.
+pub fn rtp_ignored() -> RtpIgnored {
+    RtpIgnored {
+        source: metrics::counter!(RTP_PACKETS_IGNORED_TOTAL, "reason" => "source"),
+        ssrc: metrics::counter!(RTP_PACKETS_IGNORED_TOTAL, "reason" => "ssrc"),
+    }
+}
+
 /// Counts a DTMF digit.
 pub fn dtmf_event() {
     metrics::counter!(DTMF_EVENTS_TOTAL).increment(1);
+}
+
+/// Counts a DTMF digit dropped by a full turn queue.
+pub fn dtmf_dropped() {
+    metrics::counter!(DTMF_EVENTS_DROPPED_TOTAL).increment(1);
 }
 
 /// Records one calendar operation.
@@ -426,8 +469,13 @@ fn describe() {
     describe_histogram!(CALL_DURATION_SECONDS, Unit::Seconds, "Duration of answered calls by end reason.");
     describe_counter!(CALLS_ENDED_TOTAL, "Ended calls by reason.");
     describe_counter!(RTP_PACKETS_TOTAL, "RTP packets by direction (received, sent, lost).");
+    describe_counter!(
+        RTP_PACKETS_IGNORED_TOTAL,
+        "RTP packets ignored because they were not the caller's stream, by reason (source, ssrc)."
+    );
     describe_histogram!(RTP_JITTER_SECONDS, Unit::Seconds, "Interarrival jitter of the caller's RTP per call.");
     describe_counter!(DTMF_EVENTS_TOTAL, "DTMF digits received (RFC 4733).");
+    describe_counter!(DTMF_EVENTS_DROPPED_TOTAL, "DTMF digits dropped because too many caller turns were waiting.");
     describe_counter!(TOOL_CALLS_TOTAL, "Dialog tool calls by tool and outcome.");
     describe_histogram!(TOOL_CALL_DURATION_SECONDS, Unit::Seconds, "Dialog tool call latency by tool.");
     describe_counter!(

@@ -76,7 +76,14 @@ fn on_request(request: &Request, peer: Peer) {
         }
     }
     if let Some(authorization) = request.headers.get("Authorization") {
-        let _ = digest::verify(authorization, request.method.as_str(), "slotline", &[7; 32], "trunk", "s3cret");
+        let expected = digest::Expected {
+            method: request.method.as_str(),
+            uri: &request.uri,
+            realm: "slotline",
+            username: "trunk",
+            password: "s3cret",
+        };
+        let _ = digest::verify(authorization, &expected, &[7; 32], &mut digest::UsedNonces::new(4));
     }
     if request.method == Method::Invite {
         let offer = String::from_utf8_lossy(&request.body);

@@ -17,7 +17,9 @@
 //!   answer to the first part is dropped (or stopped), both parts are transcribed again as one, and
 //!   the engine answers the whole turn instead ([`Conversation::continue_turn`]).
 //! - **Barge-in**: when the caller starts speaking while the agent talks, the sink is flushed at once
-//!   (the queued audio is dropped) and the agent listens; DTMF interrupts the same way.
+//!   (the queued audio is dropped) and the agent listens; DTMF interrupts the same way. Each key is a turn;
+//!   while [`MAX_QUEUED_TURNS`] turns wait for the engine, further keys are dropped (and counted), so a
+//!   flood of DTMF cannot queue unlimited turns.
 //! - **No input**: `voice.no_input_ms` after the agent stopped talking without a word or key, the engine
 //!   gets a silent turn (it re-prompts, and gives up after three).
 //! - **Slow calendar**: the toolbox's interim sentence ("Let me check available slots for you.") is
@@ -52,6 +54,8 @@ const PROMPT_CACHE_ENTRIES: usize = 512;
 const HANGUP_GRACE: Duration = Duration::from_millis(300);
 /// Feed silence to the endpointer when the caller's RTP stops for this long (silence suppression).
 const AUDIO_GAP: Duration = Duration::from_millis(60);
+/// Caller turns that may wait for the dialog engine; DTMF keys beyond them are dropped.
+pub const MAX_QUEUED_TURNS: usize = 8;
 
 /// Voice settings shared by all calls.
 #[derive(Debug, Clone)]
@@ -385,13 +389,17 @@ pub async fn run(
                     endpointer.push(frame);
                 }
                 Some(CallerInput::Dtmf(key)) => {
-                    if speaker.is_speaking() {
-                        speaker.interrupt();
-                        report.barge_ins += 1;
-                        metrics::barge_in();
+                    if queue_key(&mut pending, key) {
+                        if speaker.is_speaking() {
+                            speaker.interrupt();
+                            report.barge_ins += 1;
+                            metrics::barge_in();
+                        }
+                        note("caller", &format!("[DTMF {key}]"));
+                    } else {
+                        metrics::dtmf_dropped();
+                        tracing::debug!(queued = pending.len(), "DTMF dropped: too many turns are waiting");
                     }
-                    note("caller", &format!("[DTMF {key}]"));
-                    pending.push_back(TurnRequest::wordless(key.to_string()));
                 }
             },
             Some(event) = endpointer.events.recv() => match event {
@@ -556,6 +564,15 @@ pub async fn run(
     report
 }
 
+/// Queues a key as a turn of its own unless [`MAX_QUEUED_TURNS`] turns already wait; `false` when dropped.
+fn queue_key(pending: &mut VecDeque<TurnRequest>, key: char) -> bool {
+    if pending.len() >= MAX_QUEUED_TURNS {
+        return false;
+    }
+    pending.push_back(TurnRequest::wordless(key.to_string()));
+    true
+}
+
 /// The audio of a turn that went on after an early end: the words before it, then the rest.
 fn joined(before: Option<Vec<i16>>, rest: Vec<i16>) -> Vec<i16> {
     let mut audio = before.unwrap_or_default();
@@ -685,5 +702,21 @@ impl Speaker {
         if let Some((stop, _)) = self.current.take() {
             stop.cancel();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dtmf_flood_queues_a_bounded_number_of_turns() {
+        let mut pending = VecDeque::new();
+        let queued = (0..10_000).filter(|i| queue_key(&mut pending, if i % 2 == 0 { '1' } else { '#' })).count();
+        assert_eq!(queued, MAX_QUEUED_TURNS);
+        assert_eq!(pending.len(), MAX_QUEUED_TURNS);
+        assert_eq!(pending.front().map(|t| t.dtmf.as_str()), Some("1"), "the first keys are the ones kept");
+        pending.pop_front();
+        assert!(queue_key(&mut pending, '2'), "a taken turn makes room");
     }
 }

@@ -112,12 +112,12 @@ pub fn router(state: AppState) -> Router {
 /// Counts requests and measures latency by method, matched route template and status.
 async fn record_http_metrics(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
+    let method = crate::metrics::http_method_label(request.method());
     let route =
         request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!(HTTP_REQUESTS_TOTAL, "method" => method.clone(), "route" => route.clone(), "status" => status)
+    metrics::counter!(HTTP_REQUESTS_TOTAL, "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!(HTTP_REQUEST_DURATION_SECONDS, "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());

@@ -1,10 +1,12 @@
-//! The RTP port pool: even ports in `rtp.port_min..=rtp.port_max` (RTCP on the next odd port), handed
-//! out round-robin so a just-freed port is not reused at once, and released when a call's socket drops.
+//! The RTP port pool: even ports in `rtp.port_min..=rtp.port_max` (RTCP on the next odd port), picked at
+//! random among the free ones (so no one can guess the next call's port from the last one), and released
+//! when a call's socket drops.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
+use rand::Rng as _;
 use tokio::net::UdpSocket;
 
 /// Shared pool of RTP ports.
@@ -13,7 +15,8 @@ pub struct PortPool {
     ip: IpAddr,
     min: u16,
     max: u16,
-    state: Mutex<(u16, HashSet<u16>)>,
+    /// Ports in use (by our calls, or found taken by someone else during this allocation).
+    used: Mutex<HashSet<u16>>,
 }
 
 /// A bound RTP socket and its RTCP sibling; the port returns to the pool when this drops.
@@ -36,7 +39,7 @@ impl RtpPorts {
 
 impl Drop for RtpPorts {
     fn drop(&mut self) {
-        self.pool.state.lock().unwrap_or_else(|e| e.into_inner()).1.remove(&self.port);
+        self.pool.used.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.port);
     }
 }
 
@@ -44,22 +47,40 @@ impl PortPool {
     /// A pool on `ip` between `min` and `max` (inclusive).
     pub fn new(ip: IpAddr, min: u16, max: u16) -> Arc<Self> {
         let min = min + (min % 2);
-        Arc::new(Self { ip, min, max, state: Mutex::new((min, HashSet::new())) })
+        Arc::new(Self { ip, min, max, used: Mutex::new(HashSet::new()) })
     }
 
-    /// Binds the next free even port and its odd sibling.
+    /// Number of even ports whose odd sibling is in the range too.
+    fn pairs(&self) -> u16 {
+        if self.max <= self.min {
+            return 0;
+        }
+        (self.max - self.min - 1) / 2 + 1
+    }
+
+    /// Claims a random free even port, or `None` when every pair is in use.
+    fn claim(&self) -> Option<u16> {
+        let pairs = self.pairs();
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        if pairs == 0 || used.len() >= usize::from(pairs) {
+            return None;
+        }
+        // A random start, then the next free pair: uniform enough, and bounded when the pool is nearly full.
+        let start = rand::thread_rng().gen_range(0..pairs);
+        let port = (0..pairs).map(|i| self.min + 2 * ((start + i) % pairs)).find(|p| !used.contains(p))?;
+        used.insert(port);
+        Some(port)
+    }
+
+    /// Binds a random free even port and its odd sibling.
     pub async fn allocate(self: &Arc<Self>) -> std::io::Result<RtpPorts> {
-        let span = usize::from((self.max.saturating_sub(self.min)) / 2 + 1);
-        for _ in 0..span {
-            let candidate = {
-                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                let port = state.0;
-                state.0 = if port.saturating_add(2) > self.max.saturating_sub(1) { self.min } else { port + 2 };
-                if state.1.contains(&port) {
-                    continue;
-                }
-                state.1.insert(port);
-                port
+        let mut taken_elsewhere = Vec::new();
+        let result = loop {
+            let Some(candidate) = self.claim() else {
+                break Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    "no free RTP port in rtp.port_min..rtp.port_max",
+                ));
             };
             let bound = async {
                 let rtp = UdpSocket::bind(SocketAddr::new(self.ip, candidate)).await?;
@@ -68,13 +89,16 @@ impl PortPool {
             }
             .await;
             match bound {
-                Ok((rtp, rtcp)) => return Ok(RtpPorts { rtp, rtcp, port: candidate, pool: self.clone() }),
-                Err(_) => {
-                    self.state.lock().unwrap_or_else(|e| e.into_inner()).1.remove(&candidate);
-                }
+                Ok((rtp, rtcp)) => break Ok(RtpPorts { rtp, rtcp, port: candidate, pool: self.clone() }),
+                // Another program holds it: stay claimed until this allocation ends, so it is tried once.
+                Err(_) => taken_elsewhere.push(candidate),
             }
+        };
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        for port in taken_elsewhere {
+            used.remove(&port);
         }
-        Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, "no free RTP port in rtp.port_min..rtp.port_max"))
+        result
     }
 }
 
@@ -95,5 +119,18 @@ mod tests {
         let d = pool.allocate().await.expect("freed port is reused");
         assert!(d.port() >= 41002 && d.port() <= 41006);
         drop((a, c, d));
+    }
+
+    #[tokio::test]
+    async fn ports_are_not_handed_out_in_order() {
+        let pool = PortPool::new("127.0.0.1".parse().expect("ip"), 42000, 42999);
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            held.push(pool.allocate().await.expect("port"));
+        }
+        let ports: Vec<u16> = held.iter().map(RtpPorts::port).collect();
+        assert!(ports.iter().all(|p| p % 2 == 0 && (42000..=42998).contains(p)), "{ports:?}");
+        let in_order = ports.windows(2).all(|w| w[1] == w[0] + 2);
+        assert!(!in_order, "the next call's port must not follow from the last one: {ports:?}");
     }
 }

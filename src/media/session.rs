@@ -1,12 +1,16 @@
-//! One call's media: an RTP socket from the pool, symmetric RTP (we send to where the caller's media
-//! actually comes from), G.711 both ways, RFC 4733 DTMF in, a 20 ms pacer on the monotonic clock that
+//! One call's media: an RTP socket from the pool, symmetric RTP latched on the caller's stream (the first
+//! packet from the SDP's address, or from the SIP peer's or the SDP's IP on another port when the caller
+//! is behind NAT, fixes the source address and SSRC we listen to and send to; packets from anyone else
+//! are ignored and counted), G.711 both ways, RFC 4733 DTMF in, a 20 ms pacer on the monotonic clock that
 //! sends our audio and pulls the caller's out of the jitter buffer (losses concealed), RTCP reports
 //! every 5 s, loss and jitter accounting (RFC 3550 A.3, A.8), and the media timeout that ends dead calls.
 //!
 //! The agent pipeline sees the call as a [`CallAudio`]: decoded 8 kHz frames and DTMF digits in, and an
 //! [`crate::call::AudioSink`] out whose queue is flushed at once on barge-in. Until a pipeline takes the
-//! audio, the session plays the greeting after the ACK and can record the caller.
+//! audio, the session plays the greeting after the ACK and can record the caller (streamed to a file only
+//! its owner may read, by a blocking writer fed through a bounded queue).
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,10 +77,12 @@ pub struct MediaSession {
 
 impl MediaSession {
     /// Binds a port pair and starts the session (sending starts with [`MediaSession::begin_playback`]).
+    /// `signalling` is the address the INVITE came from: a NATed caller's RTP comes from its IP.
     pub async fn start(
         settings: &MediaSettings,
         negotiated: &Negotiated,
         call: &CallRecord,
+        signalling: IpAddr,
         events: mpsc::Sender<MediaEvent>,
     ) -> std::io::Result<Self> {
         let ports = settings.ports.allocate().await?;
@@ -95,6 +101,7 @@ impl MediaSession {
             playout,
             recording,
             call_id: call.sip_call_id.clone(),
+            latch: Latch::new(negotiated.remote, signalling),
         };
         let task = tokio::spawn(worker.run(control_rx, stop.clone()));
         Ok(Self { port, control, stop, task, audio: Some(CallAudio { input, output }) })
@@ -125,9 +132,79 @@ impl MediaSession {
     }
 
     /// Stops the session and waits for it (recording written).
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.stop.cancel();
-        let _ = self.task.await;
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for MediaSession {
+    /// A session dropped without [`MediaSession::stop`] still ends its task, which frees the ports.
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Why a received RTP packet was ignored (the `reason` label of `slotline_rtp_packets_ignored_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Foreign {
+    /// From an address that is not the caller's.
+    Source,
+    /// From the caller's address, but another stream (SSRC).
+    Ssrc,
+}
+
+/// Which RTP the session accepts: before the first accepted packet, one from the SDP's address or from a
+/// port on the SDP's or the SIP peer's IP (symmetric RTP through NAT); after it, only that source and
+/// SSRC. A re-INVITE that moves the caller's media to a new address starts over.
+#[derive(Debug, Clone, Copy)]
+struct Latch {
+    expected: Option<SocketAddr>,
+    signalling: IpAddr,
+    latched: Option<(SocketAddr, u32)>,
+}
+
+impl Latch {
+    fn new(expected: Option<SocketAddr>, signalling: IpAddr) -> Self {
+        Self { expected, signalling, latched: None }
+    }
+
+    /// `Ok(())` for the caller's packet (latching on the first), else why it is ignored.
+    fn check(&mut self, from: SocketAddr, ssrc: u32) -> Result<(), Foreign> {
+        match self.latched {
+            Some((source, _)) if source != from => Err(Foreign::Source),
+            Some((_, stream)) if stream != ssrc => Err(Foreign::Ssrc),
+            Some(_) => Ok(()),
+            None if self.may_latch(from) => {
+                self.latched = Some((from, ssrc));
+                Ok(())
+            }
+            None => Err(Foreign::Source),
+        }
+    }
+
+    fn may_latch(&self, from: SocketAddr) -> bool {
+        self.expected.is_some_and(|sdp| sdp == from || sdp.ip() == from.ip()) || from.ip() == self.signalling
+    }
+
+    /// Whether RTCP from `from` is the caller's (RTCP has its own port, so only the IP is compared).
+    fn rtcp_from_caller(&self, from: SocketAddr) -> bool {
+        match self.latched {
+            Some((source, _)) => source.ip() == from.ip(),
+            None => self.may_latch(from),
+        }
+    }
+
+    /// A re-INVITE's address: a new one unlatches.
+    fn update(&mut self, expected: SocketAddr) {
+        if self.expected != Some(expected) {
+            *self = Self::new(Some(expected), self.signalling);
+        }
+    }
+
+    /// Where our RTP goes: the latched source, else the SDP's address.
+    fn remote(&self) -> Option<SocketAddr> {
+        self.latched.map(|(source, _)| source).or(self.expected)
     }
 }
 
@@ -140,6 +217,7 @@ struct Worker {
     playout: Playout,
     recording: Option<PathBuf>,
     call_id: String,
+    latch: Latch,
 }
 
 /// Receive-side statistics (RFC 3550 A.1, A.3, A.8).
@@ -224,7 +302,7 @@ impl Worker {
             let mut rng = rand::thread_rng();
             (rng.gen(), rng.gen(), rng.gen())
         };
-        let mut remote = self.negotiated.remote;
+        let ignored = metrics::rtp_ignored();
         let mut playing = false;
         let mut greeting_at = 0usize;
         let mut first_packet = true;
@@ -232,7 +310,7 @@ impl Worker {
         let mut timed_out = false;
         let mut stats = ReceiveStats::default();
         let mut dtmf = DtmfReceiver::default();
-        let mut recorded: Vec<i16> = Vec::new();
+        let mut recorder = self.recording.take().map(Recorder::start);
         let mut frame = [0i16; FRAME];
         let mut concealment = [0i16; FRAME];
         let mut inbound = [0u8; 1500];
@@ -252,8 +330,8 @@ impl Worker {
                 }
                 Some(command) = control.recv() => match command {
                     Control::Update(negotiated) => {
-                        if negotiated.remote.is_some() {
-                            remote = negotiated.remote;
+                        if let Some(remote) = negotiated.remote {
+                            self.latch.update(remote);
                         }
                         self.negotiated = negotiated;
                         last_rx = Instant::now();
@@ -264,8 +342,14 @@ impl Worker {
                 received = self.ports.rtp.recv_from(&mut inbound) => {
                     let Ok((len, from)) = received else { continue };
                     let Some(packet) = rtp::parse(&inbound[..len]) else { continue };
-                    // Symmetric RTP: answer where the caller's media really comes from (NAT).
-                    remote = Some(from);
+                    // Symmetric RTP: answer where the caller's media really comes from (NAT), and only them.
+                    if let Err(foreign) = self.latch.check(from, packet.ssrc) {
+                        match foreign {
+                            Foreign::Source => ignored.source.increment(1),
+                            Foreign::Ssrc => ignored.ssrc.increment(1),
+                        }
+                        continue;
+                    }
                     last_rx = Instant::now();
                     timed_out = false;
                     stats.on_packet(packet.sequence, packet.timestamp, started.elapsed());
@@ -288,14 +372,15 @@ impl Worker {
                                 }
                                 Pulled::Idle => break,
                             };
-                            if self.recording.is_some() && recorded.len() < 8000 * 3600 {
-                                recorded.extend_from_slice(&audio);
+                            if let Some(recorder) = recorder.as_mut() {
+                                recorder.push(audio);
                             }
                             let _ = self.input.try_send(CallerInput::Audio(audio));
                         }
                     } else if Some(packet.payload_type) == self.negotiated.dtmf_payload_type {
                         if let Some(digit) = dtmf.on_packet(packet.timestamp, packet.payload) {
-                            tracing::info!(call_id = %self.call_id, digit = %digit.key, end_lost = digit.end_lost, "DTMF");
+                            // The digit is what the caller typed (perhaps a card or account number): debug only.
+                            tracing::debug!(call_id = %self.call_id, digit = %digit.key, end_lost = digit.end_lost, "DTMF");
                             metrics::dtmf_event();
                             let _ = self.input.try_send(CallerInput::Dtmf(digit.key));
                         }
@@ -303,6 +388,9 @@ impl Worker {
                 }
                 received = self.ports.rtcp.recv_from(&mut report) => {
                     let Ok((len, from)) = received else { continue };
+                    if !self.latch.rtcp_from_caller(from) {
+                        continue;
+                    }
                     rtcp_remote = Some(from);
                     for block in rtcp::report_blocks(&report[..len]) {
                         tracing::debug!(call_id = %self.call_id, fraction_lost = block.fraction_lost, jitter = block.jitter, "RTCP report from the caller");
@@ -311,7 +399,7 @@ impl Worker {
                 _ = tick.tick() => {
                     ticks = ticks.wrapping_add(1);
                     if ticks % RTCP_EVERY_TICKS == 0 {
-                        if let Some(to) = rtcp_remote.or_else(|| remote.map(|r| std::net::SocketAddr::new(r.ip(), r.port().wrapping_add(1)))) {
+                        if let Some(to) = rtcp_remote.or_else(|| self.latch.remote().map(|r| std::net::SocketAddr::new(r.ip(), r.port().wrapping_add(1)))) {
                             let sender = (sent > 0).then(|| SenderInfo {
                                 rtp_timestamp: timestamp,
                                 packets: sent as u32,
@@ -325,7 +413,7 @@ impl Worker {
                         timed_out = true;
                         let _ = self.events.send(MediaEvent::Timeout).await;
                     }
-                    let Some(to) = remote else { continue };
+                    let Some(to) = self.latch.remote() else { continue };
                     if !playing || !self.negotiated.we_send() {
                         timestamp = timestamp.wrapping_add(FRAME as u32);
                         continue;
@@ -364,16 +452,64 @@ impl Worker {
             concealed = buffered.missing,
             "media ended"
         );
-        if let Some(path) = self.recording {
-            let write = tokio::task::spawn_blocking(move || {
+        if let Some(recorder) = recorder {
+            recorder.finish().await;
+        }
+    }
+}
+
+/// Frames of the caller's audio that may wait for the recording's writer (10 s); more are dropped.
+const RECORDING_QUEUE_FRAMES: usize = 500;
+/// The longest recording, in frames (one hour).
+const RECORDING_MAX_FRAMES: u64 = 3600 * 50;
+
+/// The caller's audio on its way to disk: frames go by value through a bounded channel (no allocation,
+/// no I/O on the media task) to a blocking writer that streams them into the WAV file.
+struct Recorder {
+    frames: Option<std::sync::mpsc::SyncSender<[i16; FRAME]>>,
+    writer: tokio::task::JoinHandle<()>,
+    queued: u64,
+    dropped: u64,
+}
+
+impl Recorder {
+    fn start(path: PathBuf) -> Self {
+        let (frames, received) = std::sync::mpsc::sync_channel::<[i16; FRAME]>(RECORDING_QUEUE_FRAMES);
+        let writer = tokio::task::spawn_blocking(move || {
+            let written = (|| {
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir)?;
                 }
-                wav::write(&path, &recorded)
-            });
-            if let Ok(Err(e)) = write.await {
+                let mut wav = wav::WavWriter::create(&path)?;
+                while let Ok(frame) = received.recv() {
+                    wav.append(&frame)?;
+                }
+                wav.finish()
+            })();
+            if let Err(e) = written {
                 tracing::warn!(error = %e, "cannot write the recording");
             }
+        });
+        Self { frames: Some(frames), writer, queued: 0, dropped: 0 }
+    }
+
+    fn push(&mut self, frame: [i16; FRAME]) {
+        if self.queued >= RECORDING_MAX_FRAMES {
+            return;
+        }
+        if self.frames.as_ref().is_some_and(|frames| frames.try_send(frame).is_ok()) {
+            self.queued += 1;
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    /// Ends the recording and waits until the file is complete.
+    async fn finish(mut self) {
+        self.frames = None;
+        let _ = (&mut self.writer).await;
+        if self.dropped > 0 {
+            tracing::warn!(dropped = self.dropped, "the disk was too slow: frames are missing from the recording");
         }
     }
 }
@@ -395,5 +531,90 @@ mod tests {
             steady.on_packet(i, u32::from(i) * 160, Duration::from_millis(20 * u64::from(i)));
         }
         assert!(steady.jitter < 1.0, "{}", steady.jitter);
+    }
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().expect("addr")
+    }
+
+    #[test]
+    fn latches_on_the_callers_first_packet_and_ignores_everyone_else() {
+        let signalling: IpAddr = "198.51.100.7".parse().expect("ip");
+        let mut latch = Latch::new(Some(addr("192.0.2.10:4000")), signalling);
+        assert_eq!(latch.check(addr("203.0.113.66:4000"), 1), Err(Foreign::Source), "a stranger cannot latch");
+        assert_eq!(latch.remote(), Some(addr("192.0.2.10:4000")), "until then we send to the SDP's address");
+        assert_eq!(latch.check(addr("192.0.2.10:4000"), 7), Ok(()));
+        assert_eq!(latch.check(addr("192.0.2.10:4000"), 7), Ok(()));
+        assert_eq!(latch.check(addr("192.0.2.10:4002"), 7), Err(Foreign::Source), "same IP, other port");
+        assert_eq!(latch.check(addr("192.0.2.10:4000"), 8), Err(Foreign::Ssrc));
+        assert!(latch.rtcp_from_caller(addr("192.0.2.10:4001")) && !latch.rtcp_from_caller(addr("203.0.113.66:4001")));
+        // Behind NAT: the SDP names a private address, media comes from the SIP peer's IP.
+        let mut nat = Latch::new(Some(addr("10.0.0.5:4000")), signalling);
+        assert_eq!(nat.check(addr("198.51.100.7:61000"), 3), Ok(()));
+        assert_eq!(nat.remote(), Some(addr("198.51.100.7:61000")), "symmetric RTP: we answer where it comes from");
+        // A re-INVITE to the same address keeps the latch; a new address starts over.
+        nat.update(addr("10.0.0.5:4000"));
+        assert_eq!(nat.check(addr("10.0.0.5:4000"), 3), Err(Foreign::Source));
+        nat.update(addr("192.0.2.20:5000"));
+        assert_eq!(nat.check(addr("192.0.2.20:5000"), 9), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_dropped_session_stops_and_frees_its_ports() {
+        // A pool of one pair, on an even port whose odd sibling is free now.
+        let even = loop {
+            let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+            let port = probe.local_addr().expect("addr").port() & !1;
+            drop(probe);
+            if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+                && std::net::UdpSocket::bind(("127.0.0.1", port + 1)).is_ok()
+            {
+                break port;
+            }
+        };
+        let ports = PortPool::new("127.0.0.1".parse().expect("ip"), even, even + 1);
+        let settings = MediaSettings {
+            ports: ports.clone(),
+            timeout: Duration::from_secs(30),
+            max_call: Duration::from_secs(3600),
+            greeting: Arc::new(Vec::new()),
+            recordings: None,
+        };
+        let offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n";
+        let negotiated = crate::sip::sdp::negotiate(offer).expect("offer");
+        let now = crate::storage::now();
+        let call = CallRecord {
+            id: uuid::Uuid::new_v4(),
+            sip_call_id: "drop-test".into(),
+            agent_id: None,
+            dialed: "+15550100000".into(),
+            caller: "+15551234567".into(),
+            transport: "udp".into(),
+            started_at: now,
+            answered_at: Some(now),
+            ended_at: None,
+            end_reason: None,
+            sip_status: Some(200),
+            room: None,
+            room_sid: None,
+        };
+        let (events, _events) = mpsc::channel(4);
+        let session = MediaSession::start(&settings, &negotiated, &call, [127, 0, 0, 1].into(), events)
+            .await
+            .expect("the one pair");
+        assert!(ports.allocate().await.is_err(), "the pool's one pair is taken");
+        drop(session);
+        // The task notices the drop and releases the pair; wait for that, not for a time.
+        let freed = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if let Ok(pair) = ports.allocate().await {
+                    return pair;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("a dropped session frees its RTP ports");
+        assert_eq!(freed.port(), even);
     }
 }

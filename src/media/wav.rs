@@ -1,6 +1,9 @@
-//! 8 kHz mono 16-bit PCM WAV files (greetings in, recordings out), WAV encoding and parsing at any rate
-//! (what speech engines take and speak), and the generated greeting chime.
+//! 8 kHz mono 16-bit PCM WAV files (greetings in, recordings out, the latter streamed to disk by a
+//! [`WavWriter`] and readable by the owner only), WAV encoding and parsing at any rate (what speech
+//! engines take and speak), and the generated greeting chime.
 
+use std::fs::File;
+use std::io::{BufWriter, Seek as _, SeekFrom, Write as _};
 use std::path::Path;
 
 /// Sample rate of everything on the telephone side.
@@ -31,6 +34,54 @@ pub fn encode(rate: u32, samples: &[i16]) -> Vec<u8> {
         bytes.extend_from_slice(&s.to_le_bytes());
     }
     bytes
+}
+
+/// An 8 kHz recording written as it is made: the header first (its lengths patched by
+/// [`WavWriter::finish`]), then the samples through a buffer. The file is created with mode 0600 (a
+/// caller's voice is personal data).
+#[derive(Debug)]
+pub struct WavWriter {
+    file: BufWriter<File>,
+    samples: u64,
+}
+
+impl WavWriter {
+    /// Creates (or truncates) `path`, owner read/write only.
+    pub fn create(path: &Path) -> std::io::Result<Self> {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = BufWriter::new(options.open(path)?);
+        file.write_all(&encode(RATE, &[]))?;
+        Ok(Self { file, samples: 0 })
+    }
+
+    /// Appends samples.
+    pub fn append(&mut self, samples: &[i16]) -> std::io::Result<()> {
+        for s in samples {
+            self.file.write_all(&s.to_le_bytes())?;
+        }
+        self.samples += samples.len() as u64;
+        Ok(())
+    }
+
+    /// Samples written so far.
+    pub fn samples(&self) -> u64 {
+        self.samples
+    }
+
+    /// Writes the lengths into the header and flushes.
+    pub fn finish(mut self) -> std::io::Result<()> {
+        let data_len = u32::try_from(self.samples * 2).unwrap_or(u32::MAX);
+        self.file.flush()?;
+        let file = self.file.get_mut();
+        file.seek(SeekFrom::Start(4))?;
+        file.write_all(&data_len.saturating_add(36).to_le_bytes())?;
+        file.seek(SeekFrom::Start(40))?;
+        file.write_all(&data_len.to_le_bytes())?;
+        file.flush()
+    }
 }
 
 /// Reads a mono 16-bit PCM WAV at 8 kHz.
@@ -100,6 +151,26 @@ pub fn greeting_chime() -> Vec<i16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_streamed_recording_reads_back_and_only_its_owner_may_read_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("call.wav");
+        let mut writer = WavWriter::create(&path).expect("create");
+        let samples: Vec<i16> = (0..8000).map(|i| (i % 300) as i16 - 150).collect();
+        for chunk in samples.chunks(160) {
+            writer.append(chunk).expect("append");
+        }
+        assert_eq!(writer.samples(), 8000);
+        writer.finish().expect("finish");
+        assert_eq!(read(&path).expect("a valid WAV"), samples);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).expect("metadata").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{mode:o}");
+        }
+    }
 
     #[test]
     fn wav_round_trip_and_chime_is_audible() {

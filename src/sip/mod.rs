@@ -5,7 +5,8 @@
 //! - [`transport`]: UDP and TCP (RFC 3261 §18, RFC 3581 `rport`);
 //! - [`dialog`]: UAS dialogs (RFC 3261 §12);
 //! - [`admission`]: trunks (source CIDRs, digest credentials) and the INVITE rate limit;
-//! - [`digest`]: digest authentication (MD5, SHA-256, stateless nonces);
+//! - [`digest`]: digest authentication (MD5, SHA-256, stateless nonces, bound to the Request-URI, each
+//!   nonce count once);
 //! - [`sdp`]: SDP offer/answer for G.711 and telephone-event;
 //! - [`server`]: the UAS core: routing, admission, calls, BYE/CANCEL/OPTIONS.
 

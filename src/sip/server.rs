@@ -2,11 +2,13 @@
 //! transports, its own timers and the calls' media tasks.
 //!
 //! An INVITE is answered `100 Trying` at once, then admitted (trunk by source network, digest when the
-//! trunk asks for it, per-source rate limit), routed (Request-URI user, else To, normalised to E.164,
-//! looked up in `phone_numbers`/prefixes), checked against the call limit and the SDP offer, and
-//! answered `200 OK` with our SDP; the 2xx is retransmitted until the ACK. CANCEL before the answer
-//! gives 487, OPTIONS 200, BYE ends the call either way, re-INVITE updates hold state, other methods get
-//! 405 or 501, broken requests 400. Every INVITE becomes a row in `calls`.
+//! trunk asks for it, bound to the Request-URI and each nonce count used once, per-source rate limit),
+//! routed (Request-URI user, else To, normalised to E.164, looked up in `phone_numbers`/prefixes),
+//! checked against the call limit and the SDP offer, and answered `200 OK` with our SDP; the 2xx is
+//! retransmitted until the ACK. A new INVITE naming a live or ringing call's Call-ID is refused (482 or
+//! 400) and never replaces that call. CANCEL before the answer gives 487, OPTIONS 200, BYE ends the call
+//! either way, re-INVITE updates hold state, other methods get 405 or 501, broken requests 400. Every
+//! INVITE becomes a row in `calls`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -32,6 +34,9 @@ use crate::storage::{self, CallRecord, Store};
 
 /// After the drain timeout's BYEs, how long shutdown waits for their answers.
 const BYE_GRACE: Duration = Duration::from_secs(2);
+
+/// Digest nonces whose used counts the core remembers (see [`digest::UsedNonces`]).
+const USED_NONCES: usize = 4096;
 
 /// Methods we answer (the `Allow` header).
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS";
@@ -138,6 +143,7 @@ impl SipServer {
             clients: HashMap::new(),
             calls: HashMap::new(),
             rate: InviteRateLimit::new(1, 1),
+            used_nonces: digest::UsedNonces::new(USED_NONCES),
             draining: false,
         };
         let handle = tokio::spawn(core.run(inbound, events, shutdown, transport_stop));
@@ -162,6 +168,7 @@ struct Core {
     clients: HashMap<String, (NonInviteClient, Peer, String)>,
     calls: HashMap<String, Call>,
     rate: InviteRateLimit,
+    used_nonces: digest::UsedNonces,
     draining: bool,
 }
 
@@ -346,6 +353,7 @@ impl Core {
                 return self.on_reinvite(request, peer).await;
             }
         }
+        let collision = self.call_id_collision(&request);
         let mut tx = InviteServer::new(self.settings.timing, peer.transport.reliable());
         let trying = request.response(100, None);
         metrics::sip_response("INVITE", 100);
@@ -354,7 +362,11 @@ impl Core {
         self.perform(&Owner::Invite(branch.clone()), target, actions).await;
         self.invites.insert(branch.clone(), InviteTx { tx, peer, request: request.clone(), ringing: None });
 
-        let outcome = match self.admit(&request, peer).await {
+        let admission = match collision {
+            Some(refusal) => Err(refusal),
+            None => self.admit(&request, peer).await,
+        };
+        let outcome = match admission {
             Ok(admitted) if self.settings.answer_after.is_zero() => self.answer(&request, peer, admitted).await,
             Ok(admitted) => {
                 let ringing = request.response(180, Some(&random_token()));
@@ -383,6 +395,37 @@ impl Core {
                 self.record_refusal(&request, peer, status, reason).await;
                 self.respond_invite(&branch, response).await;
             }
+        }
+    }
+
+    /// A new INVITE (no To tag, not a retransmission) whose Call-ID belongs to a live or pending call.
+    ///
+    /// The core keys calls by Call-ID, so such an INVITE must never replace the call it names. Same From
+    /// tag and CSeq is the same request arriving by another path: RFC 3261 §8.2.2.2 (merged requests)
+    /// says 482 Loop Detected. Anything else is another dialog reusing a Call-ID that must be globally
+    /// unique (§8.1.1.4): a broken or hostile client, told so with 400 rather than 491/500, which would
+    /// invite a retry that cannot succeed while the call lasts.
+    fn call_id_collision(&self, request: &Request) -> Option<Refusal> {
+        let call_id = request.call_id();
+        let (from_tag, cseq) = (request.from_tag(), request.cseq().0);
+        let live = self.calls.get(call_id).map(|c| (c.dialog.remote_tag.as_str(), c.dialog.remote_cseq));
+        // Without ringing, an INVITE is admitted and answered before the core reads the next message: only
+        // ringing ones can be pending (and only then is the scan of the transactions paid).
+        let pending = || {
+            if self.settings.answer_after.is_zero() {
+                return None;
+            }
+            self.invites
+                .values()
+                .filter(|i| i.ringing.is_some() && i.tx.state() == super::transaction::InviteState::Proceeding)
+                .find(|i| i.request.call_id() == call_id)
+                .map(|i| (i.request.from_tag(), i.request.cseq().0))
+        };
+        let (their_tag, their_cseq) = live.or_else(pending)?;
+        if their_tag == from_tag && their_cseq == cseq {
+            Some(Refusal::new(482, "merged_request"))
+        } else {
+            Some(Refusal::new(400, "call_id_in_use").with("Warning", "399 slotline \"Call-ID in use\""))
         }
     }
 
@@ -422,18 +465,25 @@ impl Core {
             };
             match authorization {
                 None => return Err(challenge(false)),
-                Some(value) => match digest::verify(
-                    value,
-                    "INVITE",
-                    &self.settings.realm,
-                    &self.settings.nonce_secret,
-                    &credentials.username,
-                    credentials.password.expose(),
-                ) {
-                    digest::Verdict::Valid => {}
-                    digest::Verdict::Stale => return Err(challenge(true)),
-                    digest::Verdict::Invalid => return Err(Refusal::new(403, "auth_failed")),
-                },
+                Some(value) => {
+                    let expected = digest::Expected {
+                        method: "INVITE",
+                        uri: &request.uri,
+                        realm: &self.settings.realm,
+                        username: &credentials.username,
+                        password: credentials.password.expose(),
+                    };
+                    match digest::verify(value, &expected, &self.settings.nonce_secret, &mut self.used_nonces) {
+                        digest::Verdict::Valid => {}
+                        digest::Verdict::Stale => return Err(challenge(true)),
+                        // A replayed (nonce, nc): the caller gets a fresh nonce, a replayer nothing of use.
+                        digest::Verdict::Replayed => {
+                            let Refusal { status, extra, .. } = challenge(false);
+                            return Err(Refusal { status, reason: "auth_replayed", extra });
+                        }
+                        digest::Verdict::Invalid => return Err(Refusal::new(403, "auth_failed")),
+                    }
+                }
             }
         }
         let dialed_raw = Request::uri_user(&request.uri)
@@ -469,6 +519,9 @@ impl Core {
             return Err(Refusal::new(503, "call_limit").with("Retry-After", "5"));
         }
         let call_id = request.call_id().to_string();
+        if self.calls.contains_key(&call_id) {
+            return Err(Refusal::new(400, "call_id_in_use").with("Warning", "399 slotline \"Call-ID in use\""));
+        }
         let local_tag = random_token();
         let dialog = Dialog::from_invite(request, &local_tag, peer);
         let now = storage::now();
@@ -487,12 +540,18 @@ impl Core {
             room: None,
             room_sid: None,
         };
-        let mut media = MediaSession::start(&self.settings.media, &negotiated, &record, self.media_events(&call_id))
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "no RTP port for the call");
-                Refusal::new(503, "no_media_port").with("Retry-After", "5")
-            })?;
+        let mut media = MediaSession::start(
+            &self.settings.media,
+            &negotiated,
+            &record,
+            peer.addr.ip(),
+            self.media_events(&call_id),
+        )
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "no RTP port for the call");
+            Refusal::new(503, "no_media_port").with("Retry-After", "5")
+        })?;
         let answer = sdp::answer(&negotiated, &self.settings.public_host, media.local_port());
         let mut ok = request.response(200, Some(&local_tag));
         ok.headers.push("Contact", format!("<sip:slotline@{};transport={}>", self.via_host, peer.transport.as_str()));

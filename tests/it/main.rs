@@ -15,6 +15,7 @@ mod chat;
 mod cli;
 mod dialogs;
 mod dialplan;
+mod hostile;
 mod livekit;
 mod livekit_call;
 mod livekit_rig;

@@ -220,13 +220,17 @@ async fn digest_challenge_and_success(db: Db) {
         }]
     })
     .await;
-    let (code, output) = Sipp::new(&app, "digest_auth.xml").args(&["-au", "trunk", "-ap", "s3cret"]).run().await;
+    // sipp signs `sip:<remote_ip>:<remote_port>` unless told otherwise; slotline wants the Request-URI.
+    let auth_uri = format!("+15550100000@{}", app.sip_addr);
+    let (code, output) =
+        Sipp::new(&app, "digest_auth.xml").args(&["-au", "trunk", "-ap", "s3cret", "-auth_uri", &auth_uri]).run().await;
     assert_eq!(code, 0, "{output}");
     let calls = app.store.list_calls(&RecordFilter { limit: 10, ..Default::default() }).await.expect("calls");
     let statuses: Vec<Option<i32>> = calls.iter().map(|c| c.sip_status).collect();
     assert!(statuses.contains(&Some(401)) && statuses.contains(&Some(200)), "{statuses:?}");
     // Wrong password: challenged, then refused.
-    let (code, _) = Sipp::new(&app, "digest_auth.xml").args(&["-au", "trunk", "-ap", "wrong"]).run().await;
+    let (code, _) =
+        Sipp::new(&app, "digest_auth.xml").args(&["-au", "trunk", "-ap", "wrong", "-auth_uri", &auth_uri]).run().await;
     assert_ne!(code, 0);
     assert_eq!(metric(&app, "slotline_calls_total{outcome=\"auth_failed\"}").await, 1.0);
     app.stop().await;
@@ -399,6 +403,22 @@ CSeq: 1 {method}\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n"
                 reports.extend(slotline::media::rtcp::report_blocks(&rtcp_buf[..n]));
             }
         }
+        // The recording is streamed to disk while the call goes on (not held in memory to its end):
+        // at least 4 s of the tone are in the file before the call ends.
+        let recordings = app.data_dir().join("recordings");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let streamed = loop {
+            let size = std::fs::read_dir(&recordings)
+                .ok()
+                .and_then(|mut files| files.next())
+                .and_then(|file| file.ok()?.metadata().ok())
+                .map_or(0, |meta| meta.len());
+            if size >= 44 + 2 * 8000 * 4 || Instant::now() > deadline {
+                break size;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(streamed >= 44 + 2 * 8000 * 4, "the live call's recording holds {streamed} bytes");
         for (digit, event) in [('1', 1u8), ('2', 2), ('3', 3), ('4', 4), ('#', 11)] {
             let _ = digit;
             for (k, end) in [(1u16, false), (2, false), (3, false), (4, true), (4, true), (4, true)] {
@@ -422,6 +442,8 @@ CSeq: 1 {method}\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n"
         let call = call_row(&app).await;
         let recording = app.data_dir().join("recordings").join(format!("{}.wav", call.id));
         let samples = slotline::media::wav::read(&recording).expect("the caller was recorded");
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&recording).expect("meta").permissions());
+        assert_eq!(mode & 0o777, 0o600, "a recording is readable by its owner only: {mode:o}");
         assert!(samples.len() >= 8000 * 5, "about 5.6 s recorded, got {}", samples.len());
         let rms = (samples.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / samples.len() as f64).sqrt();
         assert!(rms > 1000.0, "the recording is the tone, not silence: rms {rms}");

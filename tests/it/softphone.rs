@@ -156,15 +156,16 @@ where
 
 // ---- slotline's log ------------------------------------------------------------------------------
 
-/// slotline's media log lines of this test process (a global subscriber, installed once: nextest runs
-/// each test in its own process, and lines are told apart by Call-ID anyway).
+/// slotline's media log lines of this test process, debug included: the DTMF digits are logged at debug
+/// only (a global subscriber, installed once: nextest runs each test in its own process, and lines are
+/// told apart by Call-ID anyway).
 fn captured_log() -> Arc<Mutex<Vec<u8>>> {
     static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
     LOG.get_or_init(|| {
         let buffer = Arc::new(Mutex::new(Vec::new()));
         let sink = buffer.clone();
         let subscriber = tracing_subscriber::fmt()
-            .with_env_filter("slotline::media=info")
+            .with_env_filter("slotline::media=debug")
             .with_ansi(false)
             .with_writer(move || LogSink(sink.clone()))
             .finish();
