@@ -101,7 +101,7 @@ impl JobRunner for RoomMedia {
         self.calls.answered(CallLeg { info, audio: CallAudio { input: input_rx, output }, hangup });
 
         let pump =
-            Pump { room: &room, caller: &caller.identity, source, input, playout, hangups, events, second_half: None };
+            Pump { room: &room, caller: &caller.identity, source, input, playout, hangups, events, half_sent: None };
         let end = pump.run(&cancel).await;
         let reason = match end {
             End::CallerLeft => "caller_left",
@@ -156,8 +156,8 @@ struct Pump<'a> {
     playout: crate::call::Playout,
     hangups: mpsc::Receiver<&'static str>,
     events: mpsc::UnboundedReceiver<RoomEvent>,
-    /// The second half of the agent's current frame, sent on the next tick.
-    second_half: Option<[i16; HALF]>,
+    /// The agent's frame whose first half went out on the last tick.
+    half_sent: Option<Frame>,
 }
 
 impl Pump<'_> {
@@ -221,22 +221,17 @@ impl Pump<'_> {
     /// else the first half of the playout's next frame. A flush (barge-in) drops the pending half.
     async fn play(&mut self) {
         if self.playout.flushed() {
-            self.second_half = None;
+            self.half_sent = None;
         }
-        let half = match self.second_half.take() {
-            Some(half) => half,
+        let (frame, half) = match self.half_sent.take() {
+            Some(frame) => (frame, HALF..FRAME),
             None => {
                 let Some(frame) = self.playout.next_frame() else { return };
-                let (first, second) = frame.split_at(HALF);
-                let mut rest = [0; HALF];
-                rest.copy_from_slice(second);
-                self.second_half = Some(rest);
-                let mut half = [0; HALF];
-                half.copy_from_slice(first);
-                half
+                self.half_sent = Some(frame);
+                (frame, 0..HALF)
             }
         };
-        if let Err(e) = self.source.capture(&half).await {
+        if let Err(e) = self.source.capture(&frame[half]).await {
             tracing::debug!(error = %e, "cannot send the agent's audio");
         }
     }

@@ -33,7 +33,7 @@ fn espeak() -> EspeakTts {
 }
 
 /// Encodes and decodes 20 ms frames as the RTP path of a call does.
-fn through_g711(codec: Codec, samples: &[i16]) -> Vec<i16> {
+pub(crate) fn through_g711(codec: Codec, samples: &[i16]) -> Vec<i16> {
     let mut out = Vec::with_capacity(samples.len());
     let (mut wire, mut decoded) = ([0u8; FRAME], [0i16; FRAME]);
     for chunk in samples.chunks(FRAME) {

@@ -12,8 +12,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use slotline::agent::nlu;
 use slotline::config::Config;
-use slotline::media::g711;
 use slotline::sip::sdp::Codec;
 use slotline::speech::stt::whisper::{WhisperOptions, WhisperStt};
 use slotline::speech::tts::espeak::EspeakTts;
@@ -22,7 +22,7 @@ use slotline::speech::tts::hibari::{self, Choice};
 use slotline::speech::{tts, SpeechToText, TextToSpeech};
 
 use crate::dialogs;
-use crate::speech::model_path;
+use crate::speech::{model_path, through_g711};
 
 /// Sentences spoken per voice.
 const SENTENCES: usize = 32;
@@ -132,67 +132,15 @@ enum Kind {
     Unit,
 }
 
-/// A number word, ordinal or digits (with an ordinal ending) as its digits.
+/// A number word, ordinal or digits (with an ordinal ending) as its digits, read as the agent's own
+/// language understanding reads them.
 fn number(word: &str) -> Option<(String, Kind)> {
-    const UNITS: [&str; 20] = [
-        "zero",
-        "one",
-        "two",
-        "three",
-        "four",
-        "five",
-        "six",
-        "seven",
-        "eight",
-        "nine",
-        "ten",
-        "eleven",
-        "twelve",
-        "thirteen",
-        "fourteen",
-        "fifteen",
-        "sixteen",
-        "seventeen",
-        "eighteen",
-        "nineteen",
-    ];
-    const ORDINALS: [&str; 20] = [
-        "zeroth",
-        "first",
-        "second",
-        "third",
-        "fourth",
-        "fifth",
-        "sixth",
-        "seventh",
-        "eighth",
-        "ninth",
-        "tenth",
-        "eleventh",
-        "twelfth",
-        "thirteenth",
-        "fourteenth",
-        "fifteenth",
-        "sixteenth",
-        "seventeenth",
-        "eighteenth",
-        "nineteenth",
-    ];
-    const TENS: [&str; 4] = ["twenty", "thirty", "forty", "fifty"];
-    const TENTHS: [&str; 4] = ["twentieth", "thirtieth", "fortieth", "fiftieth"];
-    let digits = word.trim_end_matches(|c: char| c.is_alphabetic());
-    if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) {
-        let ordinal = matches!(&word[digits.len()..], "" | "st" | "nd" | "rd" | "th");
-        return ordinal.then(|| (digits.to_string(), Kind::Unit));
+    if !word.is_empty() && word.chars().all(|c| c.is_ascii_digit()) {
+        return Some((word.to_string(), Kind::Unit));
     }
-    let find = |list: &[&str]| list.iter().position(|w| *w == word);
-    if let Some(n) = find(&UNITS).or_else(|| find(&ORDINALS)) {
-        return Some((n.to_string(), Kind::Unit));
-    }
-    if let Some(n) = find(&TENS).or_else(|| find(&TENTHS)) {
-        return Some((((n + 2) * 10).to_string(), Kind::Tens));
-    }
-    (word == "oh").then(|| ("0".to_string(), Kind::Unit))
+    let value = nlu::number(word).or_else(|| nlu::ordinal(word))?;
+    let tens = matches!(value, 20 | 30 | 40 | 50) && !word.starts_with(|c: char| c.is_ascii_digit());
+    Some((value.to_string(), if tens { Kind::Tens } else { Kind::Unit }))
 }
 
 /// Runs of two or more single letters (a spelled address) as one word.
@@ -231,18 +179,6 @@ fn edits(reference: &[String], heard: &[String]) -> usize {
     row[heard.len()]
 }
 
-/// Encodes and decodes `samples` as μ-law, as the RTP path of a call does.
-fn through_g711(samples: &[i16]) -> Vec<i16> {
-    let mut out = Vec::with_capacity(samples.len());
-    let (mut wire, mut decoded) = ([0u8; 160], [0i16; 160]);
-    for chunk in samples.chunks(160) {
-        let n = g711::encode(Codec::Pcmu, chunk, &mut wire);
-        let n = g711::decode(Codec::Pcmu, &wire[..n], &mut decoded);
-        out.extend_from_slice(&decoded[..n]);
-    }
-    out
-}
-
 /// The word error rate of `voice` over `sentences` (errors, words), printing each miss.
 async fn word_errors(name: &str, voice: &dyn TextToSpeech, stt: &WhisperStt, sentences: &[String]) -> (usize, usize) {
     let (mut errors, mut words) = (0, 0);
@@ -250,7 +186,7 @@ async fn word_errors(name: &str, voice: &dyn TextToSpeech, stt: &WhisperStt, sen
         let audio = voice.synthesize(sentence).await.unwrap_or_else(|e| panic!("{name} speaks `{sentence}`: {e}"));
         // A third of a second of line silence first, as on a call.
         let mut padded = vec![0i16; 2_400];
-        padded.extend_from_slice(&through_g711(&audio));
+        padded.extend_from_slice(&through_g711(Codec::Pcmu, &audio));
         let heard = stt.transcribe(&padded).await.expect("transcribes").text;
         let (reference, hypothesis) = (normalise(sentence), normalise(&heard));
         let missed = edits(&reference, &hypothesis);
