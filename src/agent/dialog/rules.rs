@@ -768,7 +768,9 @@ impl RulesEngine {
             }
             return Reply::say(format!("Which one would you like: {}?", speak::slots(&offered, self.now())));
         }
-        if yes == Some(false) || intent::wants_other_options(u) {
+        // "No, my email is …" while times are offered corrects a detail; the times stand.
+        let corrects_detail = reading.has_details() && yes == Some(false) && !intent::wants_other_options(u);
+        if (yes == Some(false) || intent::wants_other_options(u)) && !corrects_detail {
             if rest.is_empty() {
                 self.stage = Stage::Listening(Some(purpose));
                 return Reply::say("Those are all the times I have for that. Would you like to try another day?");

@@ -2,7 +2,7 @@
 //! dot com", "jane dot doe at gmail dot com", "john underscore smith at example dot co dot uk", or an
 //! address a transcript already wrote as `jane@example.com`.
 
-use super::Utterance;
+use super::{spelling, Utterance};
 use crate::calendar::attendee::is_email;
 
 /// Words that introduce or surround an email and are never part of it.
@@ -183,12 +183,22 @@ pub fn name(u: &Utterance) -> Option<String> {
     None
 }
 
-/// "g-a-r-c-i-a" or "g.a.r.c.i.a" as the letters it spells; any other word as it is.
+/// "g-a-r-c-i-a" or "g.a.r.c.i.a" as the letters it spells, and so a recogniser's letter groups
+/// ("grc-e", "hopp-pdr": a part of one letter or without a vowel is no name's); any other word, a double
+/// name such as "jean-luc" among them, as it is.
 fn spelled_letters(word: &str) -> Vec<String> {
+    let letters = |parts: &[&str]| parts.iter().flat_map(|p| p.chars()).map(String::from).collect();
     for separator in ['-', '.'] {
         let parts: Vec<&str> = word.split(separator).filter(|p| !p.is_empty()).collect();
-        if parts.len() >= 2 && parts.iter().all(|p| p.chars().count() == 1 && p.chars().all(char::is_alphabetic)) {
-            return parts.iter().map(|p| (*p).to_string()).collect();
+        if parts.len() < 2 || !parts.iter().all(|p| p.chars().all(char::is_alphabetic)) {
+            continue;
+        }
+        if parts.iter().all(|p| p.chars().count() == 1) {
+            return letters(&parts);
+        }
+        let no_vowel = |p: &&str| !p.chars().any(|c| "aeiouy".contains(c));
+        if separator == '-' && parts.iter().any(|p| p.chars().count() == 1 || no_vowel(p)) {
+            return letters(&parts);
         }
     }
     vec![word.to_string()]
@@ -239,38 +249,30 @@ const NOT_AFTER_THIS_IS: &[&str] = &[
 ];
 
 /// Joins a name's words; spelled letters ("j o n", "G-A-R-C-I-A") make one word, and letters spelled right
-/// after a word stand for it ("Garsha, G A R C I A" is Garcia: the spelling wins over what was heard).
+/// after words confirm, replace or add to them ([`super::spelling`]: "Garsha, G A R C I A" is Garcia,
+/// "Maria M.R.I.A. G.A.R. C.I.A." is Maria Garcia).
 fn title(words: &[&str]) -> Option<String> {
     let mut parts: Vec<String> = Vec::new();
     let mut letters = String::new();
-    // How many of the last parts are words as heard, which letters right after them may spell.
+    // Parts from here on are words as heard, which letters right after them may spell.
     let mut heard = 0;
-    let flush = |letters: &mut String, parts: &mut Vec<String>, heard: &mut usize| {
-        let spelled = std::mem::take(letters);
-        if spelled.is_empty() {
-            return;
-        }
-        // Letters after words heard: they spell the word closest to them, the later one on a tie.
-        let closest = (parts.len() - *heard..parts.len())
-            .rev()
-            .min_by_key(|&i| super::edit_distance(&parts[i], &spelled))
-            .filter(|_| spelled.chars().count() >= 2);
-        match closest {
-            Some(i) => parts[i] = spelled,
-            None => parts.push(spelled),
-        }
-        *heard = 0;
-    };
     for word in words.iter().flat_map(|w| spelled_letters(w)) {
         if word.chars().count() == 1 && word.chars().all(char::is_alphabetic) {
             letters.push_str(&word);
             continue;
         }
-        flush(&mut letters, &mut parts, &mut heard);
+        if !letters.is_empty() {
+            spelling::apply(&mut parts, heard, &std::mem::take(&mut letters));
+            heard = parts.len();
+        }
+        // Letters the recogniser wrote as a word ("Grace GRCE", "Hopper, HOPPER"): the word before, spelled.
+        if parts.len() > heard && parts.last().is_some_and(|previous| spelling::spells(&word, previous)) {
+            heard = parts.len();
+            continue;
+        }
         parts.push(word);
-        heard += 1;
     }
-    flush(&mut letters, &mut parts, &mut heard);
+    spelling::apply(&mut parts, heard, &letters);
     let parts: Vec<String> = parts
         .into_iter()
         .filter(|p| p.chars().any(char::is_alphabetic))
@@ -321,6 +323,12 @@ mod tests {
         assert_eq!(who("this is j o n snow"), Some("Jon Snow".into()));
         assert_eq!(who("Maria Garsha, G A R C I A."), Some("Maria Garcia".into()));
         assert_eq!(who("My name is Grace Hopper, G-R-A-C-E."), Some("Grace Hopper".into()), "the first word spelled");
+        // As whisper writes a spelled name: letters dropped, a word dropped, letters written as a word.
+        assert_eq!(who("Maria M.R.I.A. G.A.R. C.I.A."), Some("Maria Garcia".into()));
+        assert_eq!(who("Maria, M-R-I-A, Garcia, G-A-R-C-I-A."), Some("Maria Garcia".into()));
+        assert_eq!(who("Grace GRCE Hopper, HOPPER."), Some("Grace Hopper".into()));
+        assert_eq!(who("Grace GRC-E, Hopper."), Some("Grace Hopper".into()));
+        assert_eq!(who("my name is Jean-Luc Picard"), Some("Jean-luc Picard".into()), "a double name stays");
         assert_eq!(who("yes"), None);
         assert_eq!(who("tomorrow at 2"), None);
         let introduced = |t: &str| introduced_name(&Utterance::new(t));

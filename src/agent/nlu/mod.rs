@@ -6,7 +6,8 @@
 //! - [`choice`]: "the second one", "option 3", a DTMF digit;
 //! - [`turn`]: whether words heard up to a pause already answer the question (early end of turn), and
 //!   whether a turn is plainly unfinished ("um", "I would like");
-//! - [`contact`]: names ("my name is …") and emails, also spelled out ("j o h n at example dot com");
+//! - [`contact`]: names ("my name is …") and emails, also spelled out ("j o h n at example dot com"), with
+//!   [`spelling`]: how spelled letters confirm, replace or add to the words a recogniser heard;
 //! - [`reading`]: everything one caller turn carries at once (intent, when, pick, name, email, phone,
 //!   yes/no, correction), whatever the agent asked.
 //!
@@ -18,6 +19,7 @@ pub mod choice;
 pub mod contact;
 pub mod intent;
 pub mod reading;
+mod spelling;
 pub mod turn;
 pub mod when;
 

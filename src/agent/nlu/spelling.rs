@@ -1,0 +1,156 @@
+//! Spelled letters beside the words a recogniser heard. A caller who spells a name says each word, then
+//! its letters ("Maria, M A R I A. Garcia, G A R C I A."); a recogniser writes that in its own ways and
+//! loses some of it: "Maria M.R.I.A. G.A.R. C.I.A." (a letter dropped from the first spelling, the second
+//! word dropped and its spelling cut in two), "Maria, M-R-I-A, Garcia, G-A-R-C-I-A.", "Grace GRCE Hopper,
+//! HOPPER." (the letters written as a word).
+//!
+//! Letters are matched against the words heard right before them, in order:
+//! - letters that are the word, or the word with one or two letters missing, **confirm** it (a recogniser
+//!   drops spelled letters far more often than it invents them);
+//! - letters close to the word **replace** it: the caller's spelling wins over what was heard ("Garsha,
+//!   G A R C I A" is Garcia);
+//! - letters left over after the heard words are a word the recogniser did not write ("G.A.R. C.I.A."
+//!   after "Maria M.R.I.A." is Garcia).
+
+use super::edit_distance;
+
+/// How spelled letters relate to a word heard before them, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Fit {
+    /// The letters are the word.
+    Same,
+    /// The word with one or two letters the recogniser dropped.
+    Dropped,
+    /// Close to the word: the spelling replaces it.
+    Close,
+}
+
+/// How `letters` spell `word`, if they do.
+fn fit(letters: &str, word: &str) -> Option<Fit> {
+    let (spelled, heard) = (letters.chars().count(), word.chars().count());
+    if letters == word {
+        Some(Fit::Same)
+    } else if spelled >= 2 && spelled < heard && heard - spelled <= 2 && is_subsequence(letters, word) {
+        Some(Fit::Dropped)
+    } else if spelled >= 3 && edit_distance(letters, word) <= (heard / 3).max(1) {
+        Some(Fit::Close)
+    } else {
+        None
+    }
+}
+
+/// `true` when `short`'s letters appear in `long` in the same order.
+fn is_subsequence(short: &str, long: &str) -> bool {
+    let mut rest = long.chars();
+    short.chars().all(|c| rest.any(|l| l == c))
+}
+
+/// `true` when a word the recogniser wrote is the spelling of the heard word before it ("grce" after
+/// "grace", "hopper" after "hopper"), rather than another word of the name.
+pub(super) fn spells(word: &str, previous: &str) -> bool {
+    word.chars().count() >= 3 && matches!(fit(word, previous), Some(Fit::Same | Fit::Dropped))
+}
+
+/// One way of laying a run of letters over the heard words from `start`: how many letters each word
+/// took and how.
+struct Alignment {
+    start: usize,
+    taken: Vec<(usize, Fit)>,
+}
+
+impl Alignment {
+    fn letters(&self) -> usize {
+        self.taken.iter().map(|(n, _)| n).sum()
+    }
+}
+
+/// Lays `letters` over `words[start..]`, each word taking the prefix of what is left that spells it best
+/// (the longer on a tie), until a word is not spelled or the letters run out.
+fn align(letters: &[char], words: &[String], start: usize) -> Alignment {
+    let mut taken = Vec::new();
+    let mut at = 0;
+    for word in &words[start..] {
+        let left = letters.len() - at;
+        if left == 0 {
+            break;
+        }
+        let longest = left.min(word.chars().count() + 1);
+        let best = (2..=longest)
+            .filter_map(|n| {
+                let prefix: String = letters[at..at + n].iter().collect();
+                fit(&prefix, word).map(|f| (f, std::cmp::Reverse(n)))
+            })
+            .min();
+        let Some((how, std::cmp::Reverse(n))) = best else { break };
+        taken.push((n, how));
+        at += n;
+    }
+    Alignment { start, taken }
+}
+
+/// Applies a run of spelled `letters` to the name's `parts`, of which those from `heard` on are words as
+/// heard right before the letters (earlier parts were already spelled).
+pub(super) fn apply(parts: &mut Vec<String>, heard: usize, letters: &str) {
+    let chars: Vec<char> = letters.chars().collect();
+    if chars.is_empty() {
+        return;
+    }
+    // The alignment that accounts for the most letters; the later start (closer to the letters) on a tie.
+    let best = (heard..parts.len()).map(|start| align(&chars, parts, start)).max_by_key(|a| (a.letters(), a.start));
+    let Some(best) = best.filter(|a| a.letters() > 0) else {
+        replace_closest(parts, heard, letters);
+        return;
+    };
+    let mut at = 0;
+    for (offset, (n, how)) in best.taken.iter().enumerate() {
+        if *how == Fit::Close {
+            parts[best.start + offset] = chars[at..at + n].iter().collect();
+        }
+        at += n;
+    }
+    // Letters beyond the heard words: a word the recogniser did not write (a stray letter is noise).
+    if chars.len() - at >= 2 {
+        parts.insert(best.start + best.taken.len(), chars[at..].iter().collect());
+    }
+}
+
+/// Letters that spell none of the heard words as they are: they stand for the closest one (the later on
+/// a tie), or are a word of their own when nothing was heard before them or they are a single letter.
+fn replace_closest(parts: &mut Vec<String>, heard: usize, letters: &str) {
+    let closest = (heard..parts.len())
+        .rev()
+        .min_by_key(|&i| edit_distance(&parts[i], letters))
+        .filter(|_| letters.chars().count() >= 2);
+    match closest {
+        Some(i) => parts[i] = letters.to_string(),
+        None => parts.push(letters.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spelled(heard: &[&str], letters: &str) -> Vec<String> {
+        let mut parts: Vec<String> = heard.iter().map(|w| (*w).to_string()).collect();
+        apply(&mut parts, 0, letters);
+        parts
+    }
+
+    #[test]
+    fn letters_confirm_replace_or_add_words() {
+        assert_eq!(spelled(&["maria"], "mriagarcia"), ["maria", "garcia"], "a dropped letter, a dropped word");
+        assert_eq!(spelled(&["maria", "garsha"], "garcia"), ["maria", "garcia"], "the spelling wins");
+        assert_eq!(spelled(&["grace", "hopper"], "grace"), ["grace", "hopper"], "the first word spelled");
+        assert_eq!(spelled(&[], "jon"), ["jon"]);
+        assert_eq!(spelled(&["harper"], "hopppdr"), ["hopppdr"], "far off: still the caller's letters");
+    }
+
+    #[test]
+    fn a_written_spelling_of_the_word_before() {
+        assert!(spells("grce", "grace"));
+        assert!(spells("hopper", "hopper"));
+        assert!(!spells("hopper", "grace"));
+        assert!(!spells("ann", "ann".repeat(2).as_str()), "three letters missing is another word");
+    }
+}
