@@ -1,6 +1,7 @@
 //! The Cal.com calendar through slotline's HTTP endpoints, against the local Cal.com double: init
 //! (existing and auto-created event type), a bad key, slots, booking, a taken slot, cancel, reschedule,
-//! 429 back-off, a timed-out booking POST that must not double-book, and webhooks.
+//! 429 back-off, a timed-out booking POST that must not double-book, webhooks, and the global key
+//! (`calcom.api_key`, alias `CAL_KEY`) beside agents' own keys.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,8 @@ crate::on_every_backend!(
     reads_back_off_on_429,
     a_timed_out_booking_is_found_not_repeated,
     webhooks_update_the_mirror_only_when_signed,
+    an_agent_without_a_key_books_with_the_global_key,
+    the_agents_own_key_wins_over_the_global_key,
 );
 
 const KEY: &str = "cal_live_double_key_0001";
@@ -276,5 +279,65 @@ async fn webhooks_update_the_mirror_only_when_signed(db: Db) {
         .collect();
     assert_eq!(mirrored.len(), 1);
     assert_eq!(mirrored[0]["attendee_email"], "walkin@example.com");
+    app.stop().await;
+}
+
+const GLOBAL_KEY: &str = "cal_live_global_key_4242";
+
+/// slotline with the global Cal.com key set, against a double that accepts `accepted` keys.
+async fn setup_with_global_key(db: Db, accepted: &[&str]) -> (TestApp, CalcomDouble) {
+    let config = DoubleConfig { api_keys: accepted.iter().map(|k| k.to_string()).collect(), ..DoubleConfig::default() };
+    let double = CalcomDouble::start(config).await;
+    let base = double.base_url.clone();
+    let app = spawn_app_with(db, Arc::new(SystemClock), move |c| {
+        c.calcom.base_url = base;
+        c.calcom.api_key = Some(slotline::config::Secret::new(GLOBAL_KEY));
+    })
+    .await;
+    (app, double)
+}
+
+fn keys_sent(double: &CalcomDouble) -> Vec<Option<String>> {
+    let mut keys: Vec<Option<String>> = double.requests().into_iter().map(|r| r.key).collect();
+    keys.dedup();
+    keys
+}
+
+async fn an_agent_without_a_key_books_with_the_global_key(db: Db) {
+    let (app, double) = setup_with_global_key(db, &[GLOBAL_KEY]).await;
+    let (status, created) = app
+        .post(
+            "/v1/agents",
+            json!({"name": "Global", "timezone": "Europe/Berlin",
+                   "calendar": {"kind": "calcom", "event_type_slug": "checkup"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["calendar"]["has_api_key"], false);
+    assert_eq!(created["calendar"]["api_key_source"], "global");
+    assert!(created["calendar"]["api_key_last4"].is_null());
+    let agent = created["id"].as_str().expect("id");
+    let slots = slot_ids(&app, agent).await;
+    let (status, booking) = book(&app, agent, &slots[0]).await;
+    assert_eq!(status, 201, "{booking}");
+    assert_eq!(double.bookings().len(), 1);
+    assert_eq!(keys_sent(&double), vec![Some(GLOBAL_KEY.to_string())], "every request carried the global key");
+    let (_, listed) = app.get("/v1/agents").await;
+    assert!(!listed.to_string().contains("global_key"), "the global key is never returned: {listed}");
+    assert_contract_kept(&double);
+    app.stop().await;
+}
+
+async fn the_agents_own_key_wins_over_the_global_key(db: Db) {
+    // The double takes either key, so only the key actually sent tells which one slotline chose.
+    let (app, double) = setup_with_global_key(db, &[KEY, GLOBAL_KEY]).await;
+    let agent = calcom_agent(&app, KEY, "checkup").await;
+    let (_, view) = app.get(&format!("/v1/agents/{agent}")).await;
+    assert_eq!(view["calendar"]["api_key_source"], "agent");
+    assert_eq!(view["calendar"]["api_key_last4"], "0001");
+    let slots = slot_ids(&app, &agent).await;
+    let (status, booking) = book(&app, &agent, &slots[0]).await;
+    assert_eq!(status, 201, "{booking}");
+    assert_eq!(keys_sent(&double), vec![Some(KEY.to_string())], "every request carried the agent's own key");
     app.stop().await;
 }

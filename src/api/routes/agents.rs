@@ -1,7 +1,8 @@
 //! `/v1/agents`: create, list, read, change and delete voice agents and their calendar settings.
 //!
 //! A Cal.com API key is sealed with the master key before it is stored and never returned: responses
-//! carry `has_api_key` and its last 4 characters.
+//! carry `has_api_key`, its last 4 characters, and `api_key_source` (the agent's own key, or the global
+//! `calcom.api_key` that Cal.com agents without one use).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -92,6 +93,16 @@ pub struct UpdateAgent {
     pub calendar: Option<CalendarInput>,
 }
 
+/// Which Cal.com key an agent's calendar uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiKeySource {
+    /// The agent's own key (`api_key_last4` shows its end).
+    Agent,
+    /// The global key, setting `calcom.api_key` (env `SLOTLINE_CALCOM__API_KEY` or `CAL_KEY`).
+    Global,
+}
+
 /// Calendar settings as the API shows them (never the key).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CalendarView {
@@ -101,6 +112,8 @@ pub struct CalendarView {
     pub has_api_key: bool,
     /// Its last 4 characters.
     pub api_key_last4: Option<String>,
+    /// The key a `calcom` calendar uses: its own, else the global one; absent when it has none.
+    pub api_key_source: Option<ApiKeySource>,
     /// Cal.com event type slug.
     pub event_type_slug: Option<String>,
     /// Cal.com event type id, once known.
@@ -160,8 +173,13 @@ pub struct DeleteQuery {
 }
 
 impl AgentView {
-    fn new(agent: AgentRecord, numbers: &[PhoneNumberRecord]) -> Self {
+    fn new(agent: AgentRecord, numbers: &[PhoneNumberRecord], global_key: bool) -> Self {
         let cal = agent.calendar;
+        let api_key_source = match (cal.kind, cal.calcom_api_key.is_some()) {
+            (CalendarKind::Calcom, true) => Some(ApiKeySource::Agent),
+            (CalendarKind::Calcom, false) if global_key => Some(ApiKeySource::Global),
+            _ => None,
+        };
         Self {
             id: agent.id,
             name: agent.name,
@@ -174,6 +192,7 @@ impl AgentView {
                 kind: cal.kind,
                 has_api_key: cal.calcom_api_key.is_some(),
                 api_key_last4: cal.calcom_api_key.map(|k| k.hint),
+                api_key_source,
                 event_type_slug: cal.event_type_slug,
                 event_type_id: cal.event_type_id,
                 username: cal.username,
@@ -199,7 +218,8 @@ impl AgentView {
 pub async fn list_agents(_access: ReadAccess, State(state): State<AppState>) -> Result<Json<AgentList>, ApiError> {
     let numbers = state.store.list_numbers(None).await?;
     let agents = state.store.list_agents().await?;
-    Ok(Json(AgentList { agents: agents.into_iter().map(|a| AgentView::new(a, &numbers)).collect() }))
+    let global = state.calendars.has_global_calcom_key();
+    Ok(Json(AgentList { agents: agents.into_iter().map(|a| AgentView::new(a, &numbers, global)).collect() }))
 }
 
 /// Creates an agent.
@@ -236,14 +256,14 @@ pub async fn create_agent(
         prompt: valid_text("prompt", input.prompt.unwrap_or_else(|| DEFAULT_PROMPT.to_string()))?,
         language: valid_language(input.language.as_deref().unwrap_or("en"))?,
         timezone: valid_timezone(&input.timezone)?,
-        calendar: calendar_config(&state.master_key, id, input.calendar, None)?,
+        calendar: calendar_config(&state, id, input.calendar, None)?,
         created_at: now,
         updated_at: now,
     };
     state.store.insert_agent(&agent).await.map_err(name_conflict)?;
     crate::metrics::agent_series(&agent.name, agent.calendar.kind.as_str());
     tracing::info!(agent_id = %agent.id, name = %agent.name, calendar = agent.calendar.kind.as_str(), "agent created");
-    Ok((StatusCode::CREATED, Json(AgentView::new(agent, &[]))))
+    Ok((StatusCode::CREATED, Json(AgentView::new(agent, &[], state.calendars.has_global_calcom_key()))))
 }
 
 /// One agent.
@@ -262,7 +282,7 @@ pub async fn get_agent(
 ) -> Result<Json<AgentView>, ApiError> {
     let agent = load(&state, &id).await?;
     let numbers = state.store.list_numbers(Some(agent.id)).await?;
-    Ok(Json(AgentView::new(agent, &numbers)))
+    Ok(Json(AgentView::new(agent, &numbers, state.calendars.has_global_calcom_key())))
 }
 
 /// Changes some fields of an agent.
@@ -308,7 +328,7 @@ pub async fn update_agent(
         agent.timezone = valid_timezone(&timezone)?;
     }
     if let Some(calendar) = input.calendar {
-        agent.calendar = calendar_config(&state.master_key, agent.id, calendar, Some(&agent.calendar))?;
+        agent.calendar = calendar_config(&state, agent.id, calendar, Some(&agent.calendar))?;
     }
     agent.updated_at = crate::storage::now();
     if !state.store.update_agent(&agent).await.map_err(name_conflict)? {
@@ -317,7 +337,7 @@ pub async fn update_agent(
     crate::metrics::agent_series(&agent.name, agent.calendar.kind.as_str());
     tracing::info!(agent_id = %agent.id, "agent updated");
     let numbers = state.store.list_numbers(Some(agent.id)).await?;
-    Ok(Json(AgentView::new(agent, &numbers)))
+    Ok(Json(AgentView::new(agent, &numbers, state.calendars.has_global_calcom_key())))
 }
 
 /// Deletes an agent. Its bookings and calls stay (without the agent link).
@@ -417,11 +437,12 @@ pub fn valid_timezone(name: &str) -> Result<String, ApiError> {
 }
 
 fn calendar_config(
-    key: &MasterKey,
+    state: &AppState,
     agent_id: Uuid,
     input: CalendarInput,
     existing: Option<&CalendarConfig>,
 ) -> Result<CalendarConfig, ApiError> {
+    let key: &MasterKey = &state.master_key;
     let slot_minutes = input.slot_minutes.unwrap_or(DEFAULT_SLOT_MINUTES);
     if !(5..=480).contains(&slot_minutes) {
         return Err(ApiError::validation("calendar.slot_minutes", "must be between 5 and 480"));
@@ -442,9 +463,12 @@ fn calendar_config(
                 Some(api_key) => Some(seal_api_key(key, agent_id, &api_key)?),
                 None => previous.and_then(|c| c.calcom_api_key.clone()),
             };
-            let Some(sealed) = sealed else {
-                return Err(ApiError::validation("calendar.api_key", "required when kind is calcom"));
-            };
+            if sealed.is_none() && !state.calendars.has_global_calcom_key() {
+                return Err(ApiError::validation(
+                    "calendar.api_key",
+                    "required when kind is calcom (no global key, calcom.api_key, is configured)",
+                ));
+            }
             let Some(slug) = slug else {
                 return Err(ApiError::validation("calendar.event_type_slug", "required when kind is calcom"));
             };
@@ -467,7 +491,7 @@ fn calendar_config(
             };
             Ok(CalendarConfig {
                 kind: CalendarKind::Calcom,
-                calcom_api_key: Some(sealed),
+                calcom_api_key: sealed,
                 event_type_slug: Some(slug),
                 event_type_id,
                 username,
