@@ -94,3 +94,79 @@ fn show(output: &mut impl Write, style: Style, turn: &AgentTurn) -> std::io::Res
     }
     output.flush()
 }
+
+/// Chat sessions held for the HTTP chat API (`/v1/agents/{id}/chats`, `/v1/chats/{id}/turns`): each is a
+/// [`Conversation`] kept between turns. Sessions idle longer than [`ChatSessions::IDLE`] are dropped (and
+/// counted as ended by the caller); at most [`ChatSessions::MAX`] live at once.
+#[derive(Default)]
+pub struct ChatSessions {
+    sessions: std::sync::Mutex<std::collections::HashMap<Uuid, ChatSlot>>,
+}
+
+/// One held conversation and when it was last used.
+struct ChatSlot {
+    session: std::sync::Arc<tokio::sync::Mutex<ChatSession>>,
+    used: std::time::Instant,
+}
+
+/// A conversation between HTTP requests.
+pub struct ChatSession {
+    /// The agent's dialog.
+    pub conversation: Conversation,
+    /// Sentences said while slow tools ran.
+    pub interim: mpsc::UnboundedReceiver<String>,
+    /// The agent answering.
+    pub agent_id: Uuid,
+}
+
+impl ChatSession {
+    /// One caller turn; the interim sentences are put before the reply's own.
+    pub async fn turn(&mut self, turn: UserTurn) -> (Vec<String>, AgentTurn) {
+        let reply = self.conversation.turn(turn).await;
+        let mut interim = Vec::new();
+        while let Ok(sentence) = self.interim.try_recv() {
+            interim.push(sentence);
+        }
+        (interim, reply)
+    }
+}
+
+impl ChatSessions {
+    /// Longest pause between two turns of a session.
+    pub const IDLE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+    /// Most sessions at once.
+    pub const MAX: usize = 200;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Uuid, ChatSlot>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps `session` under a new id; `None` when [`Self::MAX`] sessions are live.
+    pub fn insert(&self, session: ChatSession) -> Option<(Uuid, std::sync::Arc<tokio::sync::Mutex<ChatSession>>)> {
+        let now = std::time::Instant::now();
+        let mut sessions = self.lock();
+        sessions.retain(|_, slot| now.duration_since(slot.used) < Self::IDLE);
+        if sessions.len() >= Self::MAX {
+            return None;
+        }
+        let id = Uuid::new_v4();
+        let session = std::sync::Arc::new(tokio::sync::Mutex::new(session));
+        sessions.insert(id, ChatSlot { session: session.clone(), used: now });
+        Some((id, session))
+    }
+
+    /// The live session `id`, marked as used.
+    pub fn get(&self, id: Uuid) -> Option<std::sync::Arc<tokio::sync::Mutex<ChatSession>>> {
+        let now = std::time::Instant::now();
+        let mut sessions = self.lock();
+        sessions.retain(|_, slot| now.duration_since(slot.used) < Self::IDLE);
+        let slot = sessions.get_mut(&id)?;
+        slot.used = now;
+        Some(slot.session.clone())
+    }
+
+    /// Ends session `id`; false when there was none.
+    pub fn remove(&self, id: Uuid) -> bool {
+        self.lock().remove(&id).is_some()
+    }
+}
