@@ -341,3 +341,43 @@ async fn the_agents_own_key_wins_over_the_global_key(db: Db) {
     assert_eq!(keys_sent(&double), vec![Some(KEY.to_string())], "every request carried the agent's own key");
     app.stop().await;
 }
+
+/// The seed's `CAL_KEY`: `slotline chat` (the real binary, its configuration from the environment) books
+/// for a keyless Cal.com agent with the key in `CAL_KEY` and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cal_key_in_the_environment_books_for_a_keyless_agent() {
+    const CAL_KEY: &str = "cal_live_seed_cal_key_77";
+    // The server only stores the agent; the double accepts nothing but the CAL_KEY value.
+    let (app, double) = setup_with_global_key(Db::Sqlite, &[CAL_KEY]).await;
+    let (status, created) = app
+        .post(
+            "/v1/agents",
+            json!({"name": "Seed", "timezone": "Europe/Berlin", "calendar": {"kind": "calcom", "event_type_slug": "checkup"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let script =
+        "I'd like to schedule an appointment\nthe first one\nJane Doe\nj a n e at example dot com\nyes\nno thanks\n";
+    let mut child = crate::helpers::command()
+        .current_dir(app.data_dir())
+        .env("SLOTLINE_DATA_DIR", app.data_dir())
+        .env("SLOTLINE_DATABASE__URL", app.database_url())
+        .env("SLOTLINE_CALCOM__BASE_URL", &double.base_url)
+        .env("CAL_KEY", CAL_KEY)
+        .args(["chat", "--agent", "Seed"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run slotline chat");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), script.as_bytes()).expect("write script");
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("chat ran");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("You're all set, Jane"), "{stdout}");
+    assert_eq!(double.bookings().len(), 1, "booked on Cal.com: {stdout}");
+    assert_eq!(keys_sent(&double), vec![Some(CAL_KEY.to_string())], "every request carried CAL_KEY");
+    assert!(!stdout.contains(CAL_KEY) && !stderr.contains(CAL_KEY), "the key is never printed");
+    app.stop().await;
+}
