@@ -413,6 +413,72 @@ async fn admin_manages_a_calcom_agent_and_its_number_in_the_browser() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_sets_a_builtin_calendars_hours_and_buffers_and_blocked_days_survive_an_edit() {
+    let app = spawn_app(Db::Sqlite).await;
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    sign_in(&browser, &app, &app.admin).await;
+    browser.click("#new-agent").await;
+    browser.find("#agent-form").await;
+    browser.fill("#f-name", "Physio").await;
+    browser.fill("#f-timezone", "America/Chicago").await;
+    browser.select("#f-calendar-kind", "builtin").await;
+    assert!(
+        !browser.exists("#calcom-section:not([hidden])").await,
+        "the Cal.com section hides for the built-in calendar"
+    );
+    browser.fill("#f-calendar-rules-working_hours", r#"{"mon": [["17:00", "09:00"]]}"#).await;
+    browser.click("#save-agent").await;
+    // The API names `calendar.rules.working_hours`; the page shows it at the hours field.
+    browser
+        .wait("the hours error at the hours field", || async {
+            let text = browser
+                .run(
+                    "return document.querySelector('[data-error-for=\"calendar.rules.working_hours\"]').innerText;",
+                    json!([]),
+                )
+                .await;
+            text.as_str().filter(|t| !t.is_empty()).map(str::to_string)
+        })
+        .await;
+    browser.fill("#f-calendar-rules-working_hours", r#"{"tue": [["08:00", "12:00"]]}"#).await;
+    browser.fill("#f-calendar-rules-buffer_after_minutes", "15").await;
+    browser.fill("#f-builtin-slot_minutes", "45").await;
+    browser.click("#save-agent").await;
+    browser.find("#delete-agent").await;
+    let id = agent_id(&app, "Physio").await;
+    let (_, stored) = app.get(&format!("/v1/agents/{id}")).await;
+    assert_eq!(stored["calendar"]["kind"], "builtin");
+    assert_eq!(stored["calendar"]["slot_minutes"], 45);
+    assert_eq!(stored["calendar"]["rules"]["working_hours"], json!({"tue": [["08:00", "12:00"]]}));
+    assert_eq!(stored["calendar"]["rules"]["buffer_after_minutes"], 15);
+
+    // Blocked days (set through the API; the form has no field for them) survive an edit in the page.
+    let mut rules = stored["calendar"]["rules"].clone();
+    rules["blocked"] = json!([{"start": "2030-12-24", "end": "2030-12-27", "reason": "holidays"}]);
+    let (status, body) = app
+        .patch(
+            &format!("/v1/agents/{id}"),
+            json!({"calendar": {"kind": "builtin", "slot_minutes": 45, "rules": rules}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    browser.goto(&app.url("/console/#/agents")).await;
+    browser.find("#agents").await;
+    browser.goto(&app.url(&format!("/console/#/agents/{id}"))).await;
+    browser.wait_text("#agent-form", "Built-in calendar").await;
+    browser.fill("#f-calendar-rules-buffer_before_minutes", "5").await;
+    browser.click("#save-agent").await;
+    browser.wait_text("#form-notice", "Saved.").await;
+    let (_, edited) = app.get(&format!("/v1/agents/{id}")).await;
+    assert_eq!(edited["calendar"]["rules"]["buffer_before_minutes"], 5);
+    assert_eq!(edited["calendar"]["rules"]["blocked"].as_array().map(Vec::len), Some(1), "{edited}");
+    browser.screenshot("agent-builtin").await;
+    browser.close().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_analyst_sees_no_edit_controls_and_writes_are_refused() {
     let app = spawn_app(Db::Sqlite).await;
     let demo = agent_id(&app, "Demo Agent").await;

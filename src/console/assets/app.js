@@ -131,11 +131,14 @@ function when(iso, timeZone) {
   }
 }
 
-function startOfWeek() {
-  const d = new Date();
-  d.setHours(0, 0, 0, 0);
-  d.setDate(d.getDate() - ((d.getDay() + 6) % 7));
-  return d;
+// This week, Monday 00:00 to the next Monday, in the browser's time zone.
+function thisWeek() {
+  const from = new Date();
+  from.setHours(0, 0, 0, 0);
+  from.setDate(from.getDate() - ((from.getDay() + 6) % 7));
+  const to = new Date(from);
+  to.setDate(to.getDate() + 7);
+  return { from, to };
 }
 
 function keyLabel(calendar) {
@@ -154,25 +157,26 @@ function cell(label, ...content) {
 async function agentsPage(rest) {
   if (rest[0] === "new") return agentForm(null);
   if (rest[0]) return agentForm(rest[0]);
+  const week = thisWeek();
   const [agents, bookings] = await Promise.all([
     loadAgents(),
-    api("GET", `/v1/bookings?from=${encodeURIComponent(startOfWeek().toISOString())}&limit=1000`),
+    api("GET", `/v1/bookings?from=${encodeURIComponent(week.from.toISOString())}&to=${encodeURIComponent(week.to.toISOString())}&limit=1000`),
   ]);
-  const thisWeek = {};
+  const booked = {};
   for (const b of (bookings.ok ? bookings.body.bookings : [])) {
-    if (b.status !== "cancelled") thisWeek[b.agent_id] = (thisWeek[b.agent_id] || 0) + 1;
+    if (b.status === "confirmed") booked[b.agent_id] = (booked[b.agent_id] || 0) + 1;
   }
   view(
     h("h1", { text: "Agents" }),
     isAdmin() ? h("p", {}, h("a", { href: "#/agents/new", id: "new-agent", text: "+ New agent" })) : null,
     h("div", { class: "scroll" }, h("table", { class: "responsive", id: "agents" },
-      h("thead", {}, h("tr", {}, ["Name", "Time zone", "Calendar", "Numbers", "Bookings this week"].map((t) => h("th", { text: t })))),
+      h("thead", {}, h("tr", {}, ["Name", "Time zone", "Calendar", "Numbers", "Bookings this week"].map((t) => h("th", { text: t, title: t === "Bookings this week" ? "Confirmed appointments from Monday to Sunday" : null })))),
       h("tbody", {}, agents.map((a) => h("tr", { "data-agent": a.name },
         cell("Name", h("a", { href: `#/agents/${a.id}`, text: a.name })),
         cell("Time zone", a.timezone),
         cell("Calendar", a.calendar.kind, a.calendar.kind === "calcom" ? h("span", { class: "hint key-source", text: ` (${keyLabel(a.calendar)})` }) : null),
         cell("Numbers", a.numbers.join(", ") || "—"),
-        cell("Bookings this week", String(thisWeek[a.id] || 0)),
+        cell("Bookings this week", String(booked[a.id] || 0)),
       ))),
     )),
   );
@@ -264,7 +268,9 @@ async function agentForm(id) {
       try { hours = JSON.parse(value("calendar.rules.working_hours")); } catch {
         return showError(form, "calendar.rules.working_hours", "is not valid JSON");
       }
+      // Blocked ranges have no fields here: the stored ones are kept.
       calendar.rules = {
+        ...(cal.kind === "builtin" && cal.rules ? cal.rules : {}),
         working_hours: hours,
         buffer_before_minutes: Number(value("calendar.rules.buffer_before_minutes")),
         buffer_after_minutes: Number(value("calendar.rules.buffer_after_minutes")),
