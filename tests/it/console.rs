@@ -638,3 +638,36 @@ async fn calls_show_with_their_transcript_and_the_daily_plot() {
     browser.close().await;
     app.stop().await;
 }
+
+/// A spoken call from the voice tests' caller (sipp and espeak-ng over real SIP and RTP, whisper on the
+/// agent's side) shows on the calls page, and its transcript page shows every stored line.
+#[cfg(feature = "whisper")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoken_call_appears_on_the_calls_page_with_its_transcript() {
+    use crate::voice_call::{place_call, summary, transcript, voice_app};
+    use crate::voice_caller::Cue;
+
+    let app = voice_app().await;
+    let log = place_call(&app, &[("no thanks, goodbye", Cue::AfterPrompt)]).await;
+    assert!(log.error.is_none(), "{}", summary(&log));
+    let call = crate::sip::call_row(&app).await;
+    let lines = transcript(&app, &call, 3).await;
+    assert!(lines.iter().any(|(speaker, _)| speaker == "caller"), "{lines:#?}");
+
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    sign_in(&browser, &app, &app.analyst).await;
+    browser.goto(&app.url("/console/#/calls")).await;
+    let row = format!("[data-call=\"{}\"]", call.id);
+    let shown = browser.wait_text(&row, &call.caller).await;
+    assert!(shown.contains(&call.dialed) && shown.contains("sip/"), "{shown}");
+    browser.click(&format!("{row} .transcript-link")).await;
+    browser.find("#transcript").await;
+    let page = browser.wait_text("#transcript", &lines[0].1).await;
+    for (speaker, text) in &lines {
+        assert!(page.contains(&format!("{speaker}: {text}")), "`{speaker}: {text}` on the page:\n{page}");
+    }
+    browser.screenshot("transcript-spoken").await;
+    browser.close().await;
+    app.stop().await;
+}
