@@ -4,8 +4,14 @@
 //! On a terminal it is interactive (a `you>` prompt, tool calls dimmed); otherwise it reads one caller turn
 //! per line from standard input and writes `agent: …` lines and `# tool: …` lines, so tests and admins
 //! can script it. An empty line is silence; `#dtmf 1` sends key presses; end of input hangs up.
+//!
+//! [`ChatSessions`] keeps conversations between the requests of the HTTP chat API (the console's
+//! "Try the agent").
 
+use std::collections::HashMap;
 use std::io::Write;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt as _};
 use tokio::sync::mpsc;
@@ -100,13 +106,15 @@ fn show(output: &mut impl Write, style: Style, turn: &AgentTurn) -> std::io::Res
 /// counted as ended by the caller); at most [`ChatSessions::MAX`] live at once.
 #[derive(Default)]
 pub struct ChatSessions {
-    sessions: std::sync::Mutex<std::collections::HashMap<Uuid, ChatSlot>>,
+    sessions: Mutex<HashMap<Uuid, ChatSlot>>,
 }
 
 /// One held conversation and when it was last used.
 struct ChatSlot {
-    session: std::sync::Arc<tokio::sync::Mutex<ChatSession>>,
-    used: std::time::Instant,
+    /// Copied from the session, so it is checked without locking the session.
+    owner: Uuid,
+    session: Arc<tokio::sync::Mutex<ChatSession>>,
+    used: Instant,
 }
 
 /// A conversation between HTTP requests.
@@ -117,6 +125,8 @@ pub struct ChatSession {
     pub interim: mpsc::UnboundedReceiver<String>,
     /// The agent answering.
     pub agent_id: Uuid,
+    /// The API token that started it: only that token can go on with it or end it.
+    pub owner: Uuid,
 }
 
 impl ChatSession {
@@ -133,40 +143,47 @@ impl ChatSession {
 
 impl ChatSessions {
     /// Longest pause between two turns of a session.
-    pub const IDLE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+    pub const IDLE: Duration = Duration::from_secs(30 * 60);
     /// Most sessions at once.
     pub const MAX: usize = 200;
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Uuid, ChatSlot>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, ChatSlot>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Keeps `session` under a new id; `None` when [`Self::MAX`] sessions are live.
-    pub fn insert(&self, session: ChatSession) -> Option<(Uuid, std::sync::Arc<tokio::sync::Mutex<ChatSession>>)> {
-        let now = std::time::Instant::now();
+    pub fn insert(&self, session: ChatSession) -> Option<(Uuid, Arc<tokio::sync::Mutex<ChatSession>>)> {
+        let now = Instant::now();
         let mut sessions = self.lock();
         sessions.retain(|_, slot| now.duration_since(slot.used) < Self::IDLE);
         if sessions.len() >= Self::MAX {
             return None;
         }
         let id = Uuid::new_v4();
-        let session = std::sync::Arc::new(tokio::sync::Mutex::new(session));
-        sessions.insert(id, ChatSlot { session: session.clone(), used: now });
+        let owner = session.owner;
+        let session = Arc::new(tokio::sync::Mutex::new(session));
+        sessions.insert(id, ChatSlot { owner, session: session.clone(), used: now });
         Some((id, session))
     }
 
-    /// The live session `id`, marked as used.
-    pub fn get(&self, id: Uuid) -> Option<std::sync::Arc<tokio::sync::Mutex<ChatSession>>> {
-        let now = std::time::Instant::now();
+    /// The live session `id` of `owner`, marked as used.
+    pub fn get(&self, id: Uuid, owner: Uuid) -> Option<Arc<tokio::sync::Mutex<ChatSession>>> {
+        let now = Instant::now();
         let mut sessions = self.lock();
         sessions.retain(|_, slot| now.duration_since(slot.used) < Self::IDLE);
-        let slot = sessions.get_mut(&id)?;
+        let slot = sessions.get_mut(&id).filter(|slot| slot.owner == owner)?;
         slot.used = now;
         Some(slot.session.clone())
     }
 
-    /// Ends session `id`; false when there was none.
-    pub fn remove(&self, id: Uuid) -> bool {
-        self.lock().remove(&id).is_some()
+    /// Ends session `id` of `owner`; false when there was none.
+    pub fn remove(&self, id: Uuid, owner: Uuid) -> bool {
+        let mut sessions = self.lock();
+        if sessions.get(&id).is_some_and(|slot| slot.owner == owner) {
+            sessions.remove(&id);
+            true
+        } else {
+            false
+        }
     }
 }

@@ -103,6 +103,12 @@ async fn chat_over_http_books_and_hangs_up(db: Db) {
     assert!(started["say"][0].as_str().is_some_and(|s| s.starts_with("Hello, thanks for calling")), "{started}");
     let chat = started["chat_id"].as_str().expect("chat id").to_string();
     let turns = format!("/v1/chats/{chat}/turns");
+    // Another admin token cannot go on with (or end) this chat.
+    let other = crate::helpers::insert_token(app.store.as_ref(), slotline::storage::TokenScope::Admin).await;
+    let (status, body) = app.call(Method::POST, &turns, Some(&other), Some(json!({"text": "hello"}))).await;
+    assert_error(status, &body, 404, "not_found", None);
+    let (status, _) = app.call(Method::DELETE, &format!("/v1/chats/{chat}"), Some(&other), None).await;
+    assert_eq!(status, 404);
     let mut last = Value::Null;
     for text in
         ["I'd like to schedule an appointment", "the first one", "Jane Doe", "j a n e at example dot com", "yes"]

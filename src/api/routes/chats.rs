@@ -1,7 +1,8 @@
 //! Text chat with an agent over HTTP: `POST /v1/agents/{id}/chats` starts a session and returns the
 //! greeting, `POST /v1/chats/{id}/turns` sends one caller turn, `DELETE /v1/chats/{id}` hangs up. The same
 //! dialog engine, tools, calendar and database as a phone call (way in `chat`, like `slotline chat`);
-//! the console's "Try the agent" panel uses it.
+//! the console's "Try the agent" panel uses it. A chat belongs to the token that started it: to any other
+//! token it does not exist (404).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -107,7 +108,7 @@ impl ChatReply {
     )
 )]
 pub async fn start_chat(
-    _access: WriteAccess,
+    WriteAccess(token): WriteAccess,
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<StartChat>,
@@ -120,7 +121,7 @@ pub async fn start_chat(
     };
     let (mut conversation, interim) = chat::conversation(&state.dialog, &state.calendars, agent, caller);
     let greeting = conversation.greet().await;
-    let session = ChatSession { conversation, interim, agent_id };
+    let session = ChatSession { conversation, interim, agent_id, owner: token.token_id };
     let (chat_id, _) = state.chats.insert(session).ok_or_else(|| ApiError::Conflict {
         message: format!("{} chats are open; end one (DELETE /v1/chats/{{id}}) first", ChatSessions::MAX),
         field: None,
@@ -141,12 +142,12 @@ pub async fn start_chat(
         (status = 200, body = ChatReply),
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
-        (status = 404, description = "no such chat, or it ended or idled out", body = ErrorBody),
+        (status = 404, description = "no such chat of this token, or it ended or idled out", body = ErrorBody),
         (status = 422, body = ErrorBody)
     )
 )]
 pub async fn chat_turn(
-    _access: WriteAccess,
+    WriteAccess(token): WriteAccess,
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<ChatTurn>,
@@ -162,12 +163,12 @@ pub async fn chat_turn(
         Some(keys) => UserTurn::dtmf(keys),
         None => UserTurn::text(input.text.trim()),
     };
-    let session = state.chats.get(chat_id).ok_or(ApiError::NotFound("chat"))?;
+    let session = state.chats.get(chat_id, token.token_id).ok_or(ApiError::NotFound("chat"))?;
     let mut session = session.lock().await;
     let (interim, reply) = session.turn(turn).await;
     let reply = ChatReply::new(chat_id, session.agent_id, interim, reply);
     if reply.ended {
-        state.chats.remove(chat_id);
+        state.chats.remove(chat_id, token.token_id);
     }
     Ok(Json(reply))
 }
@@ -187,12 +188,12 @@ pub async fn chat_turn(
     )
 )]
 pub async fn end_chat(
-    _access: WriteAccess,
+    WriteAccess(token): WriteAccess,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let chat_id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("chat"))?;
-    if state.chats.remove(chat_id) {
+    if state.chats.remove(chat_id, token.token_id) {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("chat"))
