@@ -339,6 +339,32 @@ async fn the_agents_own_key_wins_over_the_global_key(db: Db) {
     let (status, booking) = book(&app, &agent, &slots[0]).await;
     assert_eq!(status, 201, "{booking}");
     assert_eq!(keys_sent(&double), vec![Some(KEY.to_string())], "every request carried the agent's own key");
+
+    // When the agent forgets its own key, it books with the global one.
+    let (status, body) = app
+        .patch(
+            &format!("/v1/agents/{agent}"),
+            json!({"calendar": {"kind": "calcom", "event_type_slug": "checkup", "api_key": KEY, "use_global_key": true}}),
+        )
+        .await;
+    assert_error(status, &body, 422, "validation_failed", Some("calendar.use_global_key"));
+    let (status, view) = app
+        .patch(
+            &format!("/v1/agents/{agent}"),
+            json!({"calendar": {"kind": "calcom", "event_type_slug": "checkup", "use_global_key": true}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(
+        (view["calendar"]["api_key_source"].as_str(), view["calendar"]["has_api_key"].as_bool()),
+        (Some("global"), Some(false))
+    );
+    let before = double.requests().len();
+    let slots = slot_ids(&app, &agent).await;
+    let (status, booking) = book(&app, &agent, &slots[0]).await;
+    assert_eq!(status, 201, "{booking}");
+    let later: Vec<_> = double.requests().into_iter().skip(before).map(|r| r.key).collect();
+    assert!(!later.is_empty() && later.iter().all(|k| k.as_deref() == Some(GLOBAL_KEY)), "{later:?}");
     app.stop().await;
 }
 

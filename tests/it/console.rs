@@ -343,6 +343,12 @@ async fn admin_manages_a_calcom_agent_and_its_number_in_the_browser() {
     assert_eq!(status, 200, "the agent's calendar is the Cal.com double: {slots}");
     assert_eq!(double.event_types().iter().map(|e| e.slug.as_str()).collect::<Vec<_>>(), ["checkup"]);
 
+    // Without a global key configured, forgetting the agent's own key is refused at the key field.
+    browser.click("#f-calendar-use_global_key").await;
+    browser.click("#save-agent").await;
+    browser.wait_text("[data-error-for=\"calendar.api_key\"]", "no global key").await;
+    browser.click("#f-calendar-use_global_key").await;
+
     // When they edit it, then the API has the change and the stored key is kept.
     browser.fill("#f-description", "Dental checkups").await;
     browser.fill("#f-calendar-slot_minutes", "45").await;
@@ -385,6 +391,11 @@ async fn admin_manages_a_calcom_agent_and_its_number_in_the_browser() {
         })
         .await;
     browser.screenshot("numbers").await;
+    // Removing asks once more, then the number stops being routed.
+    browser.click("[data-number=\"+15550107777\"] .remove").await;
+    browser.click("[data-number=\"+15550107777\"] .confirm-remove").await;
+    browser.wait_gone("[data-number=\"+15550107777\"]").await;
+    assert_eq!(app.get("/v1/numbers/+15550107777").await.0, 404);
 
     // The list shows the agent with its calendar, key source and number; the page fits a phone.
     browser.goto(&app.url("/console/#/agents")).await;

@@ -37,8 +37,13 @@ and keep every answer short because it is spoken on the phone.";
 pub struct CalendarInput {
     /// Which calendar.
     pub kind: CalendarKind,
-    /// Cal.com API key (`cal_...`); required for `calcom` unless one is already stored. Write-only.
+    /// Cal.com API key (`cal_...`); required for `calcom` unless one is already stored or the global key
+    /// (`calcom.api_key`) is set. Write-only.
     pub api_key: Option<String>,
+    /// Forget the agent's own Cal.com key, so that it uses the global key (`calcom.api_key`, which must be
+    /// set). Not together with `api_key`.
+    #[serde(default)]
+    pub use_global_key: bool,
     /// Cal.com event type slug; created with `slot_minutes` when missing. Required for `calcom`.
     pub event_type_slug: Option<String>,
     /// Cal.com username (learned from the key when absent).
@@ -459,9 +464,16 @@ fn calendar_config(
     match input.kind {
         CalendarKind::Calcom => {
             let previous = existing.filter(|c| c.kind == CalendarKind::Calcom);
-            let sealed = match api_key {
-                Some(api_key) => Some(seal_api_key(key, agent_id, &api_key)?),
-                None => previous.and_then(|c| c.calcom_api_key.clone()),
+            let sealed = match (api_key, input.use_global_key) {
+                (Some(_), true) => {
+                    return Err(ApiError::validation(
+                        "calendar.use_global_key",
+                        "give either api_key or use_global_key, not both",
+                    ))
+                }
+                (Some(api_key), false) => Some(seal_api_key(key, agent_id, &api_key)?),
+                (None, true) => None,
+                (None, false) => previous.and_then(|c| c.calcom_api_key.clone()),
             };
             if sealed.is_none() && !state.calendars.has_global_calcom_key() {
                 return Err(ApiError::validation(
@@ -506,6 +518,7 @@ fn calendar_config(
                 ("calendar.event_type_slug", slug.is_some()),
                 ("calendar.username", username.is_some()),
                 ("calendar.webhook_secret", input.webhook_secret.is_some()),
+                ("calendar.use_global_key", input.use_global_key),
             ] {
                 if given {
                     return Err(ApiError::validation(field, "only applies when kind is calcom"));

@@ -213,6 +213,10 @@ async function agentForm(id) {
   const calcom = h("fieldset", { id: "calcom-section" }, h("legend", { text: "Cal.com integration" }),
     field("API key", "calendar.api_key", input("password", "", { autocomplete: "off", placeholder: agent && cal.api_key_last4 ? `…${cal.api_key_last4}` : "" }), keyHint),
     h("p", { class: "hint key-source", id: "key-source", text: agent ? keyLabel(cal) : "" }),
+    agent && cal.api_key_source === "agent" && !readOnly
+      ? h("label", { class: "check" }, h("input", { type: "checkbox", name: "calendar.use_global_key", id: "f-calendar-use_global_key" }), " Forget this key and use the global key (calcom.api_key)")
+      : null,
+    h("p", { class: "error", "data-error-for": "calendar.use_global_key", role: "alert" }),
     field("Event type slug", "calendar.event_type_slug", input("text", cal.event_type_slug), "Created with the slot length when missing."),
     field("Slot length (minutes)", "calendar.slot_minutes", input("number", cal.slot_minutes, { min: 5, max: 480 })));
   const builtin = h("fieldset", { id: "builtin-section" }, h("legend", { text: "Built-in calendar" }),
@@ -260,6 +264,7 @@ async function agentForm(id) {
     const calendar = { kind: kind.value };
     if (kind.value === "calcom") {
       if (value("calendar.api_key").trim()) calendar.api_key = value("calendar.api_key").trim();
+      if (form.elements["calendar.use_global_key"] && form.elements["calendar.use_global_key"].checked) calendar.use_global_key = true;
       calendar.event_type_slug = value("calendar.event_type_slug").trim();
       calendar.slot_minutes = Number(value("calendar.slot_minutes"));
     } else if (kind.value === "builtin") {
