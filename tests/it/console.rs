@@ -4,9 +4,10 @@
 //!
 //! Screenshots of each page go to `$IT_ARTIFACTS/console/` (default: cargo's test temp dir), not the repo.
 
+use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -25,11 +26,14 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 // ---- a small WebDriver client -----------------------------------------------------------------------
 
-/// A `chromedriver` process, killed when dropped.
+/// A `chromedriver` process. Dropped, it ends the browser sessions still open (a failed test's) and
+/// then itself, so no browser outlives a test.
 struct Driver {
     child: Child,
+    port: u16,
     base: String,
     http: reqwest::Client,
+    sessions: Arc<Mutex<Vec<String>>>,
 }
 
 impl Driver {
@@ -44,7 +48,13 @@ impl Driver {
             .unwrap_or_else(|e| {
                 panic!("cannot run {program} ({e}): install Debian's chromium and chromium-driver (scripts/setup.sh --test)")
             });
-        let driver = Self { child, base: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new() };
+        let driver = Self {
+            child,
+            port,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+            sessions: Arc::default(),
+        };
         let started = Instant::now();
         loop {
             let ready = driver.http.get(format!("{}/status", driver.base)).send().await;
@@ -87,12 +97,33 @@ impl Driver {
             .as_str()
             .unwrap_or_else(|| panic!("chromium did not start a session: {response}"))
             .to_string();
-        Browser { url: format!("{}/session/{id}", self.base), http: self.http.clone() }
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).push(id.clone());
+        Browser {
+            url: format!("{}/session/{id}", self.base),
+            id,
+            http: self.http.clone(),
+            sessions: self.sessions.clone(),
+        }
     }
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // Drop cannot await: a plain blocking HTTP/1.1 DELETE per open session makes chromedriver quit
+        // its browser (killing chromedriver alone would leave chromium running).
+        let open = std::mem::take(&mut *self.sessions.lock().unwrap_or_else(|e| e.into_inner()));
+        for id in open {
+            if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = stream.set_read_timeout(Some(DEADLINE));
+                let request = format!(
+                    "DELETE /session/{id} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    self.port
+                );
+                let _ = stream.write_all(request.as_bytes());
+                // The answer comes once the browser has quit; its first bytes are enough.
+                let _ = stream.read(&mut [0u8; 512]);
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -101,7 +132,9 @@ impl Drop for Driver {
 /// One browser session.
 struct Browser {
     url: String,
+    id: String,
     http: reqwest::Client,
+    sessions: Arc<Mutex<Vec<String>>>,
 }
 
 impl Browser {
@@ -215,6 +248,7 @@ impl Browser {
 
     async fn close(self) {
         self.command(reqwest::Method::DELETE, "", None).await;
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).retain(|open| open != &self.id);
     }
 }
 
