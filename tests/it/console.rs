@@ -34,14 +34,18 @@ struct Driver {
     base: String,
     http: reqwest::Client,
     sessions: Arc<Mutex<Vec<String>>>,
+    /// chromedriver's and chromium's `TMPDIR` (profiles, singleton sockets), removed after them.
+    _tmp: tempfile::TempDir,
 }
 
 impl Driver {
     async fn start() -> Self {
         let program = std::env::var("IT_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
         let port = free_port();
+        let tmp = tempfile::tempdir().expect("temp dir");
         let child = Command::new(&program)
             .arg(format!("--port={port}"))
+            .env("TMPDIR", tmp.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -54,6 +58,7 @@ impl Driver {
             base: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::new(),
             sessions: Arc::default(),
+            _tmp: tmp,
         };
         let started = Instant::now();
         loop {
