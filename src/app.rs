@@ -118,7 +118,15 @@ impl Application {
         let (sip, sip_task) = SipServer::start(settings, store.clone(), handler, shutdown.clone())
             .await
             .with_context(|| format!("binding sip.addr {}", config.sip.addr))?;
-        let state = AppState { store, master_key, calendars, livekit, routing_changed: Arc::default() };
+        let state = AppState {
+            store,
+            master_key,
+            calendars,
+            livekit,
+            routing_changed: Arc::default(),
+            dialog: Arc::new(config.dialog.clone()),
+            chats: Arc::default(),
+        };
         Ok(Self { state, sip, sip_task, worker, shutdown, api_listener, metrics_listener, metrics })
     }
 

@@ -18,6 +18,9 @@ pub const DEFAULT_CONFIG_FILE: &str = "slotline.toml";
 /// Prefix of every environment variable that configures slotline.
 pub const ENV_PREFIX: &str = "SLOTLINE_";
 
+/// Accepted besides `SLOTLINE_CALCOM__API_KEY` for `calcom.api_key`.
+pub const CAL_KEY_ALIAS: &str = "CAL_KEY";
+
 /// The whole configuration of one slotline process.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -413,6 +416,9 @@ pub struct CalcomConfig {
     pub timeout_ms: u64,
     /// Client-side budget per API key and minute (Cal.com's default limit is 120).
     pub requests_per_minute: u32,
+    /// Global Cal.com API key for Cal.com agents that have none of their own (an agent's own key wins).
+    /// Also read from `CAL_KEY`, the seed's name for it. Never logged or returned.
+    pub api_key: Option<Secret>,
 }
 
 /// `database.*` settings.
@@ -487,6 +493,7 @@ impl Default for Config {
                 base_url: "https://api.cal.com".into(),
                 timeout_ms: 10_000,
                 requests_per_minute: 120,
+                api_key: None,
             },
             sip: SipConfig {
                 addr: SocketAddr::from(([0, 0, 0, 0], 5060)),
@@ -642,7 +649,11 @@ impl Config {
             }
             None => figment = figment.merge(Toml::file(DEFAULT_CONFIG_FILE)),
         }
-        let figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__")).merge(dotted_overrides(overrides));
+        // `CAL_KEY` (the seed's name for the global Cal.com key) under `SLOTLINE_CALCOM__API_KEY`, which wins.
+        let figment = figment
+            .merge(Env::raw().only(&[CAL_KEY_ALIAS]).map(|_| "calcom.api_key".into()))
+            .merge(Env::prefixed(ENV_PREFIX).split("__"))
+            .merge(dotted_overrides(overrides));
         let config: Config = figment.extract().map_err(from_figment)?;
         config.validate()?;
         Ok(config)
@@ -719,6 +730,16 @@ impl Config {
         }
         if !(1..=10_000).contains(&self.calcom.requests_per_minute) {
             return Err(ConfigError::new("calcom.requests_per_minute", "must be between 1 and 10000"));
+        }
+        if let Some(key) = &self.calcom.api_key {
+            let key = key.expose();
+            if key.len() < 8 || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                // The message never repeats the value.
+                return Err(ConfigError::new(
+                    "calcom.api_key",
+                    "is not a Cal.com API key (8 or more characters, no spaces)",
+                ));
+            }
         }
         if !(200..=3000).contains(&self.voice.end_silence_ms) || self.voice.end_silence_ms % 20 != 0 {
             return Err(ConfigError::new("voice.end_silence_ms", "must be a multiple of 20 between 200 and 3000"));
@@ -923,6 +944,25 @@ mod tests {
             assert_eq!(config.database_url().expose(), "sqlite://./data/slotline.db");
             assert_eq!(config.speech_model_path(), PathBuf::from("./data/models/ggml-tiny.en.bin"));
             assert_eq!(config.speech.stt_workers, 1);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_global_calcom_key_is_read_from_cal_key_and_slotline_wins() {
+        figment::Jail::expect_with(|jail| {
+            assert!(Config::load(None, &Overrides::default()).expect("loads").calcom.api_key.is_none());
+            jail.set_env("CAL_KEY", "cal_live_from_cal_key");
+            let config = Config::load(None, &Overrides::default()).expect("loads");
+            assert_eq!(config.calcom.api_key.as_ref().map(Secret::expose), Some("cal_live_from_cal_key"));
+            jail.set_env("SLOTLINE_CALCOM__API_KEY", "cal_live_from_slotline");
+            let config = Config::load(None, &Overrides::default()).expect("loads");
+            assert_eq!(config.calcom.api_key.as_ref().map(Secret::expose), Some("cal_live_from_slotline"));
+            assert!(!format!("{config:?}").contains("cal_live_from"), "the key is never printed");
+            jail.set_env("SLOTLINE_CALCOM__API_KEY", "a b");
+            let error = Config::load(None, &Overrides::default()).expect_err("a key with a space");
+            assert_eq!(error.setting, "calcom.api_key");
+            assert!(!error.to_string().contains("a b"), "{error}");
             Ok(())
         });
     }

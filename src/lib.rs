@@ -15,7 +15,8 @@
 //!   the booking funnel each conversation is counted in;
 //! - [`speech`]: the speech engines (WebRTC VAD; whisper.cpp or OpenAI-compatible speech to text;
 //!   espeak-ng, OpenAI-compatible or sidecar speech) behind the `Vad`, `SpeechToText` and `TextToSpeech` traits;
-//! - [`api`]: the authenticated admin HTTP API (axum) and its OpenAPI document.
+//! - [`api`]: the authenticated admin HTTP API (axum) and its OpenAPI document;
+//! - [`console`]: the admin console in the browser, static files served by the API under `/console`.
 
 pub mod agent;
 pub mod api;
@@ -24,6 +25,7 @@ pub mod calendar;
 pub mod call;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod dialplan;
 pub mod livekit;
 pub mod media;

@@ -4,8 +4,14 @@
 //! On a terminal it is interactive (a `you>` prompt, tool calls dimmed); otherwise it reads one caller turn
 //! per line from standard input and writes `agent: …` lines and `# tool: …` lines, so tests and admins
 //! can script it. An empty line is silence; `#dtmf 1` sends key presses; end of input hangs up.
+//!
+//! [`ChatSessions`] keeps conversations between the requests of the HTTP chat API (the console's
+//! "Try the agent").
 
+use std::collections::HashMap;
 use std::io::Write;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt as _};
 use tokio::sync::mpsc;
@@ -93,4 +99,91 @@ fn show(output: &mut impl Write, style: Style, turn: &AgentTurn) -> std::io::Res
         }
     }
     output.flush()
+}
+
+/// Chat sessions held for the HTTP chat API (`/v1/agents/{id}/chats`, `/v1/chats/{id}/turns`): each is a
+/// [`Conversation`] kept between turns. Sessions idle longer than [`ChatSessions::IDLE`] are dropped (and
+/// counted as ended by the caller); at most [`ChatSessions::MAX`] live at once.
+#[derive(Default)]
+pub struct ChatSessions {
+    sessions: Mutex<HashMap<Uuid, ChatSlot>>,
+}
+
+/// One held conversation and when it was last used.
+struct ChatSlot {
+    /// Copied from the session, so it is checked without locking the session.
+    owner: Uuid,
+    session: Arc<tokio::sync::Mutex<ChatSession>>,
+    used: Instant,
+}
+
+/// A conversation between HTTP requests.
+pub struct ChatSession {
+    /// The agent's dialog.
+    pub conversation: Conversation,
+    /// Sentences said while slow tools ran.
+    pub interim: mpsc::UnboundedReceiver<String>,
+    /// The agent answering.
+    pub agent_id: Uuid,
+    /// The API token that started it: only that token can go on with it or end it.
+    pub owner: Uuid,
+}
+
+impl ChatSession {
+    /// One caller turn; the interim sentences are put before the reply's own.
+    pub async fn turn(&mut self, turn: UserTurn) -> (Vec<String>, AgentTurn) {
+        let reply = self.conversation.turn(turn).await;
+        let mut interim = Vec::new();
+        while let Ok(sentence) = self.interim.try_recv() {
+            interim.push(sentence);
+        }
+        (interim, reply)
+    }
+}
+
+impl ChatSessions {
+    /// Longest pause between two turns of a session.
+    pub const IDLE: Duration = Duration::from_secs(30 * 60);
+    /// Most sessions at once.
+    pub const MAX: usize = 200;
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, ChatSlot>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps `session` under a new id; `None` when [`Self::MAX`] sessions are live.
+    pub fn insert(&self, session: ChatSession) -> Option<(Uuid, Arc<tokio::sync::Mutex<ChatSession>>)> {
+        let now = Instant::now();
+        let mut sessions = self.lock();
+        sessions.retain(|_, slot| now.duration_since(slot.used) < Self::IDLE);
+        if sessions.len() >= Self::MAX {
+            return None;
+        }
+        let id = Uuid::new_v4();
+        let owner = session.owner;
+        let session = Arc::new(tokio::sync::Mutex::new(session));
+        sessions.insert(id, ChatSlot { owner, session: session.clone(), used: now });
+        Some((id, session))
+    }
+
+    /// The live session `id` of `owner`, marked as used.
+    pub fn get(&self, id: Uuid, owner: Uuid) -> Option<Arc<tokio::sync::Mutex<ChatSession>>> {
+        let now = Instant::now();
+        let mut sessions = self.lock();
+        sessions.retain(|_, slot| now.duration_since(slot.used) < Self::IDLE);
+        let slot = sessions.get_mut(&id).filter(|slot| slot.owner == owner)?;
+        slot.used = now;
+        Some(slot.session.clone())
+    }
+
+    /// Ends session `id` of `owner`; false when there was none.
+    pub fn remove(&self, id: Uuid, owner: Uuid) -> bool {
+        let mut sessions = self.lock();
+        if sessions.get(&id).is_some_and(|slot| slot.owner == owner) {
+            sessions.remove(&id);
+            true
+        } else {
+            false
+        }
+    }
 }

@@ -5,7 +5,8 @@
 //!   registered through `utoipa_axum` so the OpenAPI document covers exactly the routes served;
 //! - [`auth`]: bearer tokens and scopes; [`error`]: the one JSON error shape; [`extract`]: body/query
 //!   extractors whose errors name the field;
-//! - `routes/`: one module per resource.
+//! - `routes/`: one module per resource;
+//! - the console's static files ([`crate::console`]) are merged in under `/console`.
 
 pub mod auth;
 pub mod error;
@@ -26,7 +27,9 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::agent::chat::ChatSessions;
 use crate::calendar::CalendarRegistry;
+use crate::config::DialogConfig;
 use crate::livekit::LivekitSettings;
 use crate::metrics::{HTTP_REQUESTS_TOTAL, HTTP_REQUEST_DURATION_SECONDS};
 use crate::storage::crypto::MasterKey;
@@ -45,6 +48,10 @@ pub struct AppState {
     pub livekit: Option<Arc<LivekitSettings>>,
     /// Told when numbers or agents change (the LiveKit sync waits on it).
     pub routing_changed: Arc<tokio::sync::Notify>,
+    /// The dialog engine settings chats run with (the same as calls').
+    pub dialog: Arc<DialogConfig>,
+    /// Open chat sessions.
+    pub chats: Arc<ChatSessions>,
 }
 
 #[derive(OpenApi)]
@@ -61,6 +68,7 @@ pub struct AppState {
         (name = "numbers", description = "Phone numbers routed to agents"),
         (name = "bookings", description = "Bookings made by agents"),
         (name = "calls", description = "Calls handled by the gateway"),
+        (name = "chat", description = "Text chat with an agent through the same dialog engine, tools and calendar as a call"),
         (name = "scheduling", description = "Free slots, booking, cancelling and rescheduling on an agent's calendar"),
         (name = "webhooks", description = "Deliveries from calendar providers and LiveKit (signed, no bearer token)"),
         (name = "livekit", description = "Rooms where agents answer, through LiveKit"),
@@ -87,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
         .routes(routes!(routes::health::openapi_json))
+        .routes(routes!(routes::me::me))
         .routes(routes!(routes::agents::list_agents, routes::agents::create_agent))
         .routes(routes!(routes::agents::get_agent, routes::agents::update_agent, routes::agents::delete_agent))
         .routes(routes!(routes::numbers::list_numbers))
@@ -94,6 +103,10 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(routes::bookings::list_bookings))
         .routes(routes!(routes::calls::list_calls))
         .routes(routes!(routes::calls::get_transcript))
+        .routes(routes!(routes::stats::daily))
+        .routes(routes!(routes::chats::start_chat))
+        .routes(routes!(routes::chats::chat_turn))
+        .routes(routes!(routes::chats::end_chat))
         .routes(routes!(routes::scheduling::list_slots))
         .routes(routes!(routes::scheduling::create_booking))
         .routes(routes!(routes::scheduling::cancel_booking))
@@ -104,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .split_for_parts();
     router
+        .merge(crate::console::router())
         .fallback(routes::health::not_found)
         .layer(Extension(Arc::new(doc)))
         .layer(middleware::from_fn(record_http_metrics))

@@ -34,6 +34,8 @@ pub struct CalendarRegistry {
     master_key: Arc<MasterKey>,
     clock: Arc<dyn Clock>,
     calcom: Endpoint,
+    /// `calcom.api_key`: the key of Cal.com agents without their own.
+    global_calcom_key: Option<Secret>,
     cache: Mutex<HashMap<Uuid, CachedCalendar>>,
 }
 
@@ -55,7 +57,19 @@ impl CalendarRegistry {
                 .unwrap_or_default(),
             limiter: Arc::new(RateLimiter::new(calcom.requests_per_minute as usize, Duration::from_secs(60))),
         };
-        Self { store, master_key, clock, calcom: endpoint, cache: Mutex::new(HashMap::new()) }
+        Self {
+            store,
+            master_key,
+            clock,
+            calcom: endpoint,
+            global_calcom_key: calcom.api_key.clone(),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A global Cal.com key (`calcom.api_key`) is configured for agents without their own.
+    pub fn has_global_calcom_key(&self) -> bool {
+        self.global_calcom_key.is_some()
     }
 
     /// The clock calendars use.
@@ -95,13 +109,19 @@ impl CalendarRegistry {
                 Arc::new(LocalCalendar::new(agent.id, CalendarKind::Builtin, timezone, store, clock, availability))
             }
             CalendarKind::Calcom => {
-                let sealed = cal.calcom_api_key.as_ref().ok_or(CalendarError::NotConfigured)?;
-                let key = self.master_key.open(&calcom_key_context(agent.id), &sealed.sealed).map_err(|e| {
-                    tracing::error!(agent_id = %agent.id, error = %e, "cannot open the agent's Cal.com key; was the master key changed?");
-                    CalendarError::NotConfigured
-                })?;
-                let key = String::from_utf8(key).map_err(|_| CalendarError::NotConfigured)?;
-                let api = CalcomApi::new(self.calcom.clone(), Secret::new(key));
+                // The agent's own key wins over the global one.
+                let key = match (&cal.calcom_api_key, &self.global_calcom_key) {
+                    (Some(sealed), _) => {
+                        let key = self.master_key.open(&calcom_key_context(agent.id), &sealed.sealed).map_err(|e| {
+                            tracing::error!(agent_id = %agent.id, error = %e, "cannot open the agent's Cal.com key; was the master key changed?");
+                            CalendarError::NotConfigured
+                        })?;
+                        Secret::new(String::from_utf8(key).map_err(|_| CalendarError::NotConfigured)?)
+                    }
+                    (None, Some(global)) => global.clone(),
+                    (None, None) => return Err(CalendarError::NotConfigured),
+                };
+                let api = CalcomApi::new(self.calcom.clone(), key);
                 Arc::new(CalcomCalendar::new(agent, timezone, api, store, clock)?)
             }
         };

@@ -1,6 +1,7 @@
 //! The Cal.com calendar through slotline's HTTP endpoints, against the local Cal.com double: init
 //! (existing and auto-created event type), a bad key, slots, booking, a taken slot, cancel, reschedule,
-//! 429 back-off, a timed-out booking POST that must not double-book, and webhooks.
+//! 429 back-off, a timed-out booking POST that must not double-book, webhooks, and the global key
+//! (`calcom.api_key`, alias `CAL_KEY`) beside agents' own keys.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,8 @@ crate::on_every_backend!(
     reads_back_off_on_429,
     a_timed_out_booking_is_found_not_repeated,
     webhooks_update_the_mirror_only_when_signed,
+    an_agent_without_a_key_books_with_the_global_key,
+    the_agents_own_key_wins_over_the_global_key,
 );
 
 const KEY: &str = "cal_live_double_key_0001";
@@ -276,5 +279,131 @@ async fn webhooks_update_the_mirror_only_when_signed(db: Db) {
         .collect();
     assert_eq!(mirrored.len(), 1);
     assert_eq!(mirrored[0]["attendee_email"], "walkin@example.com");
+    app.stop().await;
+}
+
+const GLOBAL_KEY: &str = "cal_live_global_key_4242";
+
+/// slotline with the global Cal.com key set, against a double that accepts `accepted` keys.
+async fn setup_with_global_key(db: Db, accepted: &[&str]) -> (TestApp, CalcomDouble) {
+    let config = DoubleConfig { api_keys: accepted.iter().map(|k| k.to_string()).collect(), ..DoubleConfig::default() };
+    let double = CalcomDouble::start(config).await;
+    let base = double.base_url.clone();
+    let app = spawn_app_with(db, Arc::new(SystemClock), move |c| {
+        c.calcom.base_url = base;
+        c.calcom.api_key = Some(slotline::config::Secret::new(GLOBAL_KEY));
+    })
+    .await;
+    (app, double)
+}
+
+fn keys_sent(double: &CalcomDouble) -> Vec<Option<String>> {
+    let mut keys: Vec<Option<String>> = double.requests().into_iter().map(|r| r.key).collect();
+    keys.dedup();
+    keys
+}
+
+async fn an_agent_without_a_key_books_with_the_global_key(db: Db) {
+    let (app, double) = setup_with_global_key(db, &[GLOBAL_KEY]).await;
+    let (status, created) = app
+        .post(
+            "/v1/agents",
+            json!({"name": "Global", "timezone": "Europe/Berlin",
+                   "calendar": {"kind": "calcom", "event_type_slug": "checkup"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["calendar"]["has_api_key"], false);
+    assert_eq!(created["calendar"]["api_key_source"], "global");
+    assert!(created["calendar"]["api_key_last4"].is_null());
+    let agent = created["id"].as_str().expect("id");
+    let slots = slot_ids(&app, agent).await;
+    let (status, booking) = book(&app, agent, &slots[0]).await;
+    assert_eq!(status, 201, "{booking}");
+    assert_eq!(double.bookings().len(), 1);
+    assert_eq!(keys_sent(&double), vec![Some(GLOBAL_KEY.to_string())], "every request carried the global key");
+    let (_, listed) = app.get("/v1/agents").await;
+    assert!(!listed.to_string().contains("global_key"), "the global key is never returned: {listed}");
+    assert_contract_kept(&double);
+    app.stop().await;
+}
+
+async fn the_agents_own_key_wins_over_the_global_key(db: Db) {
+    // The double takes either key, so only the key actually sent tells which one slotline chose.
+    let (app, double) = setup_with_global_key(db, &[KEY, GLOBAL_KEY]).await;
+    let agent = calcom_agent(&app, KEY, "checkup").await;
+    let (_, view) = app.get(&format!("/v1/agents/{agent}")).await;
+    assert_eq!(view["calendar"]["api_key_source"], "agent");
+    assert_eq!(view["calendar"]["api_key_last4"], "0001");
+    let slots = slot_ids(&app, &agent).await;
+    let (status, booking) = book(&app, &agent, &slots[0]).await;
+    assert_eq!(status, 201, "{booking}");
+    assert_eq!(keys_sent(&double), vec![Some(KEY.to_string())], "every request carried the agent's own key");
+
+    // When the agent forgets its own key, it books with the global one.
+    let (status, body) = app
+        .patch(
+            &format!("/v1/agents/{agent}"),
+            json!({"calendar": {"kind": "calcom", "event_type_slug": "checkup", "api_key": KEY, "use_global_key": true}}),
+        )
+        .await;
+    assert_error(status, &body, 422, "validation_failed", Some("calendar.use_global_key"));
+    let (status, view) = app
+        .patch(
+            &format!("/v1/agents/{agent}"),
+            json!({"calendar": {"kind": "calcom", "event_type_slug": "checkup", "use_global_key": true}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(
+        (view["calendar"]["api_key_source"].as_str(), view["calendar"]["has_api_key"].as_bool()),
+        (Some("global"), Some(false))
+    );
+    let before = double.requests().len();
+    let slots = slot_ids(&app, &agent).await;
+    let (status, booking) = book(&app, &agent, &slots[0]).await;
+    assert_eq!(status, 201, "{booking}");
+    let later: Vec<_> = double.requests().into_iter().skip(before).map(|r| r.key).collect();
+    assert!(!later.is_empty() && later.iter().all(|k| k.as_deref() == Some(GLOBAL_KEY)), "{later:?}");
+    app.stop().await;
+}
+
+/// The seed's `CAL_KEY`: `slotline chat` (the real binary, its configuration from the environment) books
+/// for a keyless Cal.com agent with the key in `CAL_KEY` and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cal_key_in_the_environment_books_for_a_keyless_agent() {
+    const CAL_KEY: &str = "cal_live_seed_cal_key_77";
+    // The server only stores the agent; the double accepts nothing but the CAL_KEY value.
+    let (app, double) = setup_with_global_key(Db::Sqlite, &[CAL_KEY]).await;
+    let (status, created) = app
+        .post(
+            "/v1/agents",
+            json!({"name": "Seed", "timezone": "Europe/Berlin", "calendar": {"kind": "calcom", "event_type_slug": "checkup"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let script =
+        "I'd like to schedule an appointment\nthe first one\nJane Doe\nj a n e at example dot com\nyes\nno thanks\n";
+    let mut child = crate::helpers::command()
+        .current_dir(app.data_dir())
+        .env("SLOTLINE_DATA_DIR", app.data_dir())
+        .env("SLOTLINE_DATABASE__URL", app.database_url())
+        .env("SLOTLINE_CALCOM__BASE_URL", &double.base_url)
+        .env("CAL_KEY", CAL_KEY)
+        .args(["chat", "--agent", "Seed"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run slotline chat");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), script.as_bytes()).expect("write script");
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("chat ran");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("You're all set, Jane"), "{stdout}");
+    assert_eq!(double.bookings().len(), 1, "booked on Cal.com: {stdout}");
+    assert_eq!(keys_sent(&double), vec![Some(CAL_KEY.to_string())], "every request carried CAL_KEY");
+    assert!(!stdout.contains(CAL_KEY) && !stderr.contains(CAL_KEY), "the key is never printed");
     app.stop().await;
 }

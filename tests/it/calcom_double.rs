@@ -88,6 +88,8 @@ pub struct RecordedRequest {
     pub path: String,
     pub version: Option<String>,
     pub status: u16,
+    /// The bearer key the request carried.
+    pub key: Option<String>,
 }
 
 #[derive(Default)]
@@ -435,6 +437,7 @@ impl Call {
                 path: self.path.clone(),
                 version: self.version.clone(),
                 status: response.status().as_u16(),
+                key: self.key.clone(),
             });
             inner.latency.iter().filter(|(key, _)| self.key_matches(key)).map(|(_, d)| *d).max()
         };

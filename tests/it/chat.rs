@@ -4,7 +4,10 @@
 use std::io::Write as _;
 use std::process::Stdio;
 
-use crate::helpers::{command, spawn_app, Db};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, command, spawn_app, Db};
 use crate::on_every_backend;
 
 async fn chat_books_a_demo_slot_that_the_api_lists(db: Db) {
@@ -84,4 +87,53 @@ async fn chat_names_unknown_agents_and_bad_numbers(db: Db) {
     app.stop().await;
 }
 
-on_every_backend!(chat_books_a_demo_slot_that_the_api_lists, chat_names_unknown_agents_and_bad_numbers);
+/// The chat API the console's "Try the agent" panel uses: the same conversation over HTTP, one turn per
+/// request, admin only.
+async fn chat_over_http_books_and_hangs_up(db: Db) {
+    let app = spawn_app(db).await;
+    let (_, agents) = app.get("/v1/agents").await;
+    let agent = agents["agents"][0]["id"].as_str().expect("demo agent").to_string();
+    let start = format!("/v1/agents/{agent}/chats");
+    let (status, body) = app.call(Method::POST, &start, Some(&app.analyst.clone()), Some(json!({}))).await;
+    assert_error(status, &body, 403, "forbidden", None);
+    let (status, body) = app.post(&start, json!({"caller": "call me"})).await;
+    assert_error(status, &body, 422, "validation_failed", Some("caller"));
+    let (status, started) = app.post(&start, json!({"caller": "+1 (555) 010-2000"})).await;
+    assert_eq!(status, 201, "{started}");
+    assert!(started["say"][0].as_str().is_some_and(|s| s.starts_with("Hello, thanks for calling")), "{started}");
+    let chat = started["chat_id"].as_str().expect("chat id").to_string();
+    let turns = format!("/v1/chats/{chat}/turns");
+    // Another admin token cannot go on with (or end) this chat.
+    let other = crate::helpers::insert_token(app.store.as_ref(), slotline::storage::TokenScope::Admin).await;
+    let (status, body) = app.call(Method::POST, &turns, Some(&other), Some(json!({"text": "hello"}))).await;
+    assert_error(status, &body, 404, "not_found", None);
+    let (status, _) = app.call(Method::DELETE, &format!("/v1/chats/{chat}"), Some(&other), None).await;
+    assert_eq!(status, 404);
+    let mut last = Value::Null;
+    for text in
+        ["I'd like to schedule an appointment", "the first one", "Jane Doe", "j a n e at example dot com", "yes"]
+    {
+        let (status, reply) = app.post(&turns, json!({"text": text})).await;
+        assert_eq!(status, 200, "{text}: {reply}");
+        last = reply;
+    }
+    let booked =
+        last["tool_calls"].as_array().and_then(|calls| calls.iter().find(|c| c["name"] == "schedule_appointment"));
+    assert_eq!(booked.map(|c| &c["outcome"]), Some(&json!("ok")), "{last}");
+    assert!(last["say"].to_string().contains("You're all set, Jane"), "{last}");
+    let (_, bookings) = app.get("/v1/bookings").await;
+    assert_eq!(bookings["bookings"][0]["attendee_phone"], "+15550102000", "the caller's number, normalised");
+    let (status, reply) = app.post(&turns, json!({"text": "no thanks"})).await;
+    assert_eq!((status, reply["ended"].as_bool()), (200, Some(true)), "{reply}");
+    let (status, body) = app.post(&turns, json!({"text": "hello?"})).await;
+    assert_error(status, &body, 404, "not_found", None);
+    let (status, _) = app.delete(&format!("/v1/chats/{chat}")).await;
+    assert_eq!(status, 404, "a hung-up chat is gone");
+    app.stop().await;
+}
+
+on_every_backend!(
+    chat_books_a_demo_slot_that_the_api_lists,
+    chat_names_unknown_agents_and_bad_numbers,
+    chat_over_http_books_and_hangs_up
+);

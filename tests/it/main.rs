@@ -13,6 +13,7 @@ mod calcom_double;
 mod calendars;
 mod chat;
 mod cli;
+mod console;
 mod dialogs;
 mod dialplan;
 mod hostile;

@@ -1,5 +1,5 @@
-//! A Cal.com key set through the API never reaches the SQLite file, the logs or an API response, and can
-//! still be opened with the master key.
+//! A Cal.com key set through the API, or the global one from `CAL_KEY`, never reaches the SQLite file, the
+//! logs or an API response, and an agent's key can still be opened with the master key.
 
 use std::io::Read as _;
 use std::process::{Child, Command, Stdio};
@@ -13,6 +13,8 @@ use crate::helpers::{command, TestDb};
 
 const FIRST_KEY: &str = "cal_live_5ecret0first0key0a1b2c3d4e5f";
 const SECOND_KEY: &str = "cal_live_5ecret0second0key09f8e7d6c5b";
+/// The global key (`CAL_KEY`), for agents without their own.
+const GLOBAL_KEY: &str = "cal_live_5ecret0global0key0aa11bb22cc";
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
@@ -55,6 +57,7 @@ async fn calcom_keys_never_leak_into_the_database_file_logs_or_responses() {
             .env("SLOTLINE_LOG__LEVEL", "trace")
             .env("SLOTLINE_VOICE__ENABLED", "false")
             .env("SLOTLINE_SIP__ADDR", "127.0.0.1:0")
+            .env("CAL_KEY", GLOBAL_KEY)
             .args(args);
         cmd
     };
@@ -105,6 +108,19 @@ async fn calcom_keys_never_leak_into_the_database_file_logs_or_responses() {
         .expect("patch");
     assert_eq!(patched.status(), 200);
     responses.push_str(&patched.text().await.expect("body"));
+    // An agent without a key of its own uses the global key, and says so without showing it.
+    let keyless = http
+        .post(format!("{base}/v1/agents"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "Global keeper", "timezone": "America/New_York",
+                      "calendar": {"kind": "calcom", "event_type_slug": "intro"}}))
+        .send()
+        .await
+        .expect("create keyless");
+    assert_eq!(keyless.status(), 201);
+    let keyless: serde_json::Value = keyless.json().await.expect("json");
+    assert_eq!(keyless["calendar"]["api_key_source"], "global", "{keyless}");
+    responses.push_str(&keyless.to_string());
     // A rejected request that carries a key must not echo it either.
     let rejected = http
         .post(format!("{base}/v1/agents"))
@@ -116,7 +132,7 @@ async fn calcom_keys_never_leak_into_the_database_file_logs_or_responses() {
         .expect("duplicate");
     assert_eq!(rejected.status(), 409);
     responses.push_str(&rejected.text().await.expect("body"));
-    for path in ["/v1/agents", &format!("/v1/agents/{id}"), "/v1/openapi.json"] {
+    for path in ["/v1/agents", &format!("/v1/agents/{id}"), "/v1/openapi.json", "/v1/me"] {
         responses.push_str(
             &http
                 .get(format!("{base}{path}"))
@@ -151,7 +167,7 @@ async fn calcom_keys_never_leak_into_the_database_file_logs_or_responses() {
         }
     }
     assert!(database_bytes.len() > 4096, "the database files were read");
-    for key in [FIRST_KEY, SECOND_KEY] {
+    for key in [FIRST_KEY, SECOND_KEY, GLOBAL_KEY] {
         let secret_part = &key["cal_live_".len()..];
         assert!(!contains(&database_bytes, secret_part.as_bytes()), "key found in the SQLite files");
         assert!(!logs.contains(secret_part), "key found in the logs");

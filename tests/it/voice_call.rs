@@ -25,7 +25,7 @@ const DEMO_NUMBER: &str = "+15550100000";
 const CALLER: &str = "+15551234567";
 
 /// slotline with the voice pipeline on (the shared test config plays the chime instead).
-async fn voice_app() -> TestApp {
+pub(crate) async fn voice_app() -> TestApp {
     voice_app_with(|_| {}).await
 }
 
@@ -92,7 +92,7 @@ async fn turns_in(voice: &dyn TextToSpeech, script: &[(&str, Cue)]) -> Vec<Turn>
     turns
 }
 
-async fn place_call(app: &TestApp, script: &[(&str, Cue)]) -> CallLog {
+pub(crate) async fn place_call(app: &TestApp, script: &[(&str, Cue)]) -> CallLog {
     place_call_with(app, turns(script).await).await
 }
 

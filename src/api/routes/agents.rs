@@ -1,7 +1,8 @@
 //! `/v1/agents`: create, list, read, change and delete voice agents and their calendar settings.
 //!
 //! A Cal.com API key is sealed with the master key before it is stored and never returned: responses
-//! carry `has_api_key` and its last 4 characters.
+//! carry `has_api_key`, its last 4 characters, and `api_key_source` (the agent's own key, or the global
+//! `calcom.api_key` that Cal.com agents without one use).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -36,8 +37,13 @@ and keep every answer short because it is spoken on the phone.";
 pub struct CalendarInput {
     /// Which calendar.
     pub kind: CalendarKind,
-    /// Cal.com API key (`cal_...`); required for `calcom` unless one is already stored. Write-only.
+    /// Cal.com API key (`cal_...`); required for `calcom` unless one is already stored or the global key
+    /// (`calcom.api_key`) is set. Write-only.
     pub api_key: Option<String>,
+    /// Forget the agent's own Cal.com key, so that it uses the global key (`calcom.api_key`, which must be
+    /// set). Not together with `api_key`.
+    #[serde(default)]
+    pub use_global_key: bool,
     /// Cal.com event type slug; created with `slot_minutes` when missing. Required for `calcom`.
     pub event_type_slug: Option<String>,
     /// Cal.com username (learned from the key when absent).
@@ -92,6 +98,16 @@ pub struct UpdateAgent {
     pub calendar: Option<CalendarInput>,
 }
 
+/// Which Cal.com key an agent's calendar uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiKeySource {
+    /// The agent's own key (`api_key_last4` shows its end).
+    Agent,
+    /// The global key, setting `calcom.api_key` (env `SLOTLINE_CALCOM__API_KEY` or `CAL_KEY`).
+    Global,
+}
+
 /// Calendar settings as the API shows them (never the key).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CalendarView {
@@ -101,6 +117,8 @@ pub struct CalendarView {
     pub has_api_key: bool,
     /// Its last 4 characters.
     pub api_key_last4: Option<String>,
+    /// The key a `calcom` calendar uses: its own, else the global one; absent when it has none.
+    pub api_key_source: Option<ApiKeySource>,
     /// Cal.com event type slug.
     pub event_type_slug: Option<String>,
     /// Cal.com event type id, once known.
@@ -160,8 +178,13 @@ pub struct DeleteQuery {
 }
 
 impl AgentView {
-    fn new(agent: AgentRecord, numbers: &[PhoneNumberRecord]) -> Self {
+    fn new(agent: AgentRecord, numbers: &[PhoneNumberRecord], global_key: bool) -> Self {
         let cal = agent.calendar;
+        let api_key_source = match (cal.kind, cal.calcom_api_key.is_some()) {
+            (CalendarKind::Calcom, true) => Some(ApiKeySource::Agent),
+            (CalendarKind::Calcom, false) if global_key => Some(ApiKeySource::Global),
+            _ => None,
+        };
         Self {
             id: agent.id,
             name: agent.name,
@@ -174,6 +197,7 @@ impl AgentView {
                 kind: cal.kind,
                 has_api_key: cal.calcom_api_key.is_some(),
                 api_key_last4: cal.calcom_api_key.map(|k| k.hint),
+                api_key_source,
                 event_type_slug: cal.event_type_slug,
                 event_type_id: cal.event_type_id,
                 username: cal.username,
@@ -199,7 +223,8 @@ impl AgentView {
 pub async fn list_agents(_access: ReadAccess, State(state): State<AppState>) -> Result<Json<AgentList>, ApiError> {
     let numbers = state.store.list_numbers(None).await?;
     let agents = state.store.list_agents().await?;
-    Ok(Json(AgentList { agents: agents.into_iter().map(|a| AgentView::new(a, &numbers)).collect() }))
+    let global = state.calendars.has_global_calcom_key();
+    Ok(Json(AgentList { agents: agents.into_iter().map(|a| AgentView::new(a, &numbers, global)).collect() }))
 }
 
 /// Creates an agent.
@@ -236,14 +261,14 @@ pub async fn create_agent(
         prompt: valid_text("prompt", input.prompt.unwrap_or_else(|| DEFAULT_PROMPT.to_string()))?,
         language: valid_language(input.language.as_deref().unwrap_or("en"))?,
         timezone: valid_timezone(&input.timezone)?,
-        calendar: calendar_config(&state.master_key, id, input.calendar, None)?,
+        calendar: calendar_config(&state, id, input.calendar, None)?,
         created_at: now,
         updated_at: now,
     };
     state.store.insert_agent(&agent).await.map_err(name_conflict)?;
     crate::metrics::agent_series(&agent.name, agent.calendar.kind.as_str());
     tracing::info!(agent_id = %agent.id, name = %agent.name, calendar = agent.calendar.kind.as_str(), "agent created");
-    Ok((StatusCode::CREATED, Json(AgentView::new(agent, &[]))))
+    Ok((StatusCode::CREATED, Json(AgentView::new(agent, &[], state.calendars.has_global_calcom_key()))))
 }
 
 /// One agent.
@@ -262,7 +287,7 @@ pub async fn get_agent(
 ) -> Result<Json<AgentView>, ApiError> {
     let agent = load(&state, &id).await?;
     let numbers = state.store.list_numbers(Some(agent.id)).await?;
-    Ok(Json(AgentView::new(agent, &numbers)))
+    Ok(Json(AgentView::new(agent, &numbers, state.calendars.has_global_calcom_key())))
 }
 
 /// Changes some fields of an agent.
@@ -308,7 +333,7 @@ pub async fn update_agent(
         agent.timezone = valid_timezone(&timezone)?;
     }
     if let Some(calendar) = input.calendar {
-        agent.calendar = calendar_config(&state.master_key, agent.id, calendar, Some(&agent.calendar))?;
+        agent.calendar = calendar_config(&state, agent.id, calendar, Some(&agent.calendar))?;
     }
     agent.updated_at = crate::storage::now();
     if !state.store.update_agent(&agent).await.map_err(name_conflict)? {
@@ -317,7 +342,7 @@ pub async fn update_agent(
     crate::metrics::agent_series(&agent.name, agent.calendar.kind.as_str());
     tracing::info!(agent_id = %agent.id, "agent updated");
     let numbers = state.store.list_numbers(Some(agent.id)).await?;
-    Ok(Json(AgentView::new(agent, &numbers)))
+    Ok(Json(AgentView::new(agent, &numbers, state.calendars.has_global_calcom_key())))
 }
 
 /// Deletes an agent. Its bookings and calls stay (without the agent link).
@@ -417,11 +442,12 @@ pub fn valid_timezone(name: &str) -> Result<String, ApiError> {
 }
 
 fn calendar_config(
-    key: &MasterKey,
+    state: &AppState,
     agent_id: Uuid,
     input: CalendarInput,
     existing: Option<&CalendarConfig>,
 ) -> Result<CalendarConfig, ApiError> {
+    let key: &MasterKey = &state.master_key;
     let slot_minutes = input.slot_minutes.unwrap_or(DEFAULT_SLOT_MINUTES);
     if !(5..=480).contains(&slot_minutes) {
         return Err(ApiError::validation("calendar.slot_minutes", "must be between 5 and 480"));
@@ -438,13 +464,23 @@ fn calendar_config(
     match input.kind {
         CalendarKind::Calcom => {
             let previous = existing.filter(|c| c.kind == CalendarKind::Calcom);
-            let sealed = match api_key {
-                Some(api_key) => Some(seal_api_key(key, agent_id, &api_key)?),
-                None => previous.and_then(|c| c.calcom_api_key.clone()),
+            let sealed = match (api_key, input.use_global_key) {
+                (Some(_), true) => {
+                    return Err(ApiError::validation(
+                        "calendar.use_global_key",
+                        "give either api_key or use_global_key, not both",
+                    ))
+                }
+                (Some(api_key), false) => Some(seal_api_key(key, agent_id, &api_key)?),
+                (None, true) => None,
+                (None, false) => previous.and_then(|c| c.calcom_api_key.clone()),
             };
-            let Some(sealed) = sealed else {
-                return Err(ApiError::validation("calendar.api_key", "required when kind is calcom"));
-            };
+            if sealed.is_none() && !state.calendars.has_global_calcom_key() {
+                return Err(ApiError::validation(
+                    "calendar.api_key",
+                    "required when kind is calcom (no global key, calcom.api_key, is configured)",
+                ));
+            }
             let Some(slug) = slug else {
                 return Err(ApiError::validation("calendar.event_type_slug", "required when kind is calcom"));
             };
@@ -467,7 +503,7 @@ fn calendar_config(
             };
             Ok(CalendarConfig {
                 kind: CalendarKind::Calcom,
-                calcom_api_key: Some(sealed),
+                calcom_api_key: sealed,
                 event_type_slug: Some(slug),
                 event_type_id,
                 username,
@@ -482,6 +518,7 @@ fn calendar_config(
                 ("calendar.event_type_slug", slug.is_some()),
                 ("calendar.username", username.is_some()),
                 ("calendar.webhook_secret", input.webhook_secret.is_some()),
+                ("calendar.use_global_key", input.use_global_key),
             ] {
                 if given {
                     return Err(ApiError::validation(field, "only applies when kind is calcom"));

@@ -3,10 +3,13 @@
 pub mod agents;
 pub mod bookings;
 pub mod calls;
+pub mod chats;
 pub mod health;
 pub mod livekit;
+pub mod me;
 pub mod numbers;
 pub mod scheduling;
+pub mod stats;
 pub mod webhooks;
 
 use chrono::{DateTime, Utc};
