@@ -1,14 +1,16 @@
 //! The SIP user agent server core: one task that owns every transaction and dialog, fed by the
 //! transports, its own timers and the calls' media tasks.
 //!
-//! An INVITE is answered `100 Trying` at once, then admitted (trunk by source network, digest when the
-//! trunk asks for it, bound to the Request-URI and each nonce count used once, per-source rate limit),
-//! routed (Request-URI user, else To, normalised to E.164, looked up in `phone_numbers`/prefixes),
+//! An INVITE is first screened, before it costs any state: the per-source rate limit, then the trunk by
+//! source network and the digest when the trunk asks for it (bound to the Request-URI, each nonce count
+//! used once). A screened-out INVITE gets one response (a stranger over its rate limit none), sent
+//! without a transaction, and is counted in metrics, never stored. A screened INVITE is answered
+//! `100 Trying`, then routed (Request-URI user, else To, normalised to E.164, looked up in `phone_numbers`/prefixes),
 //! checked against the call limit and the SDP offer, and answered `200 OK` with our SDP; the 2xx is
 //! retransmitted until the ACK. A new INVITE naming a live or ringing call's Call-ID is refused (482 or
 //! 400) and never replaces that call. CANCEL before the answer gives 487, OPTIONS 200, BYE ends the call
 //! either way, re-INVITE updates hold state, other methods get 405 or 501, broken requests 400. Every
-//! INVITE becomes a row in `calls`.
+//! screened INVITE becomes a row in `calls`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::admission::{trunk_for, InviteRateLimit, Trunk};
+use super::admission::{trunk_for, SourceClass, SourceRateLimit, Trunk};
 use super::dialog::{random_token, Dialog};
 use super::digest;
 use super::message::{Message, Method, ParseError, Request, Response};
@@ -131,6 +133,7 @@ impl SipServer {
         let (transports, inbound) = Transports::bind(settings.addr, transport_stop.clone()).await?;
         let local = transports.local_addr();
         let (events_tx, events) = mpsc::channel(1024);
+        let settings_rate = (settings.invites_per_second, settings.invites_per_second.saturating_mul(2));
         let core = Core {
             via_host: format!("{}:{}", settings.public_host, local.port()),
             settings,
@@ -142,7 +145,7 @@ impl SipServer {
             non_invites: HashMap::new(),
             clients: HashMap::new(),
             calls: HashMap::new(),
-            rate: InviteRateLimit::new(1, 1),
+            rate: SourceRateLimit::new(settings_rate.0, settings_rate.1),
             used_nonces: digest::UsedNonces::new(USED_NONCES),
             draining: false,
         };
@@ -167,7 +170,7 @@ struct Core {
     non_invites: HashMap<(String, String), NonInviteServer>,
     clients: HashMap<String, (NonInviteClient, Peer, String)>,
     calls: HashMap<String, Call>,
-    rate: InviteRateLimit,
+    rate: SourceRateLimit,
     used_nonces: digest::UsedNonces,
     draining: bool,
 }
@@ -180,7 +183,6 @@ impl Core {
         shutdown: CancellationToken,
         transport_stop: CancellationToken,
     ) {
-        self.rate = InviteRateLimit::new(self.settings.invites_per_second, self.settings.invites_per_second * 2);
         let drain = tokio::time::sleep(Duration::from_secs(86_400 * 365));
         tokio::pin!(drain);
         let mut hung_up = false;
@@ -353,6 +355,11 @@ impl Core {
                 return self.on_reinvite(request, peer).await;
             }
         }
+        // Screening costs nothing but a bucket per source: a refusal here gets one response, sent without
+        // transaction state (no retransmissions for a spoofable source) and without a database row.
+        if let Err(refusal) = self.screen(&request, peer) {
+            return self.refuse_statelessly(&request, peer, refusal).await;
+        }
         let collision = self.call_id_collision(&request);
         let mut tx = InviteServer::new(self.settings.timing, peer.transport.reliable());
         let trying = request.response(100, None);
@@ -364,7 +371,7 @@ impl Core {
 
         let admission = match collision {
             Some(refusal) => Err(refusal),
-            None => self.admit(&request, peer).await,
+            None => self.admit(&request).await,
         };
         let outcome = match admission {
             Ok(admitted) if self.settings.answer_after.is_zero() => self.answer(&request, peer, admitted).await,
@@ -444,18 +451,24 @@ impl Core {
         }
     }
 
-    /// Admission, routing and the SDP check; a refusal says which final response to send.
-    async fn admit(&mut self, request: &Request, peer: Peer) -> Result<Admitted, Refusal> {
+    /// The checks before an INVITE gets any state: the source's rate limit first, then shutdown, the trunk
+    /// the source belongs to and its digest credentials. `Err(None)`: drop the request unanswered.
+    fn screen(&mut self, request: &Request, peer: Peer) -> Result<(), Option<Refusal>> {
+        let trunk = trunk_for(&self.settings.trunks, peer.addr.ip()).cloned();
+        let class = if trunk.is_some() { SourceClass::Trunk } else { SourceClass::Stranger };
+        if !self.rate.allow(peer.addr.ip(), class) {
+            // A trunk over its limit is told to back off; a stranger over it is not worth a packet.
+            return Err(
+                (class == SourceClass::Trunk).then(|| Refusal::new(503, "rate_limited").with("Retry-After", "1"))
+            );
+        }
         if self.draining {
-            return Err(Refusal::new(503, "shutting_down").with("Retry-After", "30"));
+            return Err(Some(Refusal::new(503, "shutting_down").with("Retry-After", "30")));
         }
-        let Some(trunk) = trunk_for(&self.settings.trunks, peer.addr.ip()).cloned() else {
-            tracing::warn!(source = %peer.addr, "INVITE from an address no trunk allows");
-            return Err(Refusal::new(403, "forbidden"));
+        let Some(trunk) = trunk else {
+            tracing::debug!(source = %peer.addr, "INVITE from an address no trunk allows");
+            return Err(Some(Refusal::new(403, "forbidden")));
         };
-        if !self.rate.allow(peer.addr.ip(), Instant::now()) {
-            return Err(Refusal::new(503, "rate_limited").with("Retry-After", "1"));
-        }
         if let Some(credentials) = &trunk.credentials {
             let authorization = request.headers.get("Authorization");
             let challenge = |stale| {
@@ -464,7 +477,7 @@ impl Core {
                     .fold(Refusal::new(401, "auth_required"), |r, header| r.with("WWW-Authenticate", header))
             };
             match authorization {
-                None => return Err(challenge(false)),
+                None => return Err(Some(challenge(false))),
                 Some(value) => {
                     let expected = digest::Expected {
                         method: "INVITE",
@@ -475,17 +488,40 @@ impl Core {
                     };
                     match digest::verify(value, &expected, &self.settings.nonce_secret, &mut self.used_nonces) {
                         digest::Verdict::Valid => {}
-                        digest::Verdict::Stale => return Err(challenge(true)),
+                        digest::Verdict::Stale => return Err(Some(challenge(true))),
                         // A replayed (nonce, nc): the caller gets a fresh nonce, a replayer nothing of use.
                         digest::Verdict::Replayed => {
                             let Refusal { status, extra, .. } = challenge(false);
-                            return Err(Refusal { status, reason: "auth_replayed", extra });
+                            return Err(Some(Refusal { status, reason: "auth_replayed", extra }));
                         }
-                        digest::Verdict::Invalid => return Err(Refusal::new(403, "auth_failed")),
+                        digest::Verdict::Invalid => return Err(Some(Refusal::new(403, "auth_failed"))),
                     }
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Answers a screened-out INVITE once, from no transaction (its retransmissions are screened again),
+    /// and counts it; nothing is stored.
+    async fn refuse_statelessly(&self, request: &Request, peer: Peer, refusal: Option<Refusal>) {
+        let Some(Refusal { status, reason, extra }) = refusal else {
+            metrics::call_refused("rate_limited");
+            metrics::sip_refused(request.method.as_str(), "rate_limited");
+            return;
+        };
+        metrics::call_refused(reason);
+        metrics::sip_refused(request.method.as_str(), reason);
+        tracing::debug!(source = %peer.addr, status, reason, "INVITE refused statelessly");
+        let mut response = request.response(status, Some(&random_token()));
+        for (name, value) in extra {
+            response.headers.push(name, value);
+        }
+        self.send_response(request, peer, response).await;
+    }
+
+    /// Routing and the SDP check of a screened INVITE; a refusal says which final response to send.
+    async fn admit(&mut self, request: &Request) -> Result<Admitted, Refusal> {
         let dialed_raw = Request::uri_user(&request.uri)
             .or_else(|| request.headers.get("To").and_then(Request::uri_user))
             .unwrap_or_default()

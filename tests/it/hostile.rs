@@ -1,7 +1,8 @@
 //! The gateway against hostile peers, over real sockets: an intruder who injects RTP (speech and RFC 4733
 //! DTMF) into a live call from a second address, a second INVITE that reuses a live call's Call-ID, and a
 //! captured digest `Authorization` replayed to another number and with a used nonce count, and HTTP
-//! clients that make up methods to grow the metrics.
+//! clients that make up methods to grow the metrics; an INVITE flood from one source beside a caller on
+//! another.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use md5::{Digest as _, Md5};
 use slotline::calendar::SystemClock;
 use slotline::config::{Secret, TrunkConfig};
+use slotline::storage::RecordFilter;
 use tokio::net::UdpSocket;
 
 use crate::helpers::{spawn_app_with, Db, TestApp};
@@ -19,6 +21,7 @@ crate::on_every_backend!(
     a_second_invite_with_a_live_call_id_is_refused,
     a_captured_authorization_places_no_other_call,
     made_up_http_methods_share_one_metric_series,
+    an_invite_flood_is_refused_once_each_while_another_source_calls,
 );
 
 const NUMBER: &str = "+15550100000";
@@ -469,5 +472,126 @@ async fn made_up_http_methods_share_one_metric_series(db: Db) {
         app.metric("slotline_http_requests_total", &["method=\"GET\"", "route=\"/v1/agents\""]).await,
         Some(1.0)
     );
+    app.stop().await;
+}
+
+/// Every SIP message waiting on `socket` until `done` says the collected ones are enough (5 s at most
+/// between two messages).
+async fn collect_until(socket: &UdpSocket, seen: &mut Vec<String>, done: impl Fn(&[String]) -> bool) {
+    let mut buf = vec![0u8; 8192];
+    while !done(seen) {
+        let (n, _) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("more SIP within 5 s; {} so far", seen.len()))
+            .expect("recv");
+        seen.push(String::from_utf8_lossy(&buf[..n]).to_string());
+    }
+}
+
+async fn an_invite_flood_is_refused_once_each_while_another_source_calls(db: Db) {
+    let app = spawn_app_with(db, Arc::new(SystemClock), |c| c.sip.invites_per_second = 5).await;
+    let flooder = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let caller = UdpSocket::bind("127.0.0.2:0").await.expect("bind 127.0.0.2");
+    let flood = 200;
+    let call_ids: Vec<String> = (0..flood).map(|i| format!("flood-{i}")).collect();
+    let branches: Vec<String> = (0..flood).map(|i| format!("z9hG4bK-flood-{i}")).collect();
+    let flood_invite = |i: usize| Invite {
+        call_id: &call_ids[i],
+        from_tag: "flood",
+        branch: &branches[i],
+        cseq: 1,
+        number: "+15550100999",
+        contact: port(&flooder),
+        media: 9,
+        extra: "",
+    };
+    let finals = |seen: &[String]| {
+        let mut answered: Vec<&str> = seen
+            .iter()
+            .filter(|m| m.starts_with("SIP/2.0 ") && !m.starts_with("SIP/2.0 1"))
+            .filter_map(|m| header(m, "Call-ID"))
+            .collect();
+        answered.sort_unstable();
+        answered.dedup();
+        answered.len()
+    };
+    let invite = Invite {
+        call_id: "beside-the-flood",
+        from_tag: "caller",
+        branch: "z9hG4bK-beside",
+        cseq: 1,
+        number: NUMBER,
+        contact: port(&caller),
+        media: 9,
+        extra: "",
+    };
+    // Given one source sending INVITEs far above its 5/s (burst 10), in bursts of 20 as fast as its
+    // answers come (so that no datagram is lost to a full socket buffer and each can be accounted for) ...
+    let mut seen = Vec::new();
+    for batch in 0..flood / 20 {
+        for i in batch * 20..(batch + 1) * 20 {
+            flooder.send_to(&flood_invite(i).to_bytes(), app.sip_addr).await.expect("flood");
+        }
+        // ... when a second source places a normal call in the middle of the flood ...
+        if batch == flood / 40 {
+            caller.send_to(&invite.to_bytes(), app.sip_addr).await.expect("INVITE");
+        }
+        collect_until(&flooder, &mut seen, |seen| finals(seen) == (batch + 1) * 20).await;
+    }
+    // ... then that call completes, and every flooded INVITE got a final answer: most 503, the few within
+    // the limit 404 ...
+    let ok = final_response(&caller).await;
+    assert_eq!(status(&ok), "200", "{ok}");
+    let tag = to_tag(&ok);
+    caller.send_to(&in_dialog("ACK", &invite, &tag, 1, "z9hG4bK-beside-ack"), app.sip_addr).await.expect("ACK");
+    assert_eq!(hang_up(&app, &caller, &invite, &tag).await, "200");
+
+    // A probe from a third source, refused statefully (404, retransmitted until ACKed), marks the time:
+    // once its 404 came twice, any stateful 503 sent before it would have been retransmitted too.
+    let probe = UdpSocket::bind("127.0.0.3:0").await.expect("bind 127.0.0.3");
+    let marker = Invite {
+        call_id: "probe",
+        from_tag: "probe",
+        branch: "z9hG4bK-probe",
+        cseq: 1,
+        number: "+15550100999",
+        contact: port(&probe),
+        media: 9,
+        extra: "",
+    };
+    probe.send_to(&marker.to_bytes(), app.sip_addr).await.expect("probe");
+    let mut probed = Vec::new();
+    collect_until(&probe, &mut probed, |seen| seen.iter().filter(|m| m.starts_with("SIP/2.0 404")).count() >= 2).await;
+    let mut buf = vec![0u8; 8192];
+    while let Ok(Ok((n, _))) = tokio::time::timeout(Duration::ZERO, flooder.recv_from(&mut buf)).await {
+        seen.push(String::from_utf8_lossy(&buf[..n]).to_string());
+    }
+    let refused: Vec<&String> = seen.iter().filter(|m| m.starts_with("SIP/2.0 503")).collect();
+    let admitted = flood - refused.len();
+    assert!(refused.len() >= flood - 20, "{} of {flood} refused", refused.len());
+    for response in &refused {
+        assert!(response.contains("Retry-After: 1"), "{response}");
+        let call_id = header(response, "Call-ID").expect("Call-ID");
+        let about: Vec<&String> = seen.iter().filter(|m| header(m, "Call-ID") == Some(call_id)).collect();
+        assert_eq!(about.len(), 1, "a refused INVITE gets exactly one response, no 100 Trying: {about:?}");
+    }
+    assert_eq!(
+        app.metric("slotline_sip_requests_refused_total", &["method=\"INVITE\"", "reason=\"rate_limited\""]).await,
+        Some(refused.len() as f64)
+    );
+    // The database holds the caller's call and the flood INVITEs within the limit, none of the refused.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let rows = loop {
+        let calls = app.store.list_calls(&RecordFilter { limit: 1000, ..Default::default() }).await.expect("calls");
+        let flooded = calls.iter().filter(|c| c.sip_call_id.starts_with("flood-")).count();
+        if flooded >= admitted && calls.iter().any(|c| c.sip_call_id == "beside-the-flood" && c.ended_at.is_some()) {
+            break calls;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "rows within 10 s: {calls:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let flooded: Vec<_> = rows.iter().filter(|c| c.sip_call_id.starts_with("flood-")).collect();
+    assert_eq!(flooded.len(), admitted, "rows only for the admitted flood INVITEs");
+    assert!(flooded.iter().all(|c| c.sip_status == Some(404)), "{flooded:?}");
     app.stop().await;
 }

@@ -225,9 +225,9 @@ async fn digest_challenge_and_success(db: Db) {
     let (code, output) =
         Sipp::new(&app, "digest_auth.xml").args(&["-au", "trunk", "-ap", "s3cret", "-auth_uri", &auth_uri]).run().await;
     assert_eq!(code, 0, "{output}");
-    let calls = app.store.list_calls(&RecordFilter { limit: 10, ..Default::default() }).await.expect("calls");
-    let statuses: Vec<Option<i32>> = calls.iter().map(|c| c.sip_status).collect();
-    assert!(statuses.contains(&Some(401)) && statuses.contains(&Some(200)), "{statuses:?}");
+    // The challenge is counted, not stored: the one row is the call.
+    assert_eq!(call_row(&app).await.sip_status, Some(200));
+    assert_eq!(metric(&app, "slotline_calls_total{outcome=\"auth_required\"}").await, 1.0);
     // Wrong password: challenged, then refused.
     let (code, _) =
         Sipp::new(&app, "digest_auth.xml").args(&["-au", "trunk", "-ap", "wrong", "-auth_uri", &auth_uri]).run().await;
@@ -248,8 +248,9 @@ async fn strangers_get_403(db: Db) {
     .await;
     let (code, output) = Sipp::new(&app, "stranger.xml").run().await;
     assert_eq!(code, 0, "{output}");
-    let call = call_row(&app).await;
-    assert_eq!((call.sip_status, call.agent_id), (Some(403), None));
+    // Refused once, statelessly, and counted instead of stored.
+    assert_eq!(metric(&app, "slotline_sip_requests_refused_total{method=\"INVITE\",reason=\"forbidden\"}").await, 1.0);
+    assert!(app.store.list_calls(&RecordFilter { limit: 10, ..Default::default() }).await.expect("calls").is_empty());
     assert_eq!(metric(&app, "slotline_rtp_packets_total{direction=\"sent\"}").await, 0.0, "never reaches media");
     app.stop().await;
 }
