@@ -35,6 +35,7 @@ use crate::media::session::MediaSettings;
 use crate::sip::admission::{Credentials, Trunk};
 use crate::sip::server::{SipServer, SipSettings};
 use crate::sip::transaction::Timing;
+use crate::sip::transport::TcpLimits;
 use crate::speech::stt::openai::OpenAiStt;
 use crate::speech::tts::espeak::EspeakTts;
 use crate::speech::tts::external::ExternalTts;
@@ -366,6 +367,10 @@ fn sip_settings(config: &Config, master_key: &MasterKey) -> anyhow::Result<SipSe
         },
         drain_timeout: Duration::from_secs(config.sip.drain_timeout_secs),
         answer_after: Duration::from_millis(config.sip.answer_after_ms),
+        tcp: TcpLimits {
+            max_connections: config.sip.tcp_max_connections,
+            idle_timeout: Duration::from_secs(config.sip.tcp_idle_timeout_secs),
+        },
     })
 }
 

@@ -59,6 +59,9 @@ pub const SIP_RETRANSMISSIONS_ABSORBED_TOTAL: &str = "slotline_sip_retransmissio
 pub const SIP_REQUESTS_REFUSED_TOTAL: &str = "slotline_sip_requests_refused_total";
 /// Calls by `outcome` (`answered`, or the refusal reason: `not_found`, `forbidden`, `codec_mismatch`, ...).
 pub const CALLS_TOTAL: &str = "slotline_calls_total";
+/// `calls` rows dropped because the writer fell [`crate::sip::server`]'s queue behind (a stalled
+/// database).
+pub const CALL_RECORDS_DROPPED_TOTAL: &str = "slotline_call_records_dropped_total";
 /// Calls in progress.
 pub const ACTIVE_CALLS: &str = "slotline_active_calls";
 /// Answered call duration by end `reason`.
@@ -244,6 +247,11 @@ pub fn call_started() {
 /// An INVITE was refused (or cancelled) with `reason`.
 pub fn call_refused(reason: &'static str) {
     metrics::counter!(CALLS_TOTAL, "outcome" => reason).increment(1);
+}
+
+/// A `calls` row could not be queued for writing.
+pub fn call_record_dropped() {
+    metrics::counter!(CALL_RECORDS_DROPPED_TOTAL).increment(1);
 }
 
 /// A call ended.
@@ -478,6 +486,7 @@ fn describe() {
         "SIP requests refused before they got any state (no transaction, no database row), by method and reason."
     );
     describe_counter!(CALLS_TOTAL, "INVITEs by outcome: answered, or why they were refused.");
+    describe_counter!(CALL_RECORDS_DROPPED_TOTAL, "Call rows dropped because the database writer fell behind.");
     describe_gauge!(ACTIVE_CALLS, "Calls in progress.");
     describe_histogram!(CALL_DURATION_SECONDS, Unit::Seconds, "Duration of answered calls by end reason.");
     describe_counter!(CALLS_ENDED_TOTAL, "Ended calls by reason.");
@@ -558,6 +567,7 @@ fn zero() {
         metrics::counter!(CALLS_TOTAL, "outcome" => outcome).increment(0);
     }
     metrics::counter!(SIP_REQUESTS_REFUSED_TOTAL, "method" => "INVITE", "reason" => "rate_limited").increment(0);
+    metrics::counter!(CALL_RECORDS_DROPPED_TOTAL).increment(0);
     for result in ["offered", "accepted", "declined", "succeeded", "failed"] {
         metrics::counter!(LIVEKIT_JOBS_TOTAL, "result" => result).increment(0);
     }

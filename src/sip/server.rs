@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use super::admission::{trunk_for, SourceClass, SourceRateLimit, Trunk};
@@ -27,7 +28,7 @@ use super::digest;
 use super::message::{Message, Method, ParseError, Request, Response};
 use super::sdp;
 use super::transaction::{Action, InviteServer, NonInviteClient, NonInviteServer, Timer, Timing, TwoXxRetransmitter};
-use super::transport::{response_target, Inbound, Peer, Transports};
+use super::transport::{response_target, Inbound, Peer, TcpLimits, Transports};
 use crate::call::{CallHandler, CallInfo, CallLeg, Hangup, WayIn};
 use crate::dialplan::e164;
 use crate::media::session::{MediaEvent, MediaSession, MediaSettings};
@@ -39,6 +40,13 @@ const BYE_GRACE: Duration = Duration::from_secs(2);
 
 /// Digest nonces whose used counts the core remembers (see [`digest::UsedNonces`]).
 const USED_NONCES: usize = 4096;
+
+/// Call records waiting for the writer task; when it falls this far behind, records are dropped (and
+/// counted) rather than the core waiting for the database.
+const RECORD_QUEUE: usize = 8192;
+
+/// How long a routing lookup may take before the INVITE gets 500.
+const ROUTE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Methods we answer (the `Allow` header).
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS";
@@ -68,6 +76,8 @@ pub struct SipSettings {
     pub drain_timeout: Duration,
     /// Ring this long (180 Ringing) before answering; 0 answers at once.
     pub answer_after: Duration,
+    /// Bounds on SIP over TCP.
+    pub tcp: TcpLimits,
 }
 
 /// Which state machine a timer belongs to.
@@ -85,6 +95,70 @@ enum Event {
     Media(String, MediaEvent),
     /// The agent ended the call (reason for the `calls` row).
     AgentHangup(String, &'static str),
+    /// The routing lookup of a pending INVITE (by branch) for a dialed number is done.
+    Routed(String, String, Result<Option<Uuid>, String>),
+}
+
+/// What to do once a call's row is written (or given up): start its agent, whose transcript lines and
+/// bookings point at the row.
+type Then = Box<dyn FnOnce() + Send>;
+
+/// A write to the `calls` table.
+enum RecordWrite {
+    Insert(CallRecord, Option<Then>),
+    Update(CallRecord),
+}
+
+/// The `calls` table as the core sees it: writes are queued for one writer task, in order, and never
+/// awaited, so a slow or locked database delays rows, not signalling.
+struct CallRecords {
+    queue: mpsc::Sender<RecordWrite>,
+}
+
+impl CallRecords {
+    /// Starts the writer; it ends once the `CallRecords` is dropped and the queue is written.
+    fn start(store: Arc<dyn Store>) -> (Self, tokio::task::JoinHandle<()>) {
+        let (queue, mut writes) = mpsc::channel(RECORD_QUEUE);
+        let writer = tokio::spawn(async move {
+            while let Some(write) = writes.recv().await {
+                let (result, record, then) = match write {
+                    RecordWrite::Insert(record, then) => (store.insert_call(&record).await, record, then),
+                    RecordWrite::Update(record) => (store.update_call(&record).await, record, None),
+                };
+                if let Err(e) = result {
+                    tracing::error!(error = %e, call_id = %record.sip_call_id, "cannot record the call");
+                }
+                if let Some(then) = then {
+                    then();
+                }
+            }
+        });
+        (Self { queue }, writer)
+    }
+
+    fn insert(&self, record: CallRecord) {
+        self.push(RecordWrite::Insert(record, None));
+    }
+
+    /// Inserts `record`, then runs `then` (at once when the record cannot be queued).
+    fn insert_then(&self, record: CallRecord, then: Then) {
+        self.push(RecordWrite::Insert(record, Some(then)));
+    }
+
+    fn update(&self, record: CallRecord) {
+        self.push(RecordWrite::Update(record));
+    }
+
+    fn push(&self, write: RecordWrite) {
+        if let Err(e) = self.queue.try_send(write) {
+            metrics::call_record_dropped();
+            tracing::error!("call records queue full (the database is stalled); a record is dropped");
+            let (mpsc::error::TrySendError::Full(write) | mpsc::error::TrySendError::Closed(write)) = e;
+            if let RecordWrite::Insert(_, Some(then)) = write {
+                then();
+            }
+        }
+    }
 }
 
 /// An INVITE server transaction and what it is about.
@@ -130,14 +204,18 @@ impl SipServer {
         shutdown: CancellationToken,
     ) -> std::io::Result<(Self, tokio::task::JoinHandle<()>)> {
         let transport_stop = CancellationToken::new();
-        let (transports, inbound) = Transports::bind(settings.addr, transport_stop.clone()).await?;
+        let (transports, inbound) = Transports::bind(settings.addr, settings.tcp, transport_stop.clone()).await?;
         let local = transports.local_addr();
         let (events_tx, events) = mpsc::channel(1024);
         let settings_rate = (settings.invites_per_second, settings.invites_per_second.saturating_mul(2));
+        let (records, writer) = CallRecords::start(store.clone());
+        let tasks = TaskTracker::new();
         let core = Core {
             via_host: format!("{}:{}", settings.public_host, local.port()),
             settings,
             store,
+            records,
+            tasks: tasks.clone(),
             handler,
             transports,
             events_tx,
@@ -149,7 +227,14 @@ impl SipServer {
             used_nonces: digest::UsedNonces::new(USED_NONCES),
             draining: false,
         };
-        let handle = tokio::spawn(core.run(inbound, events, shutdown, transport_stop));
+        let handle = tokio::spawn(async move {
+            core.run(inbound, events, shutdown, transport_stop).await;
+            // The core is gone with its end of the records queue: what it queued and the media it stopped
+            // (recordings) are finished before the server counts as stopped.
+            tasks.close();
+            tasks.wait().await;
+            let _ = writer.await;
+        });
         Ok((Self { local }, handle))
     }
 
@@ -162,6 +247,9 @@ impl SipServer {
 struct Core {
     settings: SipSettings,
     store: Arc<dyn Store>,
+    records: CallRecords,
+    /// Work the core hands off and shutdown waits for (media teardown and recordings).
+    tasks: TaskTracker,
     handler: Option<Arc<dyn CallHandler>>,
     transports: Transports,
     events_tx: mpsc::Sender<Event>,
@@ -212,6 +300,7 @@ impl Core {
                     Event::Answer(branch) => self.on_answer_due(&branch).await,
                     Event::Media(call, event) => self.on_media(&call, event).await,
                     Event::AgentHangup(call, reason) => self.hang_up(&call, reason).await,
+                    Event::Routed(branch, dialed, routed) => self.on_routed(&branch, dialed, routed).await,
                 },
             }
             if self.draining && self.calls.is_empty() && self.clients.is_empty() {
@@ -369,21 +458,46 @@ impl Core {
         self.perform(&Owner::Invite(branch.clone()), target, actions).await;
         self.invites.insert(branch.clone(), InviteTx { tx, peer, request: request.clone(), ringing: None });
 
-        let admission = match collision {
-            Some(refusal) => Err(refusal),
-            None => self.admit(&request).await,
+        if let Some(refusal) = collision {
+            return self.refuse_invite(&branch, refusal).await;
+        }
+        let dialed_raw = Request::uri_user(&request.uri)
+            .or_else(|| request.headers.get("To").and_then(Request::uri_user))
+            .unwrap_or_default();
+        let Ok(dialed) = e164::normalize(dialed_raw) else {
+            return self.refuse_invite(&branch, Refusal::new(404, "not_found")).await;
         };
-        let outcome = match admission {
+        // The lookup runs beside the core, which goes on with other messages meanwhile.
+        let (store, events, dialed) = (self.store.clone(), self.events_tx.clone(), dialed.to_string());
+        tokio::spawn(async move {
+            let routed = match tokio::time::timeout(ROUTE_TIMEOUT, store.route_number(&dialed)).await {
+                Ok(Ok(agent)) => Ok(agent),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no answer within {ROUTE_TIMEOUT:?}")),
+            };
+            let _ = events.send(Event::Routed(branch, dialed, routed)).await;
+        });
+    }
+
+    /// A pending INVITE's number is looked up: answer it (or ring first), or refuse it; nothing when it
+    /// was cancelled meanwhile.
+    async fn on_routed(&mut self, branch: &str, dialed: String, routed: Result<Option<Uuid>, String>) {
+        let Some(invite) = self.invites.get(branch) else { return };
+        if invite.tx.state() != super::transaction::InviteState::Proceeding || invite.ringing.is_some() {
+            return;
+        }
+        let (request, peer) = (invite.request.clone(), invite.peer);
+        let outcome = match self.admit(&request, dialed, routed) {
             Ok(admitted) if self.settings.answer_after.is_zero() => self.answer(&request, peer, admitted).await,
             Ok(admitted) => {
                 let ringing = request.response(180, Some(&random_token()));
-                self.respond_invite(&branch, ringing).await;
-                if let Some(invite) = self.invites.get_mut(&branch) {
+                self.respond_invite(branch, ringing).await;
+                if let Some(invite) = self.invites.get_mut(branch) {
                     invite.ringing = Some(admitted);
                 }
                 let events = self.events_tx.clone();
                 let after = self.settings.answer_after;
-                let due = branch.clone();
+                let due = branch.to_string();
                 tokio::spawn(async move {
                     tokio::time::sleep(after).await;
                     let _ = events.send(Event::Answer(due)).await;
@@ -392,17 +506,22 @@ impl Core {
             }
             Err(refusal) => Err(refusal),
         };
-        match outcome {
-            Ok(()) => {}
-            Err(Refusal { status, reason, extra }) => {
-                let mut response = request.response(status, Some(&random_token()));
-                for (name, value) in extra {
-                    response.headers.push(name, value);
-                }
-                self.record_refusal(&request, peer, status, reason).await;
-                self.respond_invite(&branch, response).await;
-            }
+        if let Err(refusal) = outcome {
+            self.refuse_invite(branch, refusal).await;
         }
+    }
+
+    /// Refuses a pending INVITE through its transaction, and records the refusal.
+    async fn refuse_invite(&mut self, branch: &str, refusal: Refusal) {
+        let Some(invite) = self.invites.get(branch) else { return };
+        let (request, peer) = (invite.request.clone(), invite.peer);
+        let Refusal { status, reason, extra } = refusal;
+        let mut response = request.response(status, Some(&random_token()));
+        for (name, value) in extra {
+            response.headers.push(name, value);
+        }
+        self.record_refusal(&request, peer, status, reason);
+        self.respond_invite(branch, response).await;
     }
 
     /// A new INVITE (no To tag, not a retransmission) whose Call-ID belongs to a live or pending call.
@@ -416,15 +535,11 @@ impl Core {
         let call_id = request.call_id();
         let (from_tag, cseq) = (request.from_tag(), request.cseq().0);
         let live = self.calls.get(call_id).map(|c| (c.dialog.remote_tag.as_str(), c.dialog.remote_cseq));
-        // Without ringing, an INVITE is admitted and answered before the core reads the next message: only
-        // ringing ones can be pending (and only then is the scan of the transactions paid).
+        // Pending: being routed or ringing (transactions still proceeding; few, as routing is quick).
         let pending = || {
-            if self.settings.answer_after.is_zero() {
-                return None;
-            }
             self.invites
                 .values()
-                .filter(|i| i.ringing.is_some() && i.tx.state() == super::transaction::InviteState::Proceeding)
+                .filter(|i| i.tx.state() == super::transaction::InviteState::Proceeding)
                 .find(|i| i.request.call_id() == call_id)
                 .map(|i| (i.request.from_tag(), i.request.cseq().0))
         };
@@ -441,13 +556,8 @@ impl Core {
         let Some(invite) = self.invites.get_mut(branch) else { return };
         let Some(admitted) = invite.ringing.take() else { return };
         let (request, peer) = (invite.request.clone(), invite.peer);
-        if let Err(Refusal { status, reason, extra }) = self.answer(&request, peer, admitted).await {
-            let mut response = request.response(status, Some(&random_token()));
-            for (name, value) in extra {
-                response.headers.push(name, value);
-            }
-            self.record_refusal(&request, peer, status, reason).await;
-            self.respond_invite(branch, response).await;
+        if let Err(refusal) = self.answer(&request, peer, admitted).await {
+            self.refuse_invite(branch, refusal).await;
         }
     }
 
@@ -520,16 +630,15 @@ impl Core {
         self.send_response(request, peer, response).await;
     }
 
-    /// Routing and the SDP check of a screened INVITE; a refusal says which final response to send.
-    async fn admit(&mut self, request: &Request) -> Result<Admitted, Refusal> {
-        let dialed_raw = Request::uri_user(&request.uri)
-            .or_else(|| request.headers.get("To").and_then(Request::uri_user))
-            .unwrap_or_default()
-            .to_string();
-        let Ok(dialed) = e164::normalize(&dialed_raw) else {
-            return Err(Refusal::new(404, "not_found"));
-        };
-        let agent_id = match self.store.route_number(dialed.as_str()).await {
+    /// The routing result, call limit and SDP check of a screened INVITE; a refusal says which final
+    /// response to send.
+    fn admit(
+        &self,
+        request: &Request,
+        dialed: String,
+        routed: Result<Option<Uuid>, String>,
+    ) -> Result<Admitted, Refusal> {
+        let agent_id = match routed {
             Ok(Some(agent)) => agent,
             Ok(None) => return Err(Refusal::new(404, "not_found")),
             Err(e) => {
@@ -545,7 +654,7 @@ impl Core {
             tracing::info!(error = %e, "SDP offer refused");
             Refusal::new(488, "codec_mismatch").with("Warning", "304 slotline \"Incompatible media format\"")
         })?;
-        Ok(Admitted { agent_id, dialed: dialed.to_string(), negotiated })
+        Ok(Admitted { agent_id, dialed, negotiated })
     }
 
     /// Starts media and sends `200 OK` with our SDP.
@@ -594,9 +703,6 @@ impl Core {
         ok.headers.push("Allow", ALLOW);
         ok.headers.push("Server", concat!("slotline/", env!("CARGO_PKG_VERSION")));
         let ok = ok.with_body("application/sdp", answer.into_bytes());
-        if let Err(e) = self.store.insert_call(&record).await {
-            tracing::error!(error = %e, call_id = %call_id, "cannot record the call");
-        }
         metrics::sip_response("INVITE", 200);
         metrics::call_started();
         let target = response_target(request.headers.get("Via").unwrap_or_default(), peer);
@@ -607,17 +713,20 @@ impl Core {
             drop(invite);
         }
         tracing::info!(call_id = %call_id, agent_id = %agent_id, dialed = %dialed, caller = %record.caller, transport = peer.transport.as_str(), "call answered");
-        if let Some(handler) = &self.handler {
-            if let Some(audio) = media.take_audio() {
-                let info = CallInfo {
-                    id: record.id,
-                    agent_id,
-                    caller: record.caller.clone(),
-                    dialed: dialed.clone(),
-                    way_in: WayIn::Sip,
-                };
-                handler.answered(CallLeg { info, audio, hangup: self.agent_hangup(&call_id) });
-            }
+        // The agent starts once the row it writes against (transcript lines, bookings) exists.
+        let leg = self.handler.clone().zip(media.take_audio()).map(|(handler, audio)| {
+            let info = CallInfo {
+                id: record.id,
+                agent_id,
+                caller: record.caller.clone(),
+                dialed: dialed.clone(),
+                way_in: WayIn::Sip,
+            };
+            (handler, CallLeg { info, audio, hangup: self.agent_hangup(&call_id) })
+        });
+        match leg {
+            Some((handler, leg)) => self.records.insert_then(record.clone(), Box::new(move || handler.answered(leg))),
+            None => self.records.insert(record.clone()),
         }
         self.calls.insert(
             call_id,
@@ -678,7 +787,7 @@ impl Core {
         }
     }
 
-    async fn record_refusal(&self, request: &Request, peer: Peer, status: u16, reason: &'static str) {
+    fn record_refusal(&self, request: &Request, peer: Peer, status: u16, reason: &'static str) {
         metrics::call_refused(reason);
         let now = storage::now();
         let dialed = Request::uri_user(&request.uri).unwrap_or_default();
@@ -699,10 +808,8 @@ impl Core {
             room: None,
             room_sid: None,
         };
-        if let Err(e) = self.store.insert_call(&record).await {
-            tracing::error!(error = %e, "cannot record the refused call");
-        }
         tracing::info!(call_id = %record.sip_call_id, status, reason, source = %peer.addr, "INVITE refused");
+        self.records.insert(record);
     }
 
     async fn on_reinvite(&mut self, request: Request, peer: Peer) {
@@ -767,7 +874,7 @@ impl Core {
         self.send_response(&request, peer, response).await;
         if let Some((original, invite_peer)) = pending {
             let terminated = original.response(487, Some(&random_token()));
-            self.record_refusal(&original, invite_peer, 487, "cancelled").await;
+            self.record_refusal(&original, invite_peer, 487, "cancelled");
             self.respond_invite(&branch, terminated).await;
         }
     }
@@ -861,17 +968,16 @@ impl Core {
         self.end_call(call_id, reason).await;
     }
 
-    /// Stops media and records the end of a call.
+    /// Stops media and records the end of a call (neither awaited).
     async fn end_call(&mut self, call_id: &str, reason: &'static str) {
         let Some(mut call) = self.calls.remove(call_id) else { return };
         if let Some(media) = call.media.take() {
-            media.stop().await;
+            // Stopping media finishes the recording on disk: beside the core, awaited at shutdown.
+            self.tasks.spawn(media.stop());
         }
         call.record.ended_at = Some(storage::now());
         call.record.end_reason = Some(reason.to_string());
-        if let Err(e) = self.store.update_call(&call.record).await {
-            tracing::error!(error = %e, call_id, "cannot record the end of the call");
-        }
+        self.records.update(call.record);
         metrics::call_ended(reason, call.started.elapsed(), call.answered);
         tracing::info!(call_id, reason, seconds = call.started.elapsed().as_secs_f64(), "call ended");
     }

@@ -2,7 +2,7 @@
 //! DTMF) into a live call from a second address, a second INVITE that reuses a live call's Call-ID, and a
 //! captured digest `Authorization` replayed to another number and with a used nonce count, and HTTP
 //! clients that make up methods to grow the metrics; an INVITE flood from one source beside a caller on
-//! another.
+//! another; a database that stalls under signalling, and TCP peers that idle or come in too many.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +22,8 @@ crate::on_every_backend!(
     a_captured_authorization_places_no_other_call,
     made_up_http_methods_share_one_metric_series,
     an_invite_flood_is_refused_once_each_while_another_source_calls,
+    a_stalled_database_delays_rows_not_calls,
+    idle_and_surplus_tcp_connections_are_closed,
 );
 
 const NUMBER: &str = "+15550100000";
@@ -593,5 +595,137 @@ async fn an_invite_flood_is_refused_once_each_while_another_source_calls(db: Db)
     let flooded: Vec<_> = rows.iter().filter(|c| c.sip_call_id.starts_with("flood-")).collect();
     assert_eq!(flooded.len(), admitted, "rows only for the admitted flood INVITEs");
     assert!(flooded.iter().all(|c| c.sip_status == Some(404)), "{flooded:?}");
+    app.stop().await;
+}
+
+/// A transaction of the test's own that holds the write lock on `calls` until it is dropped.
+enum WriteLock {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl WriteLock {
+    async fn take(app: &TestApp, db: Db) -> Self {
+        use sqlx::{Connection as _, Executor as _};
+        match db {
+            Db::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(app.database_url()).await.expect("connect");
+                // WAL: the lock stops every writer, not the readers (routing goes on).
+                conn.execute("BEGIN IMMEDIATE").await.expect("BEGIN IMMEDIATE");
+                Self::Sqlite(conn)
+            }
+            Db::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(app.database_url()).await.expect("connect");
+                conn.execute("BEGIN").await.expect("BEGIN");
+                conn.execute("LOCK TABLE calls IN EXCLUSIVE MODE").await.expect("LOCK TABLE");
+                Self::Postgres(conn)
+            }
+        }
+    }
+
+    async fn release(self) {
+        use sqlx::Executor as _;
+        match self {
+            Self::Sqlite(mut conn) => conn.execute("ROLLBACK").await.map(drop),
+            Self::Postgres(mut conn) => conn.execute("ROLLBACK").await.map(drop),
+        }
+        .expect("ROLLBACK");
+    }
+}
+
+async fn a_stalled_database_delays_rows_not_calls(db: Db) {
+    let app = spawn_app_with(db, Arc::new(SystemClock), |_| {}).await;
+    // Given a database whose `calls` table nobody can write to ...
+    let lock = WriteLock::take(&app, db).await;
+    // ... when a call is placed and ended, and a second one placed, then both are answered at once ...
+    let first_socket = bind().await;
+    let first = Invite {
+        call_id: "stalled-1",
+        from_tag: "caller",
+        branch: "z9hG4bK-stalled-1",
+        cseq: 1,
+        number: NUMBER,
+        contact: port(&first_socket),
+        media: 9,
+        extra: "",
+    };
+    let ok = send_invite(&app, &first_socket, &first).await;
+    assert_eq!(status(&ok), "200", "{ok}");
+    let tag = to_tag(&ok);
+    first_socket.send_to(&in_dialog("ACK", &first, &tag, 1, "z9hG4bK-stalled-1-ack"), app.sip_addr).await.expect("ACK");
+    assert_eq!(hang_up(&app, &first_socket, &first, &tag).await, "200");
+    let second_socket = bind().await;
+    let second = Invite { call_id: "stalled-2", branch: "z9hG4bK-stalled-2", contact: port(&second_socket), ..first };
+    let ok = send_invite(&app, &second_socket, &second).await;
+    assert_eq!(status(&ok), "200", "the core answers while the database stalls: {ok}");
+    let tag = to_tag(&ok);
+    second_socket
+        .send_to(&in_dialog("ACK", &second, &tag, 1, "z9hG4bK-stalled-2-ack"), app.sip_addr)
+        .await
+        .expect("ACK");
+    // ... and once the database moves again, every row is written, in order.
+    lock.release().await;
+    assert_eq!(hang_up(&app, &second_socket, &second, &tag).await, "200");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let calls = app.store.list_calls(&RecordFilter { limit: 10, ..Default::default() }).await.expect("calls");
+        let ended = calls.iter().filter(|c| c.sip_call_id.starts_with("stalled-") && c.ended_at.is_some()).count();
+        if ended == 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "both calls recorded and ended: {calls:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.metric("slotline_call_records_dropped_total", &[]).await, Some(0.0));
+    app.stop().await;
+}
+
+/// An OPTIONS over `stream`; the status of its answer, or `None` when the connection closed first.
+async fn options_over_tcp(stream: &mut tokio::net::TcpStream, n: u32) -> Option<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let local = stream.local_addr().expect("addr");
+    let request = format!(
+        "OPTIONS sip:slotline@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bK-tcp-{n}\r\n\
+         From: <sip:probe@127.0.0.1>;tag=t{n}\r\nTo: <sip:slotline@127.0.0.1>\r\nCall-ID: tcp-{n}\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .expect("an answer or a close within 5 s")
+        .ok()?;
+    (n > 0).then(|| status(&String::from_utf8_lossy(&buf[..n])).to_string())
+}
+
+async fn idle_and_surplus_tcp_connections_are_closed(db: Db) {
+    use tokio::io::AsyncReadExt as _;
+    use tokio::net::TcpStream;
+    let app = spawn_app_with(db, Arc::new(SystemClock), |c| {
+        c.sip.tcp_max_connections = 2;
+        c.sip.tcp_idle_timeout_secs = 2;
+    })
+    .await;
+    // Given two TCP peers in use (the limit) ...
+    let mut first = TcpStream::connect(app.sip_addr).await.expect("connect");
+    let mut second = TcpStream::connect(app.sip_addr).await.expect("connect");
+    assert_eq!(options_over_tcp(&mut first, 1).await.as_deref(), Some("200"));
+    assert_eq!(options_over_tcp(&mut second, 2).await.as_deref(), Some("200"));
+    // ... a third is closed unanswered ...
+    let mut third = TcpStream::connect(app.sip_addr).await.expect("connect");
+    assert_eq!(options_over_tcp(&mut third, 3).await, None, "beyond tcp_max_connections");
+    // ... and a peer that then says nothing is disconnected after the idle timeout, which frees its place.
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(10), first.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the idle peer is disconnected: {read:?}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut again = TcpStream::connect(app.sip_addr).await.expect("connect");
+        if options_over_tcp(&mut again, 4).await.as_deref() == Some("200") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "a place frees up once idle peers are closed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     app.stop().await;
 }
