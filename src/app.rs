@@ -15,6 +15,7 @@ use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use std::time::Duration;
@@ -57,6 +58,9 @@ pub struct Application {
     /// The LiveKit agent worker, when `livekit.worker` is on.
     worker: Option<Worker>,
     shutdown: CancellationToken,
+    /// Voice sessions and transcript writes (the agent pipeline's); waited for at shutdown.
+    sessions: TaskTracker,
+    drain_timeout: Duration,
     api_listener: TcpListener,
     metrics_listener: TcpListener,
     metrics: PrometheusHandle,
@@ -97,8 +101,11 @@ impl Application {
         let calendars = Arc::new(CalendarRegistry::new(store.clone(), master_key.clone(), clock, &config.calcom));
         let shutdown = CancellationToken::new();
         let settings = sip_settings(config, &master_key)?;
+        let mut sessions = TaskTracker::new();
         let handler: Option<Arc<dyn CallHandler>> = if config.voice.enabled {
-            Some(Arc::new(agent_calls(config, store.clone(), calendars.clone()).await?))
+            let calls = agent_calls(config, store.clone(), calendars.clone()).await?;
+            sessions = calls.tasks();
+            Some(Arc::new(calls))
         } else {
             tracing::warn!("voice.enabled is false: answered calls hear the greeting chime only");
             None
@@ -120,7 +127,19 @@ impl Application {
             .await
             .with_context(|| format!("binding sip.addr {}", config.sip.addr))?;
         let state = AppState { store, master_key, calendars, livekit, routing_changed: Arc::default() };
-        Ok(Self { state, sip, sip_task, worker, shutdown, api_listener, metrics_listener, metrics })
+        let drain_timeout = Duration::from_secs(config.sip.drain_timeout_secs);
+        Ok(Self {
+            state,
+            sip,
+            sip_task,
+            worker,
+            shutdown,
+            sessions,
+            drain_timeout,
+            api_listener,
+            metrics_listener,
+            metrics,
+        })
     }
 
     /// Where the admin API listens.
@@ -172,6 +191,11 @@ impl Application {
         }
         if worker.is_err() {
             tracing::error!("LiveKit worker task failed");
+        }
+        // Calls are hung up by now; their sessions write their last transcript lines.
+        self.sessions.close();
+        if tokio::time::timeout(self.drain_timeout, self.sessions.wait()).await.is_err() {
+            tracing::warn!("voice sessions still running after sip.drain_timeout_secs; stopping without them");
         }
         api.context("admin API server")?;
         metrics.context("metrics server")?;
