@@ -24,6 +24,7 @@ crate::on_every_backend!(
     an_invite_flood_is_refused_once_each_while_another_source_calls,
     a_stalled_database_delays_rows_not_calls,
     idle_and_surplus_tcp_connections_are_closed,
+    junk_gets_a_4xx_or_silence_and_leaves_no_state,
 );
 
 const NUMBER: &str = "+15550100000";
@@ -727,5 +728,89 @@ async fn idle_and_surplus_tcp_connections_are_closed(db: Db) {
         assert!(tokio::time::Instant::now() < deadline, "a place frees up once idle peers are closed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    app.stop().await;
+}
+
+/// An OPTIONS from `socket`'s port with `call_id`, as bytes.
+fn options(socket_port: u16, call_id: &str) -> String {
+    format!(
+        "OPTIONS sip:slotline@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{socket_port};branch=z9hG4bK-{call_id};rport\r\n\
+         From: <sip:probe@127.0.0.1>;tag=j\r\nTo: <sip:slotline@127.0.0.1>\r\nCall-ID: {call_id}\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+async fn junk_gets_a_4xx_or_silence_and_leaves_no_state(db: Db) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let app = spawn_app_with(db, Arc::new(SystemClock), |c| c.sip.tcp_idle_timeout_secs = 2).await;
+    let socket = bind().await;
+    let me = port(&socket);
+    let good = options(me, "junk-ok");
+    // Each junk datagram, and what it deserves: `Some(status)` or silence.
+    // Within the 64 KiB a message may have: served like any other.
+    let huge = options(me, "junk-huge").replace("Max-Forwards: 70\r\n", &format!("X-Pad: {}\r\n", "a".repeat(60_000)));
+    let invite = Invite {
+        call_id: "junk-invite",
+        from_tag: "junk",
+        branch: "z9hG4bK-junk-invite",
+        cseq: 1,
+        number: NUMBER,
+        contact: me,
+        media: 9,
+        extra: "",
+    };
+    let invite = String::from_utf8(invite.to_bytes()).expect("utf8");
+    let cases: Vec<(&str, String, Option<&str>)> = vec![
+        ("start line without a version", good.replacen(" SIP/2.0\r\n", "\r\n", 1), None),
+        ("start line with another version", good.replacen(" SIP/2.0\r\n", " SIP/3.0\r\n", 1), None),
+        ("a method that is no token", good.replacen("OPTIONS sip:", "OPT(ONS sip:", 1), None),
+        ("a header name with a space", good.replace("Max-Forwards:", "Max Forwards:"), Some("400")),
+        ("huge headers", huge, Some("200")),
+        ("missing Call-ID", invite.replace("Call-ID: junk-invite\r\n", ""), None),
+        ("Content-Length beyond the body", invite.replacen("Content-Length: ", "Content-Length: 9", 1), Some("400")),
+        ("Content-Length not a number", good.replace("Content-Length: 0", "Content-Length: -1"), Some("400")),
+        ("binary", String::from_utf8_lossy(&[0xc3, 0x28, 0xa0, 0xa1, 0x0d, 0x0a, 0x0d, 0x0a]).to_string(), None),
+    ];
+    let mut buf = vec![0u8; 65_536];
+    for (what, junk, deserves) in &cases {
+        socket.send_to(junk.as_bytes(), app.sip_addr).await.expect("send junk");
+        // A good request after each: its answer comes after any answer to the junk (one core, in order).
+        socket.send_to(good.as_bytes(), app.sip_addr).await.expect("send OPTIONS");
+        let mut answers = Vec::new();
+        loop {
+            let (n, _) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("{what}: the server still answers"))
+                .expect("recv");
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if header(&text, "Call-ID") == Some("junk-ok") && status(&text) == "200" {
+                break;
+            }
+            answers.push(status(&text).to_string());
+        }
+        let expected: Vec<String> = deserves.iter().map(|s| s.to_string()).collect();
+        assert_eq!(answers, expected, "{what}");
+    }
+    // A TCP stream cut off inside a message: no answer, the connection closes at the idle timeout.
+    let mut tcp = tokio::net::TcpStream::connect(app.sip_addr).await.expect("connect");
+    tcp.write_all(&invite.as_bytes()[..invite.len() / 2]).await.expect("half an INVITE");
+    let read = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "closed without an answer: {read:?}");
+    // Headers beyond 64 KiB on a stream: closed at once.
+    let mut tcp = tokio::net::TcpStream::connect(app.sip_addr).await.expect("connect");
+    let endless = format!("{}X-Pad: {}", good.trim_end(), "a".repeat(70_000));
+    let _ = tcp.write_all(endless.as_bytes()).await;
+    let read = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "closed without an answer: {read:?}");
+    // A TCP stream without Content-Length cannot be framed: closed at once.
+    let mut tcp = tokio::net::TcpStream::connect(app.sip_addr).await.expect("connect");
+    let unframed = good.replace("Content-Length: 0\r\n", "");
+    tcp.write_all(unframed.as_bytes()).await.expect("unframed");
+    let read = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "closed without an answer: {read:?}");
+    // No state left behind: no call, no row.
+    assert_eq!(app.metric("slotline_active_calls", &[]).await, Some(0.0));
+    let calls = app.store.list_calls(&RecordFilter { limit: 10, ..Default::default() }).await.expect("calls");
+    assert!(calls.is_empty(), "{calls:?}");
     app.stop().await;
 }
