@@ -713,17 +713,21 @@ impl Core {
             drop(invite);
         }
         tracing::info!(call_id = %call_id, agent_id = %agent_id, dialed = %dialed, caller = %record.caller, transport = peer.transport.as_str(), "call answered");
-        // The agent starts once the row it writes against (transcript lines, bookings) exists.
-        let leg = self.handler.clone().zip(media.take_audio()).map(|(handler, audio)| {
-            let info = CallInfo {
-                id: record.id,
-                agent_id,
-                caller: record.caller.clone(),
-                dialed: dialed.clone(),
-                way_in: WayIn::Sip,
-            };
-            (handler, CallLeg { info, audio, hangup: self.agent_hangup(&call_id) })
-        });
+        // The agent starts once the row it writes against (transcript lines, bookings) exists. Without
+        // an agent the media session keeps its audio and plays the greeting itself (taking the audio
+        // tells it a pipeline speaks instead).
+        let handler = self.handler.clone();
+        let leg =
+            handler.and_then(|handler| media.take_audio().map(|audio| (handler, audio))).map(|(handler, audio)| {
+                let info = CallInfo {
+                    id: record.id,
+                    agent_id,
+                    caller: record.caller.clone(),
+                    dialed: dialed.clone(),
+                    way_in: WayIn::Sip,
+                };
+                (handler, CallLeg { info, audio, hangup: self.agent_hangup(&call_id) })
+            });
         match leg {
             Some((handler, leg)) => self.records.insert_then(record.clone(), Box::new(move || handler.answered(leg))),
             None => self.records.insert(record.clone()),
