@@ -15,6 +15,7 @@ use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use std::time::Duration;
@@ -35,6 +36,7 @@ use crate::media::session::MediaSettings;
 use crate::sip::admission::{Credentials, Trunk};
 use crate::sip::server::{SipServer, SipSettings};
 use crate::sip::transaction::Timing;
+use crate::sip::transport::TcpLimits;
 use crate::speech::stt::openai::OpenAiStt;
 use crate::speech::tts::espeak::EspeakTts;
 use crate::speech::tts::external::ExternalTts;
@@ -56,6 +58,9 @@ pub struct Application {
     /// The LiveKit agent worker, when `livekit.worker` is on.
     worker: Option<Worker>,
     shutdown: CancellationToken,
+    /// Voice sessions and transcript writes (the agent pipeline's); waited for at shutdown.
+    sessions: TaskTracker,
+    drain_timeout: Duration,
     api_listener: TcpListener,
     metrics_listener: TcpListener,
     metrics: PrometheusHandle,
@@ -96,8 +101,11 @@ impl Application {
         let calendars = Arc::new(CalendarRegistry::new(store.clone(), master_key.clone(), clock, &config.calcom));
         let shutdown = CancellationToken::new();
         let settings = sip_settings(config, &master_key)?;
+        let mut sessions = TaskTracker::new();
         let handler: Option<Arc<dyn CallHandler>> = if config.voice.enabled {
-            Some(Arc::new(agent_calls(config, store.clone(), calendars.clone()).await?))
+            let calls = agent_calls(config, store.clone(), calendars.clone()).await?;
+            sessions = calls.tasks();
+            Some(Arc::new(calls))
         } else {
             tracing::warn!("voice.enabled is false: answered calls hear the greeting chime only");
             None
@@ -127,7 +135,19 @@ impl Application {
             dialog: Arc::new(config.dialog.clone()),
             chats: Arc::default(),
         };
-        Ok(Self { state, sip, sip_task, worker, shutdown, api_listener, metrics_listener, metrics })
+        let drain_timeout = Duration::from_secs(config.sip.drain_timeout_secs);
+        Ok(Self {
+            state,
+            sip,
+            sip_task,
+            worker,
+            shutdown,
+            sessions,
+            drain_timeout,
+            api_listener,
+            metrics_listener,
+            metrics,
+        })
     }
 
     /// Where the admin API listens.
@@ -179,6 +199,11 @@ impl Application {
         }
         if worker.is_err() {
             tracing::error!("LiveKit worker task failed");
+        }
+        // Calls are hung up by now; their sessions write their last transcript lines.
+        self.sessions.close();
+        if tokio::time::timeout(self.drain_timeout, self.sessions.wait()).await.is_err() {
+            tracing::warn!("voice sessions still running after sip.drain_timeout_secs; stopping without them");
         }
         api.context("admin API server")?;
         metrics.context("metrics server")?;
@@ -374,6 +399,10 @@ fn sip_settings(config: &Config, master_key: &MasterKey) -> anyhow::Result<SipSe
         },
         drain_timeout: Duration::from_secs(config.sip.drain_timeout_secs),
         answer_after: Duration::from_millis(config.sip.answer_after_ms),
+        tcp: TcpLimits {
+            max_connections: config.sip.tcp_max_connections,
+            idle_timeout: Duration::from_secs(config.sip.tcp_idle_timeout_secs),
+        },
     })
 }
 

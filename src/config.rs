@@ -364,6 +364,11 @@ pub struct SipConfig {
     pub drain_timeout_secs: u64,
     /// Ring this many milliseconds (180 Ringing) before answering; 0 answers at once.
     pub answer_after_ms: u64,
+    /// Most SIP TCP connections open at once (in and out); more are closed as they are accepted.
+    pub tcp_max_connections: usize,
+    /// A SIP TCP connection that brings no bytes (messages or CRLF keep-alives) this many seconds is
+    /// closed.
+    pub tcp_idle_timeout_secs: u64,
     /// Who may call: source networks and optional digest credentials.
     pub trunks: Vec<TrunkConfig>,
 }
@@ -503,6 +508,8 @@ impl Default for Config {
                 realm: "slotline".into(),
                 drain_timeout_secs: 30,
                 answer_after_ms: 0,
+                tcp_max_connections: 1024,
+                tcp_idle_timeout_secs: 300,
                 trunks: vec![TrunkConfig {
                     name: "loopback".into(),
                     allow: ["127.0.0.0/8", "::1/128"].iter().filter_map(|n| n.parse().ok()).collect(),
@@ -791,6 +798,12 @@ impl Config {
         }
         if self.sip.max_calls == 0 {
             return Err(ConfigError::new("sip.max_calls", "must be at least 1"));
+        }
+        if self.sip.tcp_max_connections == 0 {
+            return Err(ConfigError::new("sip.tcp_max_connections", "must be at least 1"));
+        }
+        if self.sip.tcp_idle_timeout_secs == 0 {
+            return Err(ConfigError::new("sip.tcp_idle_timeout_secs", "must be at least 1"));
         }
         for (i, trunk) in self.sip.trunks.iter().enumerate() {
             if trunk.username.is_some() != trunk.password.is_some() {

@@ -54,8 +54,14 @@ pub const SIP_REQUESTS_SENT_TOTAL: &str = "slotline_sip_requests_sent_total";
 pub const SIP_RESPONSES_RECEIVED_TOTAL: &str = "slotline_sip_responses_received_total";
 /// Retransmitted requests absorbed by their transaction (answered with the last response), by `method`.
 pub const SIP_RETRANSMISSIONS_ABSORBED_TOTAL: &str = "slotline_sip_retransmissions_absorbed_total";
+/// SIP requests refused before they got any state (no transaction, no database row), by `method` and
+/// `reason` (`rate_limited`, `shutting_down`, `forbidden`, `auth_required`, `auth_failed`, `auth_replayed`).
+pub const SIP_REQUESTS_REFUSED_TOTAL: &str = "slotline_sip_requests_refused_total";
 /// Calls by `outcome` (`answered`, or the refusal reason: `not_found`, `forbidden`, `codec_mismatch`, ...).
 pub const CALLS_TOTAL: &str = "slotline_calls_total";
+/// `calls` rows dropped because the writer fell [`crate::sip::server`]'s queue behind (a stalled
+/// database).
+pub const CALL_RECORDS_DROPPED_TOTAL: &str = "slotline_call_records_dropped_total";
 /// Calls in progress.
 pub const ACTIVE_CALLS: &str = "slotline_active_calls";
 /// Answered call duration by end `reason`.
@@ -181,6 +187,12 @@ pub fn sip_response(method: &str, code: u16) {
         .increment(1);
 }
 
+/// Counts a request refused before it got any state.
+pub fn sip_refused(method: &str, reason: &'static str) {
+    metrics::counter!(SIP_REQUESTS_REFUSED_TOTAL, "method" => sip_method_label(method), "reason" => reason)
+        .increment(1);
+}
+
 /// Counts a retransmitted request that its transaction absorbed.
 pub fn sip_retransmission_absorbed(method: &str) {
     metrics::counter!(SIP_RETRANSMISSIONS_ABSORBED_TOTAL, "method" => sip_method_label(method)).increment(1);
@@ -235,6 +247,11 @@ pub fn call_started() {
 /// An INVITE was refused (or cancelled) with `reason`.
 pub fn call_refused(reason: &'static str) {
     metrics::counter!(CALLS_TOTAL, "outcome" => reason).increment(1);
+}
+
+/// A `calls` row could not be queued for writing.
+pub fn call_record_dropped() {
+    metrics::counter!(CALL_RECORDS_DROPPED_TOTAL).increment(1);
 }
 
 /// A call ended.
@@ -464,7 +481,12 @@ fn describe() {
         SIP_RETRANSMISSIONS_ABSORBED_TOTAL,
         "Retransmitted SIP requests answered with the transaction's last response, by method."
     );
+    describe_counter!(
+        SIP_REQUESTS_REFUSED_TOTAL,
+        "SIP requests refused before they got any state (no transaction, no database row), by method and reason."
+    );
     describe_counter!(CALLS_TOTAL, "INVITEs by outcome: answered, or why they were refused.");
+    describe_counter!(CALL_RECORDS_DROPPED_TOTAL, "Call rows dropped because the database writer fell behind.");
     describe_gauge!(ACTIVE_CALLS, "Calls in progress.");
     describe_histogram!(CALL_DURATION_SECONDS, Unit::Seconds, "Duration of answered calls by end reason.");
     describe_counter!(CALLS_ENDED_TOTAL, "Ended calls by reason.");
@@ -544,6 +566,8 @@ fn zero() {
     for outcome in ["call_limit", "rate_limited"] {
         metrics::counter!(CALLS_TOTAL, "outcome" => outcome).increment(0);
     }
+    metrics::counter!(SIP_REQUESTS_REFUSED_TOTAL, "method" => "INVITE", "reason" => "rate_limited").increment(0);
+    metrics::counter!(CALL_RECORDS_DROPPED_TOTAL).increment(0);
     for result in ["offered", "accepted", "declined", "succeeded", "failed"] {
         metrics::counter!(LIVEKIT_JOBS_TOTAL, "result" => result).increment(0);
     }

@@ -7,8 +7,7 @@
 //!
 //! Every response slotline builds must parse again as the response it is (same status and Call-ID).
 //!
-//! `rsip` panics on some inputs; `message::parse` catches that (`catch_unwind`) and salvages the
-//! request, so panics located in rsip's own source are let through to that catch instead of aborting.
+//! The parser is slotline's own and has no panic path: any panic is a finding.
 #![no_main]
 
 use std::net::SocketAddr;
@@ -21,7 +20,6 @@ use slotline::sip::transport::{self, Framing, Inbound, Peer, Transport};
 use slotline::sip::{digest, sdp, server};
 
 fuzz_target!(|data: &[u8]| {
-    tolerate_rsip_panics();
     on_bytes(data, Transport::Udp);
     // A TCP stream: message after message, as the connection reader frames them.
     let mut rest = data;
@@ -112,18 +110,4 @@ fn assert_reparses(response: &Response, request: &Request) {
             String::from_utf8_lossy(&bytes)
         ),
     }
-}
-
-/// Lets panics raised inside rsip unwind to `message::parse`'s `catch_unwind` (libFuzzer's hook would
-/// abort on them); any other panic is a finding.
-fn tolerate_rsip_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let fuzzer_hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !info.location().is_some_and(|l| l.file().contains("/rsip-")) {
-                fuzzer_hook(info);
-            }
-        }));
-    });
 }

@@ -1,11 +1,14 @@
 //! Answered calls meet their agent: [`AgentCalls`] is the [`CallHandler`] of every way in. For each
 //! [`CallLeg`] it loads the agent the dialed number routed to, starts the conversation (its id is the
 //! `calls` row's id, so bookings point back at the call) and runs the voice [`session`] on the leg's audio.
-//! Transcripts go to the `transcript_lines` table when `voice.transcripts` is on.
+//! Transcripts go to the `transcript_lines` table when `voice.transcripts` is on. Sessions and
+//! transcript writes run on one [`TaskTracker`] ([`AgentCalls::tasks`]) that shutdown waits for, so no
+//! line of a call is lost to SIGTERM.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
+use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use super::dialog;
@@ -23,6 +26,7 @@ pub struct AgentCalls {
     dialog: DialogConfig,
     voice: Arc<Voice>,
     transcripts: bool,
+    tasks: TaskTracker,
 }
 
 impl AgentCalls {
@@ -34,7 +38,12 @@ impl AgentCalls {
         voice: Arc<Voice>,
         transcripts: bool,
     ) -> Self {
-        Self { store, calendars, dialog, voice, transcripts }
+        Self { store, calendars, dialog, voice, transcripts, tasks: TaskTracker::new() }
+    }
+
+    /// Voice sessions and transcript writes in progress: shutdown closes and waits for them.
+    pub fn tasks(&self) -> TaskTracker {
+        self.tasks.clone()
     }
 }
 
@@ -42,8 +51,8 @@ impl CallHandler for AgentCalls {
     fn answered(&self, leg: CallLeg) {
         let (store, calendars, dialog, voice) =
             (self.store.clone(), self.calendars.clone(), self.dialog.clone(), self.voice.clone());
-        let transcripts = self.transcripts;
-        tokio::spawn(async move {
+        let (transcripts, tasks) = (self.transcripts, self.tasks.clone());
+        self.tasks.spawn(async move {
             let CallLeg { info, audio, hangup } = leg;
             let agent = match store.get_agent(info.agent_id).await {
                 Ok(Some(agent)) => agent,
@@ -62,7 +71,8 @@ impl CallHandler for AgentCalls {
             let (conversation, interim) =
                 dialog::start(&dialog, &calendars, agent, caller, info.id.to_string(), info.way_in);
             let sink: Option<Arc<dyn TranscriptSink>> = transcripts.then(|| {
-                Arc::new(StoredTranscript { store: store.clone(), call_id: info.id, seq: AtomicI64::new(0) }) as _
+                Arc::new(StoredTranscript { store: store.clone(), call_id: info.id, seq: AtomicI64::new(0), tasks })
+                    as _
             });
             let report = session::run(voice, conversation, interim, audio, hangup, sink).await;
             tracing::info!(call_id = %info.id, way_in = info.way_in.as_str(), turns = report.turns.len(), barge_ins = report.barge_ins,
@@ -77,6 +87,7 @@ struct StoredTranscript {
     store: Arc<dyn Store>,
     call_id: Uuid,
     seq: AtomicI64,
+    tasks: TaskTracker,
 }
 
 impl TranscriptSink for StoredTranscript {
@@ -89,7 +100,7 @@ impl TranscriptSink for StoredTranscript {
             at: storage::now(),
         };
         let store = self.store.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             if let Err(e) = store.insert_transcript_line(&line).await {
                 tracing::warn!(error = %e, call_id = %line.call_id, "cannot store a transcript line");
             }

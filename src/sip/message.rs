@@ -1,10 +1,13 @@
-//! SIP messages as the rest of the stack uses them. `rsip` tokenises the wire format; this module
-//! gives the result a small, uniform shape: a method, a request-URI or status, headers as
-//! `(canonical name, value)` pairs in order (compact forms such as `v`, `i`, `f`, `t`, `l` expanded,
-//! comma-separated `Via` values split), and the body cut to `Content-Length` (RFC 3261 §7, §18.3).
+//! SIP messages as the rest of the stack uses them, and the one parser of the wire format (RFC 3261
+//! §7, §25): a method, a request-URI or status, headers as `(canonical name, value)` pairs in order
+//! (folded lines joined, compact forms such as `v`, `i`, `f`, `t`, `l` expanded, comma-separated `Via`
+//! values split), and the body cut to `Content-Length` (§18.3).
 //!
-//! When `rsip` cannot parse a request (unknown method, broken header) [`parse`] still salvages the
-//! headers a response needs, so the server can answer 400 or 501 instead of staying silent.
+//! The parser is slotline's own, not `rsip`'s: rsip panicked on some inputs (caught, but its panic
+//! message still reached stderr for each such datagram) and its result was re-read by hand anyway. This
+//! one has no panic path: no indexing that is not checked, no `unwrap`; `fuzz/` runs it on every kind of
+//! input. When a request is broken (bad header, bad Content-Length) [`parse`] still salvages the headers
+//! a response needs, so the server can answer 400 or 501 instead of staying silent.
 
 use std::fmt::Write as _;
 
@@ -149,32 +152,35 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
     let Some(head_end) = head_end else {
         return Err(ParseError { reason: "no end of headers".into(), salvaged: salvage(bytes).map(Box::new) });
     };
-    let parsed = std::panic::catch_unwind(|| rsip::SipMessage::try_from(bytes));
-    let message = match parsed {
-        Ok(Ok(message)) => message,
-        Ok(Err(e)) => return Err(ParseError { reason: e.to_string(), salvaged: salvage(bytes).map(Box::new) }),
-        Err(_) => return Err(ParseError { reason: "unparsable".into(), salvaged: salvage(bytes).map(Box::new) }),
-    };
-    let (start, raw_headers) = match &message {
-        rsip::SipMessage::Request(r) => {
-            (Start::Request(Method::from_name(&r.method.to_string()), r.uri.to_string()), &r.headers)
-        }
-        rsip::SipMessage::Response(r) => {
-            (Start::Response(u16::from(r.status_code.clone()), r.status_code.to_string()), &r.headers)
-        }
-    };
+    let broken = |reason: String| ParseError { reason, salvaged: salvage(bytes).map(Box::new) };
+    let head = std::str::from_utf8(&bytes[..head_end]).map_err(|_| broken("headers are not UTF-8".into()))?;
+    let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+    let start = start_line(lines.next().unwrap_or_default()).map_err(|e| broken(e.into()))?;
     let mut headers = Headers::default();
-    for header in raw_headers.iter() {
-        let line = header.to_string();
-        let Some((name, value)) = line.split_once(':') else { continue };
-        let name = canonical(name.trim());
-        if name == "Via" {
-            for via in split_commas(value) {
-                headers.push(name, via);
-            }
-        } else {
-            headers.push(name, value.trim());
+    let mut current: Option<(&str, String)> = None;
+    for line in lines.take_while(|l| !l.is_empty()) {
+        // RFC 3261 §7.3.1: a line starting with white space continues the previous header's value.
+        if line.starts_with([' ', '\t']) {
+            let Some((_, value)) = current.as_mut() else {
+                return Err(broken("header continuation without a header".into()));
+            };
+            value.push(' ');
+            value.push_str(line.trim());
+            continue;
         }
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(broken(format!("header line without a colon `{}`", sanitized(line))));
+        };
+        let name = name.trim_end_matches([' ', '\t']);
+        if name.is_empty() || !name.bytes().all(is_token) {
+            return Err(broken(format!("bad header name `{}`", sanitized(name))));
+        }
+        if let Some((name, value)) = current.replace((canonical(name), value.trim().to_string())) {
+            push_header(&mut headers, name, &value);
+        }
+    }
+    if let Some((name, value)) = current {
+        push_header(&mut headers, name, &value);
     }
     let body = &bytes[head_end..];
     let declared = match headers.get("Content-Length") {
@@ -217,6 +223,55 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
 enum Start {
     Request(Method, String),
     Response(u16, String),
+}
+
+/// RFC 3261 §25.1 `token` characters (methods, header names).
+fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+}
+
+/// The start line: `Method SP Request-URI SP SIP/2.0` or `SIP/2.0 SP Status-Code SP Reason-Phrase`.
+fn start_line(line: &str) -> Result<Start, &'static str> {
+    let mut parts = line.splitn(3, ' ');
+    let (first, second, rest) = (parts.next().unwrap_or_default(), parts.next(), parts.next());
+    if first.eq_ignore_ascii_case("SIP/2.0") {
+        let code = second.filter(|c| c.len() == 3).and_then(|c| c.parse::<u16>().ok());
+        let Some(code) = code.filter(|c| (100..700).contains(c)) else {
+            return Err("bad status code");
+        };
+        let reason = rest.unwrap_or_default();
+        if reason.chars().any(char::is_control) {
+            return Err("bad reason phrase");
+        }
+        return Ok(Start::Response(code, format!("{code} {reason}")));
+    }
+    if first.is_empty() || !first.bytes().all(is_token) {
+        return Err("bad method");
+    }
+    let uri = second.unwrap_or_default();
+    if uri.is_empty() || !uri.contains(':') || uri.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+        return Err("bad Request-URI");
+    }
+    if !rest.is_some_and(|v| v.eq_ignore_ascii_case("SIP/2.0")) {
+        return Err("not SIP/2.0");
+    }
+    Ok(Start::Request(Method::from_name(first), uri.to_string()))
+}
+
+/// Adds a header as the rest of the stack reads it: `Via` split at its commas.
+fn push_header(headers: &mut Headers, name: &str, value: &str) {
+    if name == "Via" {
+        for via in split_commas(value) {
+            headers.push(name, via);
+        }
+    } else {
+        headers.push(name, value);
+    }
+}
+
+/// Wire text safe in an error message (and so in a log line or a reason phrase).
+fn sanitized(text: &str) -> String {
+    text.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(40).collect()
 }
 
 /// Reads a broken request line by line: the start line and the headers a response needs.
@@ -517,5 +572,29 @@ l: 4\r\n\r\nv=0\r\ntrailing";
         assert_eq!(param("<sip:a@b;tag=no>", "tag"), None);
         assert_eq!(param("SIP/2.0/UDP h;rport;branch=z", "rport"), Some(""));
         assert_eq!(split_commas("\"a, b\" <sip:x>, <sip:y,z>"), vec!["\"a, b\" <sip:x>", "<sip:y,z>"]);
+    }
+
+    #[test]
+    fn folded_headers_and_strict_start_lines() {
+        let folded = INVITE.replace("CSeq: 1 INVITE\r\n", "CSeq: 1\r\n  INVITE\r\n");
+        let Ok(Message::Request(r)) = parse(folded.as_bytes()) else { panic!("request") };
+        assert_eq!(r.cseq(), (1, "INVITE".into()));
+        for start in [
+            "INVITE sip:x SIP/3.0",
+            "INVITE  SIP/2.0",
+            "INV@TE sip:x SIP/2.0",
+            "SIP/2.0 99 Odd",
+            "INVITE nouri SIP/2.0",
+        ] {
+            let broken = INVITE.replacen("INVITE sip:+15550100000@127.0.0.1:5060 SIP/2.0", start, 1);
+            assert!(parse(broken.as_bytes()).is_err(), "{start}");
+        }
+        let bad_name = INVITE.replace("Contact:", "Con tact:");
+        let error = parse(bad_name.as_bytes()).expect_err("bad header name");
+        assert!(error.salvaged.is_some(), "still answerable");
+        let Ok(Message::Response(ok)) = parse(b"SIP/2.0 200 OK\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n") else {
+            panic!("response")
+        };
+        assert_eq!((ok.status, ok.reason.as_str(), ok.cseq_method().as_str()), (200, "OK", "BYE"));
     }
 }

@@ -1,6 +1,6 @@
 //! The SIP stack (RFC 3261), folders following the protocol layers.
 //!
-//! - [`message`]: SIP messages (parsed by `rsip`), header access, responses;
+//! - [`message`]: SIP messages (our own parser, no panic path), header access, responses;
 //! - [`transaction`]: RFC 3261 §17 transactions as sans-I/O state machines;
 //! - [`transport`]: UDP and TCP (RFC 3261 §18, RFC 3581 `rport`);
 //! - [`dialog`]: UAS dialogs (RFC 3261 §12);

@@ -1,14 +1,16 @@
 //! The SIP user agent server core: one task that owns every transaction and dialog, fed by the
 //! transports, its own timers and the calls' media tasks.
 //!
-//! An INVITE is answered `100 Trying` at once, then admitted (trunk by source network, digest when the
-//! trunk asks for it, bound to the Request-URI and each nonce count used once, per-source rate limit),
-//! routed (Request-URI user, else To, normalised to E.164, looked up in `phone_numbers`/prefixes),
+//! An INVITE is first screened, before it costs any state: the per-source rate limit, then the trunk by
+//! source network and the digest when the trunk asks for it (bound to the Request-URI, each nonce count
+//! used once). A screened-out INVITE gets one response (a stranger over its rate limit none), sent
+//! without a transaction, and is counted in metrics, never stored. A screened INVITE is answered
+//! `100 Trying`, then routed (Request-URI user, else To, normalised to E.164, looked up in `phone_numbers`/prefixes),
 //! checked against the call limit and the SDP offer, and answered `200 OK` with our SDP; the 2xx is
 //! retransmitted until the ACK. A new INVITE naming a live or ringing call's Call-ID is refused (482 or
 //! 400) and never replaces that call. CANCEL before the answer gives 487, OPTIONS 200, BYE ends the call
 //! either way, re-INVITE updates hold state, other methods get 405 or 501, broken requests 400. Every
-//! INVITE becomes a row in `calls`.
+//! screened INVITE becomes a row in `calls`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,15 +19,16 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
-use super::admission::{trunk_for, InviteRateLimit, Trunk};
+use super::admission::{trunk_for, SourceClass, SourceRateLimit, Trunk};
 use super::dialog::{random_token, Dialog};
 use super::digest;
 use super::message::{Message, Method, ParseError, Request, Response};
 use super::sdp;
 use super::transaction::{Action, InviteServer, NonInviteClient, NonInviteServer, Timer, Timing, TwoXxRetransmitter};
-use super::transport::{response_target, Inbound, Peer, Transports};
+use super::transport::{response_target, Inbound, Peer, TcpLimits, Transports};
 use crate::call::{CallHandler, CallInfo, CallLeg, Hangup, WayIn};
 use crate::dialplan::e164;
 use crate::media::session::{MediaEvent, MediaSession, MediaSettings};
@@ -37,6 +40,13 @@ const BYE_GRACE: Duration = Duration::from_secs(2);
 
 /// Digest nonces whose used counts the core remembers (see [`digest::UsedNonces`]).
 const USED_NONCES: usize = 4096;
+
+/// Call records waiting for the writer task; when it falls this far behind, records are dropped (and
+/// counted) rather than the core waiting for the database.
+const RECORD_QUEUE: usize = 8192;
+
+/// How long a routing lookup may take before the INVITE gets 500.
+const ROUTE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Methods we answer (the `Allow` header).
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS";
@@ -66,6 +76,8 @@ pub struct SipSettings {
     pub drain_timeout: Duration,
     /// Ring this long (180 Ringing) before answering; 0 answers at once.
     pub answer_after: Duration,
+    /// Bounds on SIP over TCP.
+    pub tcp: TcpLimits,
 }
 
 /// Which state machine a timer belongs to.
@@ -83,6 +95,70 @@ enum Event {
     Media(String, MediaEvent),
     /// The agent ended the call (reason for the `calls` row).
     AgentHangup(String, &'static str),
+    /// The routing lookup of a pending INVITE (by branch) for a dialed number is done.
+    Routed(String, String, Result<Option<Uuid>, String>),
+}
+
+/// What to do once a call's row is written (or given up): start its agent, whose transcript lines and
+/// bookings point at the row.
+type Then = Box<dyn FnOnce() + Send>;
+
+/// A write to the `calls` table.
+enum RecordWrite {
+    Insert(CallRecord, Option<Then>),
+    Update(CallRecord),
+}
+
+/// The `calls` table as the core sees it: writes are queued for one writer task, in order, and never
+/// awaited, so a slow or locked database delays rows, not signalling.
+struct CallRecords {
+    queue: mpsc::Sender<RecordWrite>,
+}
+
+impl CallRecords {
+    /// Starts the writer; it ends once the `CallRecords` is dropped and the queue is written.
+    fn start(store: Arc<dyn Store>) -> (Self, tokio::task::JoinHandle<()>) {
+        let (queue, mut writes) = mpsc::channel(RECORD_QUEUE);
+        let writer = tokio::spawn(async move {
+            while let Some(write) = writes.recv().await {
+                let (result, record, then) = match write {
+                    RecordWrite::Insert(record, then) => (store.insert_call(&record).await, record, then),
+                    RecordWrite::Update(record) => (store.update_call(&record).await, record, None),
+                };
+                if let Err(e) = result {
+                    tracing::error!(error = %e, call_id = %record.sip_call_id, "cannot record the call");
+                }
+                if let Some(then) = then {
+                    then();
+                }
+            }
+        });
+        (Self { queue }, writer)
+    }
+
+    fn insert(&self, record: CallRecord) {
+        self.push(RecordWrite::Insert(record, None));
+    }
+
+    /// Inserts `record`, then runs `then` (at once when the record cannot be queued).
+    fn insert_then(&self, record: CallRecord, then: Then) {
+        self.push(RecordWrite::Insert(record, Some(then)));
+    }
+
+    fn update(&self, record: CallRecord) {
+        self.push(RecordWrite::Update(record));
+    }
+
+    fn push(&self, write: RecordWrite) {
+        if let Err(e) = self.queue.try_send(write) {
+            metrics::call_record_dropped();
+            tracing::error!("call records queue full (the database is stalled); a record is dropped");
+            let (mpsc::error::TrySendError::Full(write) | mpsc::error::TrySendError::Closed(write)) = e;
+            if let RecordWrite::Insert(_, Some(then)) = write {
+                then();
+            }
+        }
+    }
 }
 
 /// An INVITE server transaction and what it is about.
@@ -128,13 +204,18 @@ impl SipServer {
         shutdown: CancellationToken,
     ) -> std::io::Result<(Self, tokio::task::JoinHandle<()>)> {
         let transport_stop = CancellationToken::new();
-        let (transports, inbound) = Transports::bind(settings.addr, transport_stop.clone()).await?;
+        let (transports, inbound) = Transports::bind(settings.addr, settings.tcp, transport_stop.clone()).await?;
         let local = transports.local_addr();
         let (events_tx, events) = mpsc::channel(1024);
+        let settings_rate = (settings.invites_per_second, settings.invites_per_second.saturating_mul(2));
+        let (records, writer) = CallRecords::start(store.clone());
+        let tasks = TaskTracker::new();
         let core = Core {
             via_host: format!("{}:{}", settings.public_host, local.port()),
             settings,
             store,
+            records,
+            tasks: tasks.clone(),
             handler,
             transports,
             events_tx,
@@ -142,11 +223,18 @@ impl SipServer {
             non_invites: HashMap::new(),
             clients: HashMap::new(),
             calls: HashMap::new(),
-            rate: InviteRateLimit::new(1, 1),
+            rate: SourceRateLimit::new(settings_rate.0, settings_rate.1),
             used_nonces: digest::UsedNonces::new(USED_NONCES),
             draining: false,
         };
-        let handle = tokio::spawn(core.run(inbound, events, shutdown, transport_stop));
+        let handle = tokio::spawn(async move {
+            core.run(inbound, events, shutdown, transport_stop).await;
+            // The core is gone with its end of the records queue: what it queued and the media it stopped
+            // (recordings) are finished before the server counts as stopped.
+            tasks.close();
+            tasks.wait().await;
+            let _ = writer.await;
+        });
         Ok((Self { local }, handle))
     }
 
@@ -159,6 +247,9 @@ impl SipServer {
 struct Core {
     settings: SipSettings,
     store: Arc<dyn Store>,
+    records: CallRecords,
+    /// Work the core hands off and shutdown waits for (media teardown and recordings).
+    tasks: TaskTracker,
     handler: Option<Arc<dyn CallHandler>>,
     transports: Transports,
     events_tx: mpsc::Sender<Event>,
@@ -167,7 +258,7 @@ struct Core {
     non_invites: HashMap<(String, String), NonInviteServer>,
     clients: HashMap<String, (NonInviteClient, Peer, String)>,
     calls: HashMap<String, Call>,
-    rate: InviteRateLimit,
+    rate: SourceRateLimit,
     used_nonces: digest::UsedNonces,
     draining: bool,
 }
@@ -180,7 +271,6 @@ impl Core {
         shutdown: CancellationToken,
         transport_stop: CancellationToken,
     ) {
-        self.rate = InviteRateLimit::new(self.settings.invites_per_second, self.settings.invites_per_second * 2);
         let drain = tokio::time::sleep(Duration::from_secs(86_400 * 365));
         tokio::pin!(drain);
         let mut hung_up = false;
@@ -210,6 +300,7 @@ impl Core {
                     Event::Answer(branch) => self.on_answer_due(&branch).await,
                     Event::Media(call, event) => self.on_media(&call, event).await,
                     Event::AgentHangup(call, reason) => self.hang_up(&call, reason).await,
+                    Event::Routed(branch, dialed, routed) => self.on_routed(&branch, dialed, routed).await,
                 },
             }
             if self.draining && self.calls.is_empty() && self.clients.is_empty() {
@@ -353,6 +444,11 @@ impl Core {
                 return self.on_reinvite(request, peer).await;
             }
         }
+        // Screening costs nothing but a bucket per source: a refusal here gets one response, sent without
+        // transaction state (no retransmissions for a spoofable source) and without a database row.
+        if let Err(refusal) = self.screen(&request, peer) {
+            return self.refuse_statelessly(&request, peer, refusal).await;
+        }
         let collision = self.call_id_collision(&request);
         let mut tx = InviteServer::new(self.settings.timing, peer.transport.reliable());
         let trying = request.response(100, None);
@@ -362,21 +458,46 @@ impl Core {
         self.perform(&Owner::Invite(branch.clone()), target, actions).await;
         self.invites.insert(branch.clone(), InviteTx { tx, peer, request: request.clone(), ringing: None });
 
-        let admission = match collision {
-            Some(refusal) => Err(refusal),
-            None => self.admit(&request, peer).await,
+        if let Some(refusal) = collision {
+            return self.refuse_invite(&branch, refusal).await;
+        }
+        let dialed_raw = Request::uri_user(&request.uri)
+            .or_else(|| request.headers.get("To").and_then(Request::uri_user))
+            .unwrap_or_default();
+        let Ok(dialed) = e164::normalize(dialed_raw) else {
+            return self.refuse_invite(&branch, Refusal::new(404, "not_found")).await;
         };
-        let outcome = match admission {
+        // The lookup runs beside the core, which goes on with other messages meanwhile.
+        let (store, events, dialed) = (self.store.clone(), self.events_tx.clone(), dialed.to_string());
+        tokio::spawn(async move {
+            let routed = match tokio::time::timeout(ROUTE_TIMEOUT, store.route_number(&dialed)).await {
+                Ok(Ok(agent)) => Ok(agent),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no answer within {ROUTE_TIMEOUT:?}")),
+            };
+            let _ = events.send(Event::Routed(branch, dialed, routed)).await;
+        });
+    }
+
+    /// A pending INVITE's number is looked up: answer it (or ring first), or refuse it; nothing when it
+    /// was cancelled meanwhile.
+    async fn on_routed(&mut self, branch: &str, dialed: String, routed: Result<Option<Uuid>, String>) {
+        let Some(invite) = self.invites.get(branch) else { return };
+        if invite.tx.state() != super::transaction::InviteState::Proceeding || invite.ringing.is_some() {
+            return;
+        }
+        let (request, peer) = (invite.request.clone(), invite.peer);
+        let outcome = match self.admit(&request, dialed, routed) {
             Ok(admitted) if self.settings.answer_after.is_zero() => self.answer(&request, peer, admitted).await,
             Ok(admitted) => {
                 let ringing = request.response(180, Some(&random_token()));
-                self.respond_invite(&branch, ringing).await;
-                if let Some(invite) = self.invites.get_mut(&branch) {
+                self.respond_invite(branch, ringing).await;
+                if let Some(invite) = self.invites.get_mut(branch) {
                     invite.ringing = Some(admitted);
                 }
                 let events = self.events_tx.clone();
                 let after = self.settings.answer_after;
-                let due = branch.clone();
+                let due = branch.to_string();
                 tokio::spawn(async move {
                     tokio::time::sleep(after).await;
                     let _ = events.send(Event::Answer(due)).await;
@@ -385,17 +506,22 @@ impl Core {
             }
             Err(refusal) => Err(refusal),
         };
-        match outcome {
-            Ok(()) => {}
-            Err(Refusal { status, reason, extra }) => {
-                let mut response = request.response(status, Some(&random_token()));
-                for (name, value) in extra {
-                    response.headers.push(name, value);
-                }
-                self.record_refusal(&request, peer, status, reason).await;
-                self.respond_invite(&branch, response).await;
-            }
+        if let Err(refusal) = outcome {
+            self.refuse_invite(branch, refusal).await;
         }
+    }
+
+    /// Refuses a pending INVITE through its transaction, and records the refusal.
+    async fn refuse_invite(&mut self, branch: &str, refusal: Refusal) {
+        let Some(invite) = self.invites.get(branch) else { return };
+        let (request, peer) = (invite.request.clone(), invite.peer);
+        let Refusal { status, reason, extra } = refusal;
+        let mut response = request.response(status, Some(&random_token()));
+        for (name, value) in extra {
+            response.headers.push(name, value);
+        }
+        self.record_refusal(&request, peer, status, reason);
+        self.respond_invite(branch, response).await;
     }
 
     /// A new INVITE (no To tag, not a retransmission) whose Call-ID belongs to a live or pending call.
@@ -409,15 +535,11 @@ impl Core {
         let call_id = request.call_id();
         let (from_tag, cseq) = (request.from_tag(), request.cseq().0);
         let live = self.calls.get(call_id).map(|c| (c.dialog.remote_tag.as_str(), c.dialog.remote_cseq));
-        // Without ringing, an INVITE is admitted and answered before the core reads the next message: only
-        // ringing ones can be pending (and only then is the scan of the transactions paid).
+        // Pending: being routed or ringing (transactions still proceeding; few, as routing is quick).
         let pending = || {
-            if self.settings.answer_after.is_zero() {
-                return None;
-            }
             self.invites
                 .values()
-                .filter(|i| i.ringing.is_some() && i.tx.state() == super::transaction::InviteState::Proceeding)
+                .filter(|i| i.tx.state() == super::transaction::InviteState::Proceeding)
                 .find(|i| i.request.call_id() == call_id)
                 .map(|i| (i.request.from_tag(), i.request.cseq().0))
         };
@@ -434,28 +556,29 @@ impl Core {
         let Some(invite) = self.invites.get_mut(branch) else { return };
         let Some(admitted) = invite.ringing.take() else { return };
         let (request, peer) = (invite.request.clone(), invite.peer);
-        if let Err(Refusal { status, reason, extra }) = self.answer(&request, peer, admitted).await {
-            let mut response = request.response(status, Some(&random_token()));
-            for (name, value) in extra {
-                response.headers.push(name, value);
-            }
-            self.record_refusal(&request, peer, status, reason).await;
-            self.respond_invite(branch, response).await;
+        if let Err(refusal) = self.answer(&request, peer, admitted).await {
+            self.refuse_invite(branch, refusal).await;
         }
     }
 
-    /// Admission, routing and the SDP check; a refusal says which final response to send.
-    async fn admit(&mut self, request: &Request, peer: Peer) -> Result<Admitted, Refusal> {
+    /// The checks before an INVITE gets any state: the source's rate limit first, then shutdown, the trunk
+    /// the source belongs to and its digest credentials. `Err(None)`: drop the request unanswered.
+    fn screen(&mut self, request: &Request, peer: Peer) -> Result<(), Option<Refusal>> {
+        let trunk = trunk_for(&self.settings.trunks, peer.addr.ip()).cloned();
+        let class = if trunk.is_some() { SourceClass::Trunk } else { SourceClass::Stranger };
+        if !self.rate.allow(peer.addr.ip(), class) {
+            // A trunk over its limit is told to back off; a stranger over it is not worth a packet.
+            return Err(
+                (class == SourceClass::Trunk).then(|| Refusal::new(503, "rate_limited").with("Retry-After", "1"))
+            );
+        }
         if self.draining {
-            return Err(Refusal::new(503, "shutting_down").with("Retry-After", "30"));
+            return Err(Some(Refusal::new(503, "shutting_down").with("Retry-After", "30")));
         }
-        let Some(trunk) = trunk_for(&self.settings.trunks, peer.addr.ip()).cloned() else {
-            tracing::warn!(source = %peer.addr, "INVITE from an address no trunk allows");
-            return Err(Refusal::new(403, "forbidden"));
+        let Some(trunk) = trunk else {
+            tracing::debug!(source = %peer.addr, "INVITE from an address no trunk allows");
+            return Err(Some(Refusal::new(403, "forbidden")));
         };
-        if !self.rate.allow(peer.addr.ip(), Instant::now()) {
-            return Err(Refusal::new(503, "rate_limited").with("Retry-After", "1"));
-        }
         if let Some(credentials) = &trunk.credentials {
             let authorization = request.headers.get("Authorization");
             let challenge = |stale| {
@@ -464,7 +587,7 @@ impl Core {
                     .fold(Refusal::new(401, "auth_required"), |r, header| r.with("WWW-Authenticate", header))
             };
             match authorization {
-                None => return Err(challenge(false)),
+                None => return Err(Some(challenge(false))),
                 Some(value) => {
                     let expected = digest::Expected {
                         method: "INVITE",
@@ -475,25 +598,47 @@ impl Core {
                     };
                     match digest::verify(value, &expected, &self.settings.nonce_secret, &mut self.used_nonces) {
                         digest::Verdict::Valid => {}
-                        digest::Verdict::Stale => return Err(challenge(true)),
+                        digest::Verdict::Stale => return Err(Some(challenge(true))),
                         // A replayed (nonce, nc): the caller gets a fresh nonce, a replayer nothing of use.
                         digest::Verdict::Replayed => {
                             let Refusal { status, extra, .. } = challenge(false);
-                            return Err(Refusal { status, reason: "auth_replayed", extra });
+                            return Err(Some(Refusal { status, reason: "auth_replayed", extra }));
                         }
-                        digest::Verdict::Invalid => return Err(Refusal::new(403, "auth_failed")),
+                        digest::Verdict::Invalid => return Err(Some(Refusal::new(403, "auth_failed"))),
                     }
                 }
             }
         }
-        let dialed_raw = Request::uri_user(&request.uri)
-            .or_else(|| request.headers.get("To").and_then(Request::uri_user))
-            .unwrap_or_default()
-            .to_string();
-        let Ok(dialed) = e164::normalize(&dialed_raw) else {
-            return Err(Refusal::new(404, "not_found"));
+        Ok(())
+    }
+
+    /// Answers a screened-out INVITE once, from no transaction (its retransmissions are screened again),
+    /// and counts it; nothing is stored.
+    async fn refuse_statelessly(&self, request: &Request, peer: Peer, refusal: Option<Refusal>) {
+        let Some(Refusal { status, reason, extra }) = refusal else {
+            metrics::call_refused("rate_limited");
+            metrics::sip_refused(request.method.as_str(), "rate_limited");
+            return;
         };
-        let agent_id = match self.store.route_number(dialed.as_str()).await {
+        metrics::call_refused(reason);
+        metrics::sip_refused(request.method.as_str(), reason);
+        tracing::debug!(source = %peer.addr, status, reason, "INVITE refused statelessly");
+        let mut response = request.response(status, Some(&random_token()));
+        for (name, value) in extra {
+            response.headers.push(name, value);
+        }
+        self.send_response(request, peer, response).await;
+    }
+
+    /// The routing result, call limit and SDP check of a screened INVITE; a refusal says which final
+    /// response to send.
+    fn admit(
+        &self,
+        request: &Request,
+        dialed: String,
+        routed: Result<Option<Uuid>, String>,
+    ) -> Result<Admitted, Refusal> {
+        let agent_id = match routed {
             Ok(Some(agent)) => agent,
             Ok(None) => return Err(Refusal::new(404, "not_found")),
             Err(e) => {
@@ -509,7 +654,7 @@ impl Core {
             tracing::info!(error = %e, "SDP offer refused");
             Refusal::new(488, "codec_mismatch").with("Warning", "304 slotline \"Incompatible media format\"")
         })?;
-        Ok(Admitted { agent_id, dialed: dialed.to_string(), negotiated })
+        Ok(Admitted { agent_id, dialed, negotiated })
     }
 
     /// Starts media and sends `200 OK` with our SDP.
@@ -558,9 +703,6 @@ impl Core {
         ok.headers.push("Allow", ALLOW);
         ok.headers.push("Server", concat!("slotline/", env!("CARGO_PKG_VERSION")));
         let ok = ok.with_body("application/sdp", answer.into_bytes());
-        if let Err(e) = self.store.insert_call(&record).await {
-            tracing::error!(error = %e, call_id = %call_id, "cannot record the call");
-        }
         metrics::sip_response("INVITE", 200);
         metrics::call_started();
         let target = response_target(request.headers.get("Via").unwrap_or_default(), peer);
@@ -571,8 +713,12 @@ impl Core {
             drop(invite);
         }
         tracing::info!(call_id = %call_id, agent_id = %agent_id, dialed = %dialed, caller = %record.caller, transport = peer.transport.as_str(), "call answered");
-        if let Some(handler) = &self.handler {
-            if let Some(audio) = media.take_audio() {
+        // The agent starts once the row it writes against (transcript lines, bookings) exists. Without
+        // an agent the media session keeps its audio and plays the greeting itself (taking the audio
+        // tells it a pipeline speaks instead).
+        let handler = self.handler.clone();
+        let leg =
+            handler.and_then(|handler| media.take_audio().map(|audio| (handler, audio))).map(|(handler, audio)| {
                 let info = CallInfo {
                     id: record.id,
                     agent_id,
@@ -580,8 +726,11 @@ impl Core {
                     dialed: dialed.clone(),
                     way_in: WayIn::Sip,
                 };
-                handler.answered(CallLeg { info, audio, hangup: self.agent_hangup(&call_id) });
-            }
+                (handler, CallLeg { info, audio, hangup: self.agent_hangup(&call_id) })
+            });
+        match leg {
+            Some((handler, leg)) => self.records.insert_then(record.clone(), Box::new(move || handler.answered(leg))),
+            None => self.records.insert(record.clone()),
         }
         self.calls.insert(
             call_id,
@@ -642,7 +791,7 @@ impl Core {
         }
     }
 
-    async fn record_refusal(&self, request: &Request, peer: Peer, status: u16, reason: &'static str) {
+    fn record_refusal(&self, request: &Request, peer: Peer, status: u16, reason: &'static str) {
         metrics::call_refused(reason);
         let now = storage::now();
         let dialed = Request::uri_user(&request.uri).unwrap_or_default();
@@ -663,10 +812,8 @@ impl Core {
             room: None,
             room_sid: None,
         };
-        if let Err(e) = self.store.insert_call(&record).await {
-            tracing::error!(error = %e, "cannot record the refused call");
-        }
         tracing::info!(call_id = %record.sip_call_id, status, reason, source = %peer.addr, "INVITE refused");
+        self.records.insert(record);
     }
 
     async fn on_reinvite(&mut self, request: Request, peer: Peer) {
@@ -731,7 +878,7 @@ impl Core {
         self.send_response(&request, peer, response).await;
         if let Some((original, invite_peer)) = pending {
             let terminated = original.response(487, Some(&random_token()));
-            self.record_refusal(&original, invite_peer, 487, "cancelled").await;
+            self.record_refusal(&original, invite_peer, 487, "cancelled");
             self.respond_invite(&branch, terminated).await;
         }
     }
@@ -825,17 +972,16 @@ impl Core {
         self.end_call(call_id, reason).await;
     }
 
-    /// Stops media and records the end of a call.
+    /// Stops media and records the end of a call (neither awaited).
     async fn end_call(&mut self, call_id: &str, reason: &'static str) {
         let Some(mut call) = self.calls.remove(call_id) else { return };
         if let Some(media) = call.media.take() {
-            media.stop().await;
+            // Stopping media finishes the recording on disk: beside the core, awaited at shutdown.
+            self.tasks.spawn(media.stop());
         }
         call.record.ended_at = Some(storage::now());
         call.record.end_reason = Some(reason.to_string());
-        if let Err(e) = self.store.update_call(&call.record).await {
-            tracing::error!(error = %e, call_id, "cannot record the end of the call");
-        }
+        self.records.update(call.record);
         metrics::call_ended(reason, call.started.elapsed(), call.answered);
         tracing::info!(call_id, reason, seconds = call.started.elapsed().as_secs_f64(), "call ended");
     }

@@ -3,12 +3,20 @@
 //! Inbound messages become [`Inbound`] events for the server core, with the top `Via` fixed up the way
 //! RFC 3261 §18.2.1 and RFC 3581 say (`received` when the source differs from `sent-by`, `rport` filled
 //! in when asked for). TCP is framed by `Content-Length`; responses go back on the connection a request
-//! came from. [`response_target`] implements §18.2.2 for UDP. [`inbound`] (parse + `Via` fix-up) and
+//! came from.
+//!
+//! Nothing here lets a peer hold up the caller of [`Transports::send`] (the server core): a TCP message
+//! is queued on its connection without waiting (a connection whose queue is full is closed), a new
+//! connection is opened by a task of its own within [`TCP_SEND_TIMEOUT`], and every write is timed by the
+//! same. Connections are capped ([`TcpLimits::max_connections`]; more are closed as they are accepted)
+//! and closed after [`TcpLimits::idle_timeout`] without a byte from the peer. [`response_target`] implements §18.2.2 for UDP. [`inbound`] (parse + `Via` fix-up) and
 //! [`frame`] (stream framing) are pure functions, unit-tested and fuzzed (`fuzz/`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -19,6 +27,36 @@ use super::message::{self, param, Message};
 
 /// Largest datagram / framed message accepted.
 const MAX_MESSAGE: usize = 64 * 1024;
+
+/// How long a TCP connect, or one write to a TCP peer, may take before the connection is given up.
+pub const TCP_SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Messages queued for one TCP connection; a peer that lets more pile up is disconnected.
+const TCP_QUEUE: usize = 64;
+
+/// Bounds on SIP over TCP.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpLimits {
+    /// Connections open at once, accepted and our own.
+    pub max_connections: usize,
+    /// A connection without a byte from the peer this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for TcpLimits {
+    fn default() -> Self {
+        Self { max_connections: 1024, idle_timeout: Duration::from_secs(300) }
+    }
+}
+
+/// One open TCP connection in the count; leaves it when dropped.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// Which transport a message used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -67,6 +105,8 @@ pub enum Inbound {
 pub struct Transports {
     udp: Arc<UdpSocket>,
     tcp: Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>>,
+    open: Arc<AtomicUsize>,
+    limits: TcpLimits,
     local: SocketAddr,
     inbound: mpsc::Sender<Inbound>,
     shutdown: CancellationToken,
@@ -76,13 +116,21 @@ impl Transports {
     /// Binds UDP and TCP on `addr` (port 0: the same free port for both) and starts receiving.
     pub async fn bind(
         addr: SocketAddr,
+        limits: TcpLimits,
         shutdown: CancellationToken,
     ) -> std::io::Result<(Self, mpsc::Receiver<Inbound>)> {
         let (udp, tcp) = bind_pair(addr).await?;
         let local = udp.local_addr()?;
         let (tx, rx) = mpsc::channel(1024);
-        let transports =
-            Self { udp: Arc::new(udp), tcp: Arc::new(Mutex::new(HashMap::new())), local, inbound: tx, shutdown };
+        let transports = Self {
+            udp: Arc::new(udp),
+            tcp: Arc::new(Mutex::new(HashMap::new())),
+            open: Arc::new(AtomicUsize::new(0)),
+            limits,
+            local,
+            inbound: tx,
+            shutdown,
+        };
         tokio::spawn(transports.clone().receive_udp());
         tokio::spawn(transports.clone().accept_tcp(tcp));
         Ok((transports, rx))
@@ -93,7 +141,8 @@ impl Transports {
         self.local
     }
 
-    /// Sends bytes to a peer; over TCP on its existing connection, or a new one.
+    /// Sends bytes to a peer without waiting on it: over UDP at once, over TCP queued on its existing
+    /// connection, or on a new one a task opens (within [`TCP_SEND_TIMEOUT`]).
     pub async fn send(&self, peer: Peer, bytes: Vec<u8>) {
         match peer.transport {
             Transport::Udp => {
@@ -103,20 +152,43 @@ impl Transports {
             }
             Transport::Tcp => {
                 let existing = self.tcp.lock().unwrap_or_else(|e| e.into_inner()).get(&peer.addr).cloned();
-                let sender = match existing {
-                    Some(sender) => Some(sender),
-                    None => match TcpStream::connect(peer.addr).await {
-                        Ok(stream) => Some(self.clone().adopt(stream, peer.addr)),
-                        Err(e) => {
-                            tracing::debug!(peer = %peer.addr, error = %e, "TCP connect failed");
-                            None
+                match existing {
+                    Some(sender) => {
+                        if let Err(mpsc::error::TrySendError::Full(_)) = sender.try_send(bytes) {
+                            tracing::debug!(peer = %peer.addr, "TCP peer does not read; closing");
+                            self.forget(peer.addr, &sender);
                         }
-                    },
-                };
-                if let Some(sender) = sender {
-                    let _ = sender.send(bytes).await;
+                    }
+                    None => {
+                        let transports = self.clone();
+                        tokio::spawn(async move {
+                            let connected = tokio::time::timeout(TCP_SEND_TIMEOUT, TcpStream::connect(peer.addr)).await;
+                            match connected {
+                                Ok(Ok(stream)) => {
+                                    if let Some(sender) = transports.adopt(stream, peer.addr) {
+                                        let _ = sender.try_send(bytes);
+                                    }
+                                }
+                                Ok(Err(e)) => tracing::debug!(peer = %peer.addr, error = %e, "TCP connect failed"),
+                                Err(_) => tracing::debug!(peer = %peer.addr, "TCP connect timed out"),
+                            }
+                        });
+                    }
                 }
             }
+        }
+    }
+
+    /// TCP connections open now.
+    pub fn tcp_connections(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Drops `peer`'s send queue from the table, if it is still `sender` (its writer then ends).
+    fn forget(&self, peer: SocketAddr, sender: &mpsc::Sender<Vec<u8>>) {
+        let mut table = self.tcp.lock().unwrap_or_else(|e| e.into_inner());
+        if table.get(&peer).is_some_and(|s| s.same_channel(sender)) {
+            table.remove(&peer);
         }
     }
 
@@ -152,42 +224,67 @@ impl Transports {
             match accepted {
                 Ok((stream, from)) => {
                     let _ = stream.set_nodelay(true);
-                    self.clone().adopt(stream, from);
+                    if self.clone().adopt(stream, from).is_none() {
+                        tracing::debug!(peer = %from, "TCP connection limit reached; closed");
+                    }
                 }
                 Err(e) => tracing::debug!(error = %e, "TCP accept failed"),
             }
         }
     }
 
-    /// Starts reading and writing a TCP connection; returns its send queue.
-    fn adopt(self, stream: TcpStream, peer: SocketAddr) -> mpsc::Sender<Vec<u8>> {
+    /// Starts reading and writing a TCP connection and returns its send queue; `None` (the stream
+    /// closed) when the connection limit is reached.
+    fn adopt(self, stream: TcpStream, peer: SocketAddr) -> Option<mpsc::Sender<Vec<u8>>> {
+        if self.open.fetch_add(1, Ordering::Relaxed) >= self.limits.max_connections {
+            self.open.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        let slot = Slot(self.open.clone());
         let (mut reader, mut writer) = stream.into_split();
-        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(TCP_QUEUE);
         self.tcp.lock().unwrap_or_else(|e| e.into_inner()).insert(peer, tx.clone());
-        let shutdown = self.shutdown.clone();
+        // Either half ending closes the connection.
+        let closed = self.shutdown.child_token();
+        let writer_closed = closed.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    _ = shutdown.cancelled() => break,
+                    _ = writer_closed.cancelled() => break,
                     next = rx.recv() => match next {
-                        Some(bytes) => if writer.write_all(&bytes).await.is_err() { break },
+                        Some(bytes) => match tokio::time::timeout(TCP_SEND_TIMEOUT, writer.write_all(&bytes)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) => break,
+                            Err(_) => {
+                                tracing::debug!(peer = %peer, "TCP write timed out; closing");
+                                break;
+                            }
+                        },
                         None => break,
                     },
                 }
             }
+            writer_closed.cancel();
         });
+        let sender = tx.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let mut buffer: Vec<u8> = Vec::with_capacity(4096);
             let mut chunk = vec![0u8; 16 * 1024];
             let from = Peer { transport: Transport::Tcp, addr: peer };
-            loop {
+            let idle = self.limits.idle_timeout;
+            'connection: loop {
                 let read = tokio::select! {
-                    _ = self.shutdown.cancelled() => break,
-                    r = reader.read(&mut chunk) => r,
+                    _ = closed.cancelled() => break,
+                    r = tokio::time::timeout(idle, reader.read(&mut chunk)) => r,
                 };
                 match read {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                    Ok(Ok(0) | Err(_)) => break,
+                    Ok(Ok(n)) => buffer.extend_from_slice(&chunk[..n]),
+                    Err(_) => {
+                        tracing::debug!(peer = %peer, "TCP connection idle; closing");
+                        break;
+                    }
                 }
                 loop {
                     match frame(&buffer) {
@@ -201,9 +298,7 @@ impl Transports {
                         Framing::Incomplete => break,
                         Framing::Invalid => {
                             tracing::debug!(peer = %peer, "unframeable TCP stream; closing");
-                            buffer.clear();
-                            self.tcp.lock().unwrap_or_else(|e| e.into_inner()).remove(&peer);
-                            return;
+                            break 'connection;
                         }
                     }
                 }
@@ -211,9 +306,10 @@ impl Transports {
                     break;
                 }
             }
-            self.tcp.lock().unwrap_or_else(|e| e.into_inner()).remove(&peer);
+            closed.cancel();
+            self.forget(peer, &sender);
         });
-        tx
+        Some(tx)
     }
 
     async fn deliver(&self, bytes: &[u8], peer: Peer) {

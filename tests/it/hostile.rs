@@ -1,7 +1,8 @@
 //! The gateway against hostile peers, over real sockets: an intruder who injects RTP (speech and RFC 4733
 //! DTMF) into a live call from a second address, a second INVITE that reuses a live call's Call-ID, and a
 //! captured digest `Authorization` replayed to another number and with a used nonce count, and HTTP
-//! clients that make up methods to grow the metrics.
+//! clients that make up methods to grow the metrics; an INVITE flood from one source beside a caller on
+//! another; a database that stalls under signalling, and TCP peers that idle or come in too many.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use md5::{Digest as _, Md5};
 use slotline::calendar::SystemClock;
 use slotline::config::{Secret, TrunkConfig};
+use slotline::storage::RecordFilter;
 use tokio::net::UdpSocket;
 
 use crate::helpers::{spawn_app_with, Db, TestApp};
@@ -19,6 +21,10 @@ crate::on_every_backend!(
     a_second_invite_with_a_live_call_id_is_refused,
     a_captured_authorization_places_no_other_call,
     made_up_http_methods_share_one_metric_series,
+    an_invite_flood_is_refused_once_each_while_another_source_calls,
+    a_stalled_database_delays_rows_not_calls,
+    idle_and_surplus_tcp_connections_are_closed,
+    junk_gets_a_4xx_or_silence_and_leaves_no_state,
 );
 
 const NUMBER: &str = "+15550100000";
@@ -469,5 +475,342 @@ async fn made_up_http_methods_share_one_metric_series(db: Db) {
         app.metric("slotline_http_requests_total", &["method=\"GET\"", "route=\"/v1/agents\""]).await,
         Some(1.0)
     );
+    app.stop().await;
+}
+
+/// Every SIP message waiting on `socket` until `done` says the collected ones are enough (5 s at most
+/// between two messages).
+async fn collect_until(socket: &UdpSocket, seen: &mut Vec<String>, done: impl Fn(&[String]) -> bool) {
+    let mut buf = vec![0u8; 8192];
+    while !done(seen) {
+        let (n, _) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("more SIP within 5 s; {} so far", seen.len()))
+            .expect("recv");
+        seen.push(String::from_utf8_lossy(&buf[..n]).to_string());
+    }
+}
+
+async fn an_invite_flood_is_refused_once_each_while_another_source_calls(db: Db) {
+    let app = spawn_app_with(db, Arc::new(SystemClock), |c| c.sip.invites_per_second = 5).await;
+    let flooder = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let caller = UdpSocket::bind("127.0.0.2:0").await.expect("bind 127.0.0.2");
+    let flood = 200;
+    let call_ids: Vec<String> = (0..flood).map(|i| format!("flood-{i}")).collect();
+    let branches: Vec<String> = (0..flood).map(|i| format!("z9hG4bK-flood-{i}")).collect();
+    let flood_invite = |i: usize| Invite {
+        call_id: &call_ids[i],
+        from_tag: "flood",
+        branch: &branches[i],
+        cseq: 1,
+        number: "+15550100999",
+        contact: port(&flooder),
+        media: 9,
+        extra: "",
+    };
+    let finals = |seen: &[String]| {
+        let mut answered: Vec<&str> = seen
+            .iter()
+            .filter(|m| m.starts_with("SIP/2.0 ") && !m.starts_with("SIP/2.0 1"))
+            .filter_map(|m| header(m, "Call-ID"))
+            .collect();
+        answered.sort_unstable();
+        answered.dedup();
+        answered.len()
+    };
+    let invite = Invite {
+        call_id: "beside-the-flood",
+        from_tag: "caller",
+        branch: "z9hG4bK-beside",
+        cseq: 1,
+        number: NUMBER,
+        contact: port(&caller),
+        media: 9,
+        extra: "",
+    };
+    // Given one source sending INVITEs far above its 5/s (burst 10), in bursts of 20 as fast as its
+    // answers come (so that no datagram is lost to a full socket buffer and each can be accounted for) ...
+    let mut seen = Vec::new();
+    for batch in 0..flood / 20 {
+        for i in batch * 20..(batch + 1) * 20 {
+            flooder.send_to(&flood_invite(i).to_bytes(), app.sip_addr).await.expect("flood");
+        }
+        // ... when a second source places a normal call in the middle of the flood ...
+        if batch == flood / 40 {
+            caller.send_to(&invite.to_bytes(), app.sip_addr).await.expect("INVITE");
+        }
+        collect_until(&flooder, &mut seen, |seen| finals(seen) == (batch + 1) * 20).await;
+    }
+    // ... then that call completes, and every flooded INVITE got a final answer: most 503, the few within
+    // the limit 404 ...
+    let ok = final_response(&caller).await;
+    assert_eq!(status(&ok), "200", "{ok}");
+    let tag = to_tag(&ok);
+    caller.send_to(&in_dialog("ACK", &invite, &tag, 1, "z9hG4bK-beside-ack"), app.sip_addr).await.expect("ACK");
+    assert_eq!(hang_up(&app, &caller, &invite, &tag).await, "200");
+
+    // A probe from a third source, refused statefully (404, retransmitted until ACKed), marks the time:
+    // once its 404 came twice, any stateful 503 sent before it would have been retransmitted too.
+    let probe = UdpSocket::bind("127.0.0.3:0").await.expect("bind 127.0.0.3");
+    let marker = Invite {
+        call_id: "probe",
+        from_tag: "probe",
+        branch: "z9hG4bK-probe",
+        cseq: 1,
+        number: "+15550100999",
+        contact: port(&probe),
+        media: 9,
+        extra: "",
+    };
+    probe.send_to(&marker.to_bytes(), app.sip_addr).await.expect("probe");
+    let mut probed = Vec::new();
+    collect_until(&probe, &mut probed, |seen| seen.iter().filter(|m| m.starts_with("SIP/2.0 404")).count() >= 2).await;
+    let mut buf = vec![0u8; 8192];
+    while let Ok(Ok((n, _))) = tokio::time::timeout(Duration::ZERO, flooder.recv_from(&mut buf)).await {
+        seen.push(String::from_utf8_lossy(&buf[..n]).to_string());
+    }
+    let refused: Vec<&String> = seen.iter().filter(|m| m.starts_with("SIP/2.0 503")).collect();
+    let admitted = flood - refused.len();
+    assert!(refused.len() >= flood - 20, "{} of {flood} refused", refused.len());
+    for response in &refused {
+        assert!(response.contains("Retry-After: 1"), "{response}");
+        let call_id = header(response, "Call-ID").expect("Call-ID");
+        let about: Vec<&String> = seen.iter().filter(|m| header(m, "Call-ID") == Some(call_id)).collect();
+        assert_eq!(about.len(), 1, "a refused INVITE gets exactly one response, no 100 Trying: {about:?}");
+    }
+    assert_eq!(
+        app.metric("slotline_sip_requests_refused_total", &["method=\"INVITE\"", "reason=\"rate_limited\""]).await,
+        Some(refused.len() as f64)
+    );
+    // The database holds the caller's call and the flood INVITEs within the limit, none of the refused.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let rows = loop {
+        let calls = app.store.list_calls(&RecordFilter { limit: 1000, ..Default::default() }).await.expect("calls");
+        let flooded = calls.iter().filter(|c| c.sip_call_id.starts_with("flood-")).count();
+        if flooded >= admitted && calls.iter().any(|c| c.sip_call_id == "beside-the-flood" && c.ended_at.is_some()) {
+            break calls;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "rows within 10 s: {calls:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let flooded: Vec<_> = rows.iter().filter(|c| c.sip_call_id.starts_with("flood-")).collect();
+    assert_eq!(flooded.len(), admitted, "rows only for the admitted flood INVITEs");
+    assert!(flooded.iter().all(|c| c.sip_status == Some(404)), "{flooded:?}");
+    app.stop().await;
+}
+
+/// A transaction of the test's own that holds the write lock on `calls` until it is dropped.
+enum WriteLock {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl WriteLock {
+    async fn take(app: &TestApp, db: Db) -> Self {
+        use sqlx::{Connection as _, Executor as _};
+        match db {
+            Db::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(app.database_url()).await.expect("connect");
+                // WAL: the lock stops every writer, not the readers (routing goes on).
+                conn.execute("BEGIN IMMEDIATE").await.expect("BEGIN IMMEDIATE");
+                Self::Sqlite(conn)
+            }
+            Db::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(app.database_url()).await.expect("connect");
+                conn.execute("BEGIN").await.expect("BEGIN");
+                conn.execute("LOCK TABLE calls IN EXCLUSIVE MODE").await.expect("LOCK TABLE");
+                Self::Postgres(conn)
+            }
+        }
+    }
+
+    async fn release(self) {
+        use sqlx::Executor as _;
+        match self {
+            Self::Sqlite(mut conn) => conn.execute("ROLLBACK").await.map(drop),
+            Self::Postgres(mut conn) => conn.execute("ROLLBACK").await.map(drop),
+        }
+        .expect("ROLLBACK");
+    }
+}
+
+async fn a_stalled_database_delays_rows_not_calls(db: Db) {
+    let app = spawn_app_with(db, Arc::new(SystemClock), |_| {}).await;
+    // Given a database whose `calls` table nobody can write to ...
+    let lock = WriteLock::take(&app, db).await;
+    // ... when a call is placed and ended, and a second one placed, then both are answered at once ...
+    let first_socket = bind().await;
+    let first = Invite {
+        call_id: "stalled-1",
+        from_tag: "caller",
+        branch: "z9hG4bK-stalled-1",
+        cseq: 1,
+        number: NUMBER,
+        contact: port(&first_socket),
+        media: 9,
+        extra: "",
+    };
+    let ok = send_invite(&app, &first_socket, &first).await;
+    assert_eq!(status(&ok), "200", "{ok}");
+    let tag = to_tag(&ok);
+    first_socket.send_to(&in_dialog("ACK", &first, &tag, 1, "z9hG4bK-stalled-1-ack"), app.sip_addr).await.expect("ACK");
+    assert_eq!(hang_up(&app, &first_socket, &first, &tag).await, "200");
+    let second_socket = bind().await;
+    let second = Invite { call_id: "stalled-2", branch: "z9hG4bK-stalled-2", contact: port(&second_socket), ..first };
+    let ok = send_invite(&app, &second_socket, &second).await;
+    assert_eq!(status(&ok), "200", "the core answers while the database stalls: {ok}");
+    let tag = to_tag(&ok);
+    second_socket
+        .send_to(&in_dialog("ACK", &second, &tag, 1, "z9hG4bK-stalled-2-ack"), app.sip_addr)
+        .await
+        .expect("ACK");
+    // ... and once the database moves again, every row is written, in order.
+    lock.release().await;
+    assert_eq!(hang_up(&app, &second_socket, &second, &tag).await, "200");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let calls = app.store.list_calls(&RecordFilter { limit: 10, ..Default::default() }).await.expect("calls");
+        let ended = calls.iter().filter(|c| c.sip_call_id.starts_with("stalled-") && c.ended_at.is_some()).count();
+        if ended == 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "both calls recorded and ended: {calls:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.metric("slotline_call_records_dropped_total", &[]).await, Some(0.0));
+    app.stop().await;
+}
+
+/// An OPTIONS over `stream`; the status of its answer, or `None` when the connection closed first.
+async fn options_over_tcp(stream: &mut tokio::net::TcpStream, n: u32) -> Option<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let local = stream.local_addr().expect("addr");
+    let request = format!(
+        "OPTIONS sip:slotline@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bK-tcp-{n}\r\n\
+         From: <sip:probe@127.0.0.1>;tag=t{n}\r\nTo: <sip:slotline@127.0.0.1>\r\nCall-ID: tcp-{n}\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .expect("an answer or a close within 5 s")
+        .ok()?;
+    (n > 0).then(|| status(&String::from_utf8_lossy(&buf[..n])).to_string())
+}
+
+async fn idle_and_surplus_tcp_connections_are_closed(db: Db) {
+    use tokio::io::AsyncReadExt as _;
+    use tokio::net::TcpStream;
+    let app = spawn_app_with(db, Arc::new(SystemClock), |c| {
+        c.sip.tcp_max_connections = 2;
+        c.sip.tcp_idle_timeout_secs = 2;
+    })
+    .await;
+    // Given two TCP peers in use (the limit) ...
+    let mut first = TcpStream::connect(app.sip_addr).await.expect("connect");
+    let mut second = TcpStream::connect(app.sip_addr).await.expect("connect");
+    assert_eq!(options_over_tcp(&mut first, 1).await.as_deref(), Some("200"));
+    assert_eq!(options_over_tcp(&mut second, 2).await.as_deref(), Some("200"));
+    // ... a third is closed unanswered ...
+    let mut third = TcpStream::connect(app.sip_addr).await.expect("connect");
+    assert_eq!(options_over_tcp(&mut third, 3).await, None, "beyond tcp_max_connections");
+    // ... and a peer that then says nothing is disconnected after the idle timeout, which frees its place.
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(10), first.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the idle peer is disconnected: {read:?}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut again = TcpStream::connect(app.sip_addr).await.expect("connect");
+        if options_over_tcp(&mut again, 4).await.as_deref() == Some("200") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "a place frees up once idle peers are closed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.stop().await;
+}
+
+/// An OPTIONS from `socket`'s port with `call_id`, as bytes.
+fn options(socket_port: u16, call_id: &str) -> String {
+    format!(
+        "OPTIONS sip:slotline@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{socket_port};branch=z9hG4bK-{call_id};rport\r\n\
+         From: <sip:probe@127.0.0.1>;tag=j\r\nTo: <sip:slotline@127.0.0.1>\r\nCall-ID: {call_id}\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+async fn junk_gets_a_4xx_or_silence_and_leaves_no_state(db: Db) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let app = spawn_app_with(db, Arc::new(SystemClock), |c| c.sip.tcp_idle_timeout_secs = 2).await;
+    let socket = bind().await;
+    let me = port(&socket);
+    let good = options(me, "junk-ok");
+    // Each junk datagram, and what it deserves: `Some(status)` or silence.
+    // Within the 64 KiB a message may have: served like any other.
+    let huge = options(me, "junk-huge").replace("Max-Forwards: 70\r\n", &format!("X-Pad: {}\r\n", "a".repeat(60_000)));
+    let invite = Invite {
+        call_id: "junk-invite",
+        from_tag: "junk",
+        branch: "z9hG4bK-junk-invite",
+        cseq: 1,
+        number: NUMBER,
+        contact: me,
+        media: 9,
+        extra: "",
+    };
+    let invite = String::from_utf8(invite.to_bytes()).expect("utf8");
+    let cases: Vec<(&str, String, Option<&str>)> = vec![
+        ("start line without a version", good.replacen(" SIP/2.0\r\n", "\r\n", 1), None),
+        ("start line with another version", good.replacen(" SIP/2.0\r\n", " SIP/3.0\r\n", 1), None),
+        ("a method that is no token", good.replacen("OPTIONS sip:", "OPT(ONS sip:", 1), None),
+        ("a header name with a space", good.replace("Max-Forwards:", "Max Forwards:"), Some("400")),
+        ("huge headers", huge, Some("200")),
+        ("missing Call-ID", invite.replace("Call-ID: junk-invite\r\n", ""), None),
+        ("Content-Length beyond the body", invite.replacen("Content-Length: ", "Content-Length: 9", 1), Some("400")),
+        ("Content-Length not a number", good.replace("Content-Length: 0", "Content-Length: -1"), Some("400")),
+        ("binary", String::from_utf8_lossy(&[0xc3, 0x28, 0xa0, 0xa1, 0x0d, 0x0a, 0x0d, 0x0a]).to_string(), None),
+    ];
+    let mut buf = vec![0u8; 65_536];
+    for (what, junk, deserves) in &cases {
+        socket.send_to(junk.as_bytes(), app.sip_addr).await.expect("send junk");
+        // A good request after each: its answer comes after any answer to the junk (one core, in order).
+        socket.send_to(good.as_bytes(), app.sip_addr).await.expect("send OPTIONS");
+        let mut answers = Vec::new();
+        loop {
+            let (n, _) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("{what}: the server still answers"))
+                .expect("recv");
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if header(&text, "Call-ID") == Some("junk-ok") && status(&text) == "200" {
+                break;
+            }
+            answers.push(status(&text).to_string());
+        }
+        let expected: Vec<String> = deserves.iter().map(|s| s.to_string()).collect();
+        assert_eq!(answers, expected, "{what}");
+    }
+    // A TCP stream cut off inside a message: no answer, the connection closes at the idle timeout.
+    let mut tcp = tokio::net::TcpStream::connect(app.sip_addr).await.expect("connect");
+    tcp.write_all(&invite.as_bytes()[..invite.len() / 2]).await.expect("half an INVITE");
+    let read = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "closed without an answer: {read:?}");
+    // Headers beyond 64 KiB on a stream: closed at once.
+    let mut tcp = tokio::net::TcpStream::connect(app.sip_addr).await.expect("connect");
+    let endless = format!("{}X-Pad: {}", good.trim_end(), "a".repeat(70_000));
+    let _ = tcp.write_all(endless.as_bytes()).await;
+    let read = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "closed without an answer: {read:?}");
+    // A TCP stream without Content-Length cannot be framed: closed at once.
+    let mut tcp = tokio::net::TcpStream::connect(app.sip_addr).await.expect("connect");
+    let unframed = good.replace("Content-Length: 0\r\n", "");
+    tcp.write_all(unframed.as_bytes()).await.expect("unframed");
+    let read = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "closed without an answer: {read:?}");
+    // No state left behind: no call, no row.
+    assert_eq!(app.metric("slotline_active_calls", &[]).await, Some(0.0));
+    let calls = app.store.list_calls(&RecordFilter { limit: 10, ..Default::default() }).await.expect("calls");
+    assert!(calls.is_empty(), "{calls:?}");
     app.stop().await;
 }
