@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use crate::agent::calls::AgentCalls;
 use crate::agent::session::{Voice, VoiceSettings};
+use crate::api::limits::ApiLimits;
 use crate::api::{self, AppState};
 use crate::calendar::{CalendarKind, CalendarRegistry, Clock, SystemClock};
 use crate::call::CallHandler;
@@ -61,6 +62,7 @@ pub struct Application {
     /// Voice sessions and transcript writes (the agent pipeline's); waited for at shutdown.
     sessions: TaskTracker,
     drain_timeout: Duration,
+    api_limits: ApiLimits,
     api_listener: TcpListener,
     metrics_listener: TcpListener,
     metrics: PrometheusHandle,
@@ -144,6 +146,7 @@ impl Application {
             shutdown,
             sessions,
             drain_timeout,
+            api_limits: ApiLimits::from(&config.api),
             api_listener,
             metrics_listener,
             metrics,
@@ -189,7 +192,7 @@ impl Application {
             Some(worker) => tokio::spawn(worker.run(shutdown.clone())),
             None => tokio::spawn(async {}),
         };
-        let api = axum::serve(self.api_listener, api::router(self.state))
+        let api = axum::serve(self.api_listener, api::router(self.state, self.api_limits))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let metrics = axum::serve(self.metrics_listener, metrics_router(self.metrics))
             .with_graceful_shutdown(shutdown.cancelled_owned());

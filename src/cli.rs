@@ -1,4 +1,4 @@
-//! The `slotline` command line: `serve`, `worker`, `migrate`, `token create`, `dialplan check|apply`,
+//! The `slotline` command line: `serve`, `worker`, `migrate`, `token create|list|revoke`, `dialplan check|apply`,
 //! `livekit sync`, `chat`.
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 invalid configuration, usage or dialplan file.
@@ -110,6 +110,16 @@ pub enum TokenCommand {
         /// `admin` (read and write) or `analyst` (read only).
         #[arg(long, value_enum)]
         scope: TokenScope,
+        /// Refuse the token this many days after now (default: it never expires).
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_in_days: Option<u32>,
+    },
+    /// List the tokens: id, name, scope, creation and expiry (never the token itself).
+    List,
+    /// Revoke a token: it is deleted and refused from the next request on.
+    Revoke {
+        /// The token's id, as `token list` shows it.
+        id: Uuid,
     },
 }
 
@@ -181,7 +191,11 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<ExitCode> {
             println!("database is up to date");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Token(TokenCommand::Create { name, scope }) => create_token(config, &name, scope).await,
+        Command::Token(TokenCommand::Create { name, scope, expires_in_days }) => {
+            create_token(config, &name, scope, expires_in_days).await
+        }
+        Command::Token(TokenCommand::List) => list_tokens(config).await,
+        Command::Token(TokenCommand::Revoke { id }) => revoke_token(config, id).await,
         Command::Dialplan(DialplanCommand::Check { file }) => dialplan_command(config, &file, false).await,
         Command::Dialplan(DialplanCommand::Apply { file }) => dialplan_command(config, &file, true).await,
         Command::Chat(args) => chat(config, &args).await,
@@ -308,7 +322,12 @@ async fn signal_shutdown(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
-async fn create_token(config: &Config, name: &str, scope: TokenScope) -> anyhow::Result<ExitCode> {
+async fn create_token(
+    config: &Config,
+    name: &str,
+    scope: TokenScope,
+    expires_in_days: Option<u32>,
+) -> anyhow::Result<ExitCode> {
     let name = name.trim();
     if name.is_empty() {
         eprintln!("slotline: --name must not be empty");
@@ -316,12 +335,14 @@ async fn create_token(config: &Config, name: &str, scope: TokenScope) -> anyhow:
     }
     let store = open_store(config).await?;
     let token = generate_token();
+    let created_at = crate::storage::now();
     let record = ApiTokenRecord {
         id: Uuid::new_v4(),
         name: name.to_string(),
         scope,
         token_hash: token.hash,
-        created_at: crate::storage::now(),
+        created_at,
+        expires_at: expires_in_days.map(|days| created_at + chrono::Duration::days(i64::from(days))),
     };
     store.insert_token(&record).await.context("storing the token")?;
     tracing::info!(token_id = %record.id, name, scope = scope.as_str(), "API token created");
@@ -330,6 +351,33 @@ async fn create_token(config: &Config, name: &str, scope: TokenScope) -> anyhow:
         scope.as_str()
     );
     println!("{}", token.secret);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list_tokens(config: &Config) -> anyhow::Result<ExitCode> {
+    let store = open_store(config).await?;
+    let now = crate::storage::now();
+    println!("{:<36}  {:<7}  {:<20}  {:<20}  NAME", "ID", "SCOPE", "CREATED", "EXPIRES");
+    for token in store.list_tokens().await.context("listing tokens")? {
+        let expires = match token.expires_at {
+            None => "never".to_string(),
+            Some(_) if token.is_expired(now) => "expired".to_string(),
+            Some(at) => at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        };
+        let created = token.created_at.format("%Y-%m-%dT%H:%M:%SZ");
+        println!("{:<36}  {:<7}  {created:<20}  {expires:<20}  {}", token.id, token.scope.as_str(), token.name);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn revoke_token(config: &Config, id: Uuid) -> anyhow::Result<ExitCode> {
+    let store = open_store(config).await?;
+    if !store.delete_token(id).await.context("revoking the token")? {
+        eprintln!("slotline: no token with id {id} (see `slotline token list`)");
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
+    tracing::info!(token_id = %id, "API token revoked");
+    eprintln!("Revoked token {id}; requests with it are refused from now on.");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -442,6 +442,10 @@ pub struct DatabaseConfig {
 pub struct ApiConfig {
     /// Address the admin API listens on.
     pub addr: SocketAddr,
+    /// A request still unanswered after this many seconds gets `408 Request Timeout`.
+    pub request_timeout_secs: u64,
+    /// Requests served at once; a request beyond them gets `503` with `Retry-After` at once.
+    pub max_concurrent_requests: usize,
 }
 
 /// `metrics.*` settings.
@@ -490,7 +494,11 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             master_key: None,
             database: DatabaseConfig { url: None, max_connections: 10 },
-            api: ApiConfig { addr: SocketAddr::from(([127, 0, 0, 1], 8080)) },
+            api: ApiConfig {
+                addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+                request_timeout_secs: 60,
+                max_concurrent_requests: 256,
+            },
             metrics: MetricsConfig { addr: SocketAddr::from(([127, 0, 0, 1], 9464)) },
             log: LogConfig { level: "info".into(), format: LogFormat::Pretty },
             demo: DemoConfig { enabled: true, timezone: "America/New_York".into(), number: "+15550100000".into() },
@@ -712,6 +720,12 @@ impl Config {
         }
         if self.database.max_connections == 0 {
             return Err(ConfigError::new("database.max_connections", "must be at least 1"));
+        }
+        if !(1..=3600).contains(&self.api.request_timeout_secs) {
+            return Err(ConfigError::new("api.request_timeout_secs", "must be between 1 and 3600"));
+        }
+        if !(1..=100_000).contains(&self.api.max_concurrent_requests) {
+            return Err(ConfigError::new("api.max_concurrent_requests", "must be between 1 and 100000"));
         }
         if self.api.addr == self.metrics.addr && self.api.addr.port() != 0 {
             return Err(ConfigError::new("metrics.addr", "must differ from api.addr"));

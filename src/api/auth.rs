@@ -1,6 +1,7 @@
 //! Bearer-token authentication. Tokens are `slt_` + 43 base64url characters (32 random bytes), shown
 //! once by `slotline token create`; only their SHA-256 is stored. `admin` tokens read and write,
-//! `analyst` tokens only read.
+//! `analyst` tokens only read. Every request looks its token up, so a revoked (deleted) token is refused
+//! from the next request on, and so is one past its optional expiry.
 
 use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts};
@@ -70,6 +71,9 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
         return Err(refuse("invalid", ApiError::Unauthorized("authorization must be `Bearer <token>`")));
     };
     match state.store.find_token(&hash_token(token)).await? {
+        Some(record) if record.is_expired(crate::storage::now()) => {
+            Err(refuse("expired", ApiError::Unauthorized("expired bearer token")))
+        }
         Some(record) => Ok(Caller { token_id: record.id, scope: record.scope }),
         None => Err(refuse("invalid", ApiError::Unauthorized("invalid bearer token"))),
     }

@@ -105,6 +105,12 @@ pub enum ApiError {
     /// A calendar operation failed; the message is the calendar's own sentence.
     #[error("{0}")]
     Calendar(#[from] CalendarError),
+    /// The request ran longer than `api.request_timeout_secs` (408).
+    #[error("the request took longer than {0} s")]
+    TimedOut(u64),
+    /// `api.max_concurrent_requests` requests are already being served (503).
+    #[error("too many requests at once; retry shortly")]
+    Overloaded,
 }
 
 impl ApiError {
@@ -125,6 +131,8 @@ impl ApiError {
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::NotConfigured(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_configured"),
+            Self::TimedOut(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            Self::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             Self::Calendar(e) => match e {
                 CalendarError::NotConfigured => (StatusCode::SERVICE_UNAVAILABLE, "calendar_not_configured"),
                 CalendarError::InitFailed(_) => (StatusCode::BAD_GATEWAY, "calendar_init_failed"),
@@ -179,6 +187,7 @@ impl IntoResponse for ApiError {
         };
         let retry_after = match &self {
             Self::Calendar(CalendarError::RateLimited { retry_after }) => Some(retry_after.as_secs().max(1)),
+            Self::Overloaded => Some(1),
             _ => None,
         };
         let message = match &self {

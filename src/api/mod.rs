@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod limits;
 mod routes;
 
 pub use routes::agents::{default_greeting, DEFAULT_PROMPT};
@@ -89,8 +90,8 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Every route of the API with its state, metrics middleware and OpenAPI document.
-pub fn router(state: AppState) -> Router {
+/// Every route of the API with its state, limits, metrics middleware and OpenAPI document.
+pub fn router(state: AppState, limits: limits::ApiLimits) -> Router {
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
@@ -116,11 +117,10 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(routes::livekit::livekit_webhook))
         .with_state(state)
         .split_for_parts();
-    router
-        .merge(crate::console::router())
-        .fallback(routes::health::not_found)
-        .layer(Extension(Arc::new(doc)))
-        .layer(middleware::from_fn(record_http_metrics))
+    let router =
+        router.merge(crate::console::router()).fallback(routes::health::not_found).layer(Extension(Arc::new(doc)));
+    // The limits sit inside the metrics middleware, so their 408 and 503 answers are counted too.
+    limits::apply(router, limits).layer(middleware::from_fn(record_http_metrics))
 }
 
 /// Counts requests and measures latency by method, matched route template and status.

@@ -180,6 +180,15 @@ pub struct ApiTokenRecord {
     pub token_hash: String,
     /// Creation instant.
     pub created_at: DateTime<Utc>,
+    /// From this instant on the token is refused; `None`: never.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl ApiTokenRecord {
+    /// Whether the token is past its expiry at `now`.
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|expires_at| expires_at <= now)
+    }
 }
 
 /// A booking as slotline recorded it, whatever the calendar.
@@ -344,6 +353,11 @@ pub trait Store: Send + Sync + 'static {
     async fn find_token(&self, token_hash: &str) -> Result<Option<ApiTokenRecord>, StoreError>;
     /// Number of tokens.
     async fn count_tokens(&self) -> Result<i64, StoreError>;
+    /// Every token, oldest first.
+    async fn list_tokens(&self) -> Result<Vec<ApiTokenRecord>, StoreError>;
+    /// Deletes a token; `false` when there was none with this id. A deleted token is refused from the next
+    /// request on (every request looks its token up).
+    async fn delete_token(&self, id: Uuid) -> Result<bool, StoreError>;
 
     /// Bookings matching the filter, soonest first.
     async fn list_bookings(&self, filter: &RecordFilter) -> Result<Vec<BookingRecord>, StoreError>;

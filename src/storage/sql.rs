@@ -39,6 +39,18 @@ macro_rules! shared_store {
                 })
             }
 
+            fn token_from_row(row: &$row) -> Result<ApiTokenRecord, StoreError> {
+                use sqlx::Row as _;
+                Ok(ApiTokenRecord {
+                    id: parse_uuid("api_tokens.id", row.try_get("id")?)?,
+                    name: row.try_get("name")?,
+                    scope: parse_scope(row.try_get("scope")?)?,
+                    token_hash: row.try_get("token_hash")?,
+                    created_at: row.try_get("created_at")?,
+                    expires_at: row.try_get("expires_at")?,
+                })
+            }
+
             fn number_from_row(row: &$row) -> Result<PhoneNumberRecord, StoreError> {
                 use sqlx::Row as _;
                 Ok(PhoneNumberRecord {
@@ -372,12 +384,16 @@ macro_rules! shared_store {
             }
 
             async fn insert_token(&self, token: &ApiTokenRecord) -> Result<(), StoreError> {
-                sqlx::query("INSERT INTO api_tokens (id, name, scope, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(token.id.to_string())
-                    .bind(&token.name)
-                    .bind(token.scope.as_str())
-                    .bind(&token.token_hash)
-                    .bind(token.created_at)
+                sqlx::query(
+                    "INSERT INTO api_tokens (id, name, scope, token_hash, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(token.id.to_string())
+                .bind(&token.name)
+                .bind(token.scope.as_str())
+                .bind(&token.token_hash)
+                .bind(token.created_at)
+                .bind(token.expires_at)
                     .execute(&self.pool)
                     .await
                     .map_err(|e| map_unique(e, "api token"))?;
@@ -385,26 +401,33 @@ macro_rules! shared_store {
             }
 
             async fn find_token(&self, token_hash: &str) -> Result<Option<ApiTokenRecord>, StoreError> {
-                use sqlx::Row as _;
                 let row = sqlx::query("SELECT * FROM api_tokens WHERE token_hash = $1")
                     .bind(token_hash)
                     .fetch_optional(&self.pool)
                     .await?;
-                row.map(|row| {
-                    Ok(ApiTokenRecord {
-                        id: parse_uuid("api_tokens.id", row.try_get("id")?)?,
-                        name: row.try_get("name")?,
-                        scope: parse_scope(row.try_get("scope")?)?,
-                        token_hash: row.try_get("token_hash")?,
-                        created_at: row.try_get("created_at")?,
-                    })
-                })
-                .transpose()
+                row.map(|row| Self::token_from_row(&row)).transpose()
             }
 
             async fn count_tokens(&self) -> Result<i64, StoreError> {
                 use sqlx::Row as _;
                 Ok(sqlx::query("SELECT COUNT(*) AS n FROM api_tokens").fetch_one(&self.pool).await?.try_get("n")?)
+            }
+
+            async fn list_tokens(&self) -> Result<Vec<ApiTokenRecord>, StoreError> {
+                sqlx::query("SELECT * FROM api_tokens ORDER BY created_at, id")
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(Self::token_from_row)
+                    .collect()
+            }
+
+            async fn delete_token(&self, id: Uuid) -> Result<bool, StoreError> {
+                let done = sqlx::query("DELETE FROM api_tokens WHERE id = $1")
+                    .bind(id.to_string())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
             }
 
             async fn list_bookings(&self, filter: &RecordFilter) -> Result<Vec<BookingRecord>, StoreError> {

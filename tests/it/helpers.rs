@@ -190,6 +190,7 @@ pub async fn insert_token(store: &dyn Store, scope: TokenScope) -> String {
         scope,
         token_hash: token.hash,
         created_at: storage::now(),
+        expires_at: None,
     };
     store.insert_token(&record).await.expect("insert token");
     token.secret

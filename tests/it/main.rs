@@ -6,6 +6,7 @@ mod helpers;
 
 mod analytics;
 mod api_agents;
+mod api_limits;
 mod api_numbers;
 mod api_records;
 mod calcom;

@@ -171,11 +171,32 @@ async fn tokens_are_found_by_hash(db: Db) {
         scope: TokenScope::Analyst,
         token_hash: "ab".repeat(32),
         created_at: storage::now(),
+        expires_at: None,
     };
     store.insert_token(&token).await.expect("insert");
-    assert_eq!(store.find_token(&"ab".repeat(32)).await.expect("find"), Some(token));
+    assert_eq!(store.find_token(&"ab".repeat(32)).await.expect("find"), Some(token.clone()));
     assert_eq!(store.find_token(&"cd".repeat(32)).await.expect("find"), None);
     assert_eq!(store.count_tokens().await.expect("count"), 1);
+
+    // An expiring token keeps its expiry; listing shows both, oldest first; deleting removes one.
+    let expiring = ApiTokenRecord {
+        id: Uuid::new_v4(),
+        name: "temp".into(),
+        scope: TokenScope::Admin,
+        token_hash: "ef".repeat(32),
+        created_at: token.created_at + chrono::Duration::seconds(1),
+        expires_at: Some(token.created_at + chrono::Duration::days(30)),
+    };
+    store.insert_token(&expiring).await.expect("insert expiring");
+    assert_eq!(store.find_token(&"ef".repeat(32)).await.expect("find"), Some(expiring.clone()));
+    assert!(
+        !expiring.is_expired(token.created_at) && expiring.is_expired(token.created_at + chrono::Duration::days(30))
+    );
+    assert_eq!(store.list_tokens().await.expect("list"), vec![token.clone(), expiring.clone()]);
+    assert!(store.delete_token(token.id).await.expect("delete"));
+    assert!(!store.delete_token(token.id).await.expect("delete again"), "a second delete finds nothing");
+    assert_eq!(store.find_token(&"ab".repeat(32)).await.expect("find"), None);
+    assert_eq!(store.list_tokens().await.expect("list"), vec![expiring]);
 }
 
 fn call_record(agent_id: Option<Uuid>, started_at: chrono::DateTime<Utc>) -> CallRecord {
