@@ -10,7 +10,8 @@
 //! retransmitted until the ACK. A new INVITE naming a live or ringing call's Call-ID is refused (482 or
 //! 400) and never replaces that call. CANCEL before the answer gives 487, OPTIONS 200, BYE ends the call
 //! either way, re-INVITE updates hold state, other methods get 405 or 501, broken requests 400. Every
-//! screened INVITE becomes a row in `calls`.
+//! screened INVITE becomes a row in `calls`. Other requests outside a dialog (OPTIONS, REGISTER, unknown
+//! methods) draw on the same per-source allowance as INVITEs and are dropped unanswered beyond it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -377,6 +378,10 @@ impl Core {
             self.perform(&Owner::NonInvite(key.0, key.1), target, actions).await;
             return;
         }
+        if request.method != Method::Bye && !self.within_rate(peer) {
+            metrics::sip_refused(request.method.as_str(), "rate_limited");
+            return;
+        }
         let response = match &request.method {
             Method::Options => {
                 let mut response = request.response(200, Some(&random_token()));
@@ -561,16 +566,22 @@ impl Core {
         }
     }
 
+    /// Takes one request from the source's allowance. Out-of-dialog requests other than INVITE (OPTIONS,
+    /// REGISTER, methods slotline does not know) share it with the source's INVITEs: over it they are dropped
+    /// unanswered, so a flood of them builds no transactions and draws no responses.
+    fn within_rate(&self, peer: Peer) -> bool {
+        let trunk = trunk_for(&self.settings.trunks, peer.addr.ip());
+        let class = if trunk.is_some() { SourceClass::Trunk } else { SourceClass::Stranger };
+        self.rate.allow(peer.addr.ip(), class)
+    }
+
     /// The checks before an INVITE gets any state: the source's rate limit first, then shutdown, the trunk
     /// the source belongs to and its digest credentials. `Err(None)`: drop the request unanswered.
     fn screen(&mut self, request: &Request, peer: Peer) -> Result<(), Option<Refusal>> {
         let trunk = trunk_for(&self.settings.trunks, peer.addr.ip()).cloned();
-        let class = if trunk.is_some() { SourceClass::Trunk } else { SourceClass::Stranger };
-        if !self.rate.allow(peer.addr.ip(), class) {
+        if !self.within_rate(peer) {
             // A trunk over its limit is told to back off; a stranger over it is not worth a packet.
-            return Err(
-                (class == SourceClass::Trunk).then(|| Refusal::new(503, "rate_limited").with("Retry-After", "1"))
-            );
+            return Err(trunk.is_some().then(|| Refusal::new(503, "rate_limited").with("Retry-After", "1")));
         }
         if self.draining {
             return Err(Some(Refusal::new(503, "shutting_down").with("Retry-After", "30")));

@@ -22,6 +22,7 @@ crate::on_every_backend!(
     a_captured_authorization_places_no_other_call,
     made_up_http_methods_share_one_metric_series,
     an_invite_flood_is_refused_once_each_while_another_source_calls,
+    an_options_flood_draws_no_more_answers_than_the_rate_limit,
     a_stalled_database_delays_rows_not_calls,
     idle_and_surplus_tcp_connections_are_closed,
     junk_gets_a_4xx_or_silence_and_leaves_no_state,
@@ -182,6 +183,40 @@ fn dtmf_digit(event: u8, sequence: u16, timestamp: u32) -> Vec<Vec<u8>> {
             rtp_packet(101, sequence.wrapping_add(i as u16), timestamp, i == 0, &payload)
         })
         .collect()
+}
+
+async fn an_options_flood_draws_no_more_answers_than_the_rate_limit(db: Db) {
+    let app = spawn_app_with(db, Arc::new(SystemClock), |c| c.sip.invites_per_second = 5).await;
+    let flooder = bind().await;
+    let prober = UdpSocket::bind("127.0.0.2:0").await.expect("bind 127.0.0.2");
+    let flood = 100;
+    let started = std::time::Instant::now();
+    for i in 0..flood {
+        let request = options(port(&flooder), &format!("options-flood-{i}"));
+        flooder.send_to(request.as_bytes(), app.sip_addr).await.expect("flood");
+    }
+    // Another source is still answered in the middle of the flood.
+    prober.send_to(options(port(&prober), "options-beside").as_bytes(), app.sip_addr).await.expect("OPTIONS");
+    assert_eq!(status(&final_response(&prober).await), "200");
+    // Every flooded OPTIONS is either answered or counted as refused.
+    let mut answered = 0;
+    let mut refused = 0.0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while answered + (refused as usize) < flood {
+        answered += drain(&flooder).await;
+        refused = app
+            .metric("slotline_sip_requests_refused_total", &["method=\"OPTIONS\"", "reason=\"rate_limited\""])
+            .await
+            .unwrap_or(0.0);
+        assert!(tokio::time::Instant::now() < deadline, "{answered} answered, {refused} refused of {flood}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The source's allowance is a burst of 10 and 5 a second after that.
+    let allowance = 10 + 5 * (started.elapsed().as_secs() as usize + 1);
+    assert!(answered <= allowance, "{answered} answers to a flood of {flood}; allowance {allowance}");
+    assert_eq!(answered + refused as usize, flood);
+    assert_eq!(drain(&flooder).await, 0, "the refused ones draw nothing later either");
+    app.stop().await;
 }
 
 /// Packets waiting on `socket` now.

@@ -27,6 +27,7 @@ mod llm_double;
 mod local;
 mod metrics;
 mod netns;
+mod no_panic;
 mod openai_speech_double;
 mod secrets;
 mod settings_table;
