@@ -18,7 +18,7 @@ pub const BUILD_INFO: &str = "slotline_build_info";
 pub const HTTP_REQUESTS_TOTAL: &str = "slotline_http_requests_total";
 /// HTTP request latency by `method` and `route`.
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "slotline_http_request_duration_seconds";
-/// API requests refused by authentication, by `reason` (`missing`, `invalid`, `forbidden`).
+/// API requests refused by authentication, by `reason` (`missing`, `invalid`, `expired`, `forbidden`).
 pub const API_AUTH_FAILURES_TOTAL: &str = "slotline_api_auth_failures_total";
 
 /// Calendar operations by `provider`, `operation` and `outcome`.
@@ -33,6 +33,17 @@ pub const CANCELLATIONS_TOTAL: &str = "slotline_booking_cancellations_total";
 pub const RESCHEDULES_TOTAL: &str = "slotline_booking_reschedules_total";
 /// HTTP requests to Cal.com by `method`, `endpoint` (template) and `status` (code, `timeout` or `error`).
 pub const CALCOM_HTTP_REQUESTS_TOTAL: &str = "slotline_calcom_http_requests_total";
+/// The Cal.com requests the client makes, as (`method`, `endpoint`) labels: their 429 series start at zero.
+pub const CALCOM_REQUESTS: [(&str, &str); 8] = [
+    ("GET", "/v2/me"),
+    ("GET", "/v2/event-types"),
+    ("POST", "/v2/event-types"),
+    ("GET", "/v2/slots"),
+    ("GET", "/v2/bookings"),
+    ("POST", "/v2/bookings"),
+    ("POST", "/v2/bookings/{uid}/cancel"),
+    ("POST", "/v2/bookings/{uid}/reschedule"),
+];
 /// Cal.com HTTP latency by `method` and `endpoint`.
 pub const CALCOM_HTTP_REQUEST_DURATION_SECONDS: &str = "slotline_calcom_http_request_duration_seconds";
 /// Cal.com requests the client-side rate limit held back, by `result` (`waited`, or `refused` when the wait
@@ -538,8 +549,9 @@ fn describe() {
 fn zero() {
     metrics::counter!(CALLS_TOTAL, "outcome" => "answered").increment(0);
     metrics::gauge!(ACTIVE_CALLS).increment(0.0);
-    for reason in ["caller_bye", "media_timeout", "max_duration", "shutdown", "no_ack"] {
+    for reason in ["caller_bye", "agent_bye", "media_timeout", "max_duration", "shutdown", "no_ack"] {
         metrics::counter!(CALLS_ENDED_TOTAL, "reason" => reason).increment(0);
+        let _ = metrics::histogram!(CALL_DURATION_SECONDS, "reason" => reason);
     }
     for direction in ["received", "sent", "lost"] {
         metrics::counter!(RTP_PACKETS_TOTAL, "direction" => direction).increment(0);
@@ -575,6 +587,10 @@ fn zero() {
         metrics::counter!(CALCOM_RATE_LIMIT_TOTAL, "result" => result).increment(0);
     }
     let _ = metrics::histogram!(CALCOM_RATE_LIMIT_WAIT_SECONDS);
+    for (method, endpoint) in CALCOM_REQUESTS {
+        metrics::counter!(CALCOM_HTTP_REQUESTS_TOTAL, "method" => method, "endpoint" => endpoint, "status" => "429")
+            .increment(0);
+    }
     metrics::gauge!(LIVEKIT_JOBS_RUNNING).increment(0.0);
     metrics::gauge!(LIVEKIT_WORKER_LOAD).increment(0.0);
 }

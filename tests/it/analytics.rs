@@ -23,7 +23,9 @@ use slotline::storage::crypto::MasterKey;
 
 use crate::calcom_double::{CalcomDouble, DoubleConfig};
 use crate::helpers::{free_port, spawn_app_with, Db, TestApp};
-use crate::sip::Sipp;
+use crate::speech::model_path;
+use crate::voice_call::{place_call, summary};
+use crate::voice_caller::Cue;
 
 fn repo(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -381,13 +383,35 @@ impl Prometheus {
             .collect())
     }
 
-    /// Fails at once when Prometheus rejects `expr`, and after a minute when it still returns no data.
+    /// Fails at once when Prometheus rejects `expr`, and after a minute when it still returns no number:
+    /// an empty answer, or only NaN (a quantile or ratio over series that never moved), is no data.
     async fn wait_data(&self, expr: &str, what: &str) {
-        self.wait(&format!("{what}: `{expr}` to return data"), || async {
+        self.wait(&format!("{what}: `{expr}` to return a number"), || async {
+            let samples = self.query(expr).await.unwrap_or_else(|e| panic!("{what}: `{expr}` is rejected: {e}"));
+            samples.iter().any(|(_, value)| value.is_finite()).then_some(())
+        })
+        .await;
+    }
+
+    /// Fails at once when Prometheus rejects `expr`, and after a minute when it still returns no series
+    /// (NaN counts: for panels over events the mix does not cause).
+    async fn wait_series(&self, expr: &str, what: &str) {
+        self.wait(&format!("{what}: `{expr}` to return a series"), || async {
             let samples = self.query(expr).await.unwrap_or_else(|e| panic!("{what}: `{expr}` is rejected: {e}"));
             (!samples.is_empty()).then_some(())
         })
         .await;
+    }
+
+    /// The one value of `expr` once it is above zero.
+    async fn wait_positive(&self, expr: &str) -> f64 {
+        self.wait(&format!("`{expr}` to be above zero"), || async {
+            match self.query(expr).await.as_deref() {
+                Ok([(_, value)]) if *value > 0.0 => Some(*value),
+                _ => None,
+            }
+        })
+        .await
     }
 
     /// The one value of `expr`, once it is `want` (a missing series never reads as a value).
@@ -435,20 +459,32 @@ async fn say(conversation: &mut Conversation, lines: &[&str], ends: bool) -> Vec
 
 const DEMO: &str = "Demo Agent";
 const BROKEN: &str = "Broken Cal";
+const CLINIC: &str = "Cal Clinic";
+
+/// Panels over events the mix does not cause, which may show "no data" (NaN) after it: no Cal.com request
+/// waits for the client-side rate limit (120 a minute per key, a few in the mix).
+const NOTHING_TO_SHOW_IN_THE_MIX: [(&str, &str); 1] = [("calendars.json", "Rate-limit waits")];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_answers_every_panel_and_rule_during_a_scripted_mix() {
     let double = CalcomDouble::start(DoubleConfig::default()).await;
     let base = double.base_url.clone();
-    let app = spawn_app_with(Db::Sqlite, Arc::new(SystemClock), move |c| c.calcom.base_url = base).await;
-    let (status, body) = app
-        .post(
-            "/v1/agents",
-            json!({"name": BROKEN, "timezone": "Europe/Berlin",
-                   "calendar": {"kind": "calcom", "api_key": "cal_live_rejected_key_0002", "event_type_slug": "checkup"}}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    let app = spawn_app_with(Db::Sqlite, Arc::new(SystemClock), move |c| {
+        c.calcom.base_url = base;
+        c.voice.enabled = true;
+        c.speech.model_path = Some(model_path());
+    })
+    .await;
+    for (name, key) in [(BROKEN, "cal_live_rejected_key_0002"), (CLINIC, "cal_live_double_key_0001")] {
+        let (status, body) = app
+            .post(
+                "/v1/agents",
+                json!({"name": name, "timezone": "Europe/Berlin",
+                       "calendar": {"kind": "calcom", "api_key": key, "event_type_slug": "checkup"}}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
     let target = app.metrics_url.trim_start_matches("http://").trim_end_matches("/metrics").to_string();
     let prometheus = Prometheus::start(&target).await;
 
@@ -457,7 +493,7 @@ async fn prometheus_answers_every_panel_and_rule_during_a_scripted_mix() {
     let zeros = format!(r#"count(slotline_conversations_total{{agent=~"{DEMO}|{BROKEN}"}} == 0)"#);
     prometheus.wait_value(&zeros, 60.0).await;
 
-    run_the_mix(&app, double.base_url.as_str()).await;
+    run_the_mix(&app, &double).await;
     for (agent, outcome, count) in [
         (DEMO, "booked", 2.0),
         (DEMO, "slot_taken", 1.0),
@@ -465,6 +501,7 @@ async fn prometheus_answers_every_panel_and_rule_during_a_scripted_mix() {
         (DEMO, "not_understood", 1.0),
         (DEMO, "cancelled", 1.0),
         (BROKEN, "calendar_error", 1.0),
+        (CLINIC, "booked", 1.0),
     ] {
         let labels = [&format!("agent=\"{agent}\"")[..], "way_in=\"chat\"", &format!("outcome=\"{outcome}\"")[..]];
         assert_eq!(
@@ -473,13 +510,44 @@ async fn prometheus_answers_every_panel_and_rule_during_a_scripted_mix() {
             "{agent} had {count} {outcome} conversations"
         );
     }
-    let (code, output) = Sipp::new(&app, "basic_call.xml").args(&["-rtp_echo"]).run().await;
-    assert_eq!(code, 0, "the caller hung up a SIP call: {output}");
+    // A spoken call: the caller talks over the greeting and says goodbye; the agent hangs up. It gives
+    // the voice panels a turn, a barge-in, speech engine timings and RTP to measure.
+    let log = place_call(&app, &[("no thanks, goodbye", Cue::WhileAgentSpeaks(Duration::from_millis(1500)))]).await;
+    assert!(log.error.is_none() && log.sipp_code == 0, "the spoken call: {}", summary(&log));
 
     // Prometheus has scraped the end of the mix: 6 chat conversations of the demo agent, 1 call.
     let finished = format!(r#"sum(slotline_conversations_total{{agent="{DEMO}",way_in="chat"}})"#);
     prometheus.wait_value(&finished, 6.0).await;
-    prometheus.wait_value(r#"sum(slotline_calls_ended_total{reason="caller_bye"})"#, 1.0).await;
+    prometheus.wait_value(r#"sum(slotline_calls_ended_total{reason="agent_bye"})"#, 1.0).await;
+    prometheus.wait_value(&format!(r#"sum(slotline_conversations_total{{agent="{DEMO}",way_in="sip"}})"#), 1.0).await;
+
+    // The Cal.com latency series were born in the mix with their first counts, and a rate needs them to
+    // grow after Prometheus first saw them: once it has, the clinic lists its slots once more.
+    prometheus
+        .wait_data(r#"slotline_calcom_http_request_duration_seconds_count{endpoint="/v2/slots"}"#, "Cal.com latency")
+        .await;
+    let clinic = app.store.find_agent_by_name(CLINIC).await.expect("store").expect("the clinic agent");
+    let (status, body) = app.get(&format!("/v1/agents/{}/slots?range_days=7", clinic.id)).await;
+    assert_eq!(status, 200, "{body}");
+
+    // The voice and Cal.com panels show what happened, not only that their series exist.
+    for (file, title) in [
+        ("voice.json", "Barge-ins and no-input"),
+        ("voice.json", "Turn gap parts p95"),
+        ("voice.json", "STT and TTS latency p50"),
+        ("calendars.json", "Cal.com 429s"),
+        ("calendars.json", "Cal.com latency p95"),
+    ] {
+        let (_, _, expr) = panel_queries()
+            .into_iter()
+            .find(|(f, t, _)| f == file && t == title)
+            .unwrap_or_else(|| panic!("{file} has the panel {title}"));
+        // Over ten minutes: the 429 came early in the mix, before the spoken call.
+        let expr = format!("max({})", substitute(&expr.replace("$__rate_interval", "10m"), ".*", ".*"));
+        let value = prometheus.wait_positive(&expr).await;
+        eprintln!("{file}: {title}: {value}");
+    }
+    prometheus.wait_positive(r#"max(part:slotline_turn_latency_seconds:p95_5m{part="total"})"#).await;
 
     // The success ratio is 2 booked of 6 conversations for the demo agent, 0 of 1 for the broken one: in
     // the recording rules and in the Bookings dashboard's own query.
@@ -508,7 +576,12 @@ async fn prometheus_answers_every_panel_and_rule_during_a_scripted_mix() {
         prometheus.wait_data(&rule, &format!("recording rule {rule}")).await;
     }
     for (file, title, expr) in panel_queries() {
-        prometheus.wait_data(&substitute(&expr, ".*", ".*"), &format!("{file}: {title}")).await;
+        let what = format!("{file}: {title}");
+        if NOTHING_TO_SHOW_IN_THE_MIX.contains(&(file.as_str(), title.as_str())) {
+            prometheus.wait_series(&substitute(&expr, ".*", ".*"), &what).await;
+        } else {
+            prometheus.wait_data(&substitute(&expr, ".*", ".*"), &what).await;
+        }
     }
     for (file, board) in dashboards() {
         for variable in board["templating"]["list"].as_array().into_iter().flatten().filter(|v| v["type"] == "query") {
@@ -533,16 +606,16 @@ async fn prometheus_answers_every_panel_and_rule_during_a_scripted_mix() {
 /// use) and the scheduling API: two bookings, a slot taken meanwhile, a caller who hangs up, a caller
 /// who cannot be understood, a cancellation by phone, a calendar that fails, and a cancellation and a
 /// reschedule through the API.
-async fn run_the_mix(app: &TestApp, calcom_base: &str) {
+async fn run_the_mix(app: &TestApp, double: &CalcomDouble) {
     let mut config = Config::default();
-    config.calcom.base_url = calcom_base.to_string();
+    config.calcom.base_url = double.base_url.to_string();
     let (master_key, _) = MasterKey::load(None, app.data_dir()).expect("the app's key file");
     let registry =
         CalendarRegistry::new(app.store.clone(), Arc::new(master_key), Arc::new(SystemClock), &config.calcom);
     let agent = |name: &'static str| async move {
         app.store.find_agent_by_name(name).await.expect("store").unwrap_or_else(|| panic!("agent {name}"))
     };
-    let (demo, broken) = (agent(DEMO).await, agent(BROKEN).await);
+    let (demo, broken, clinic) = (agent(DEMO).await, agent(BROKEN).await, agent(CLINIC).await);
     let start = |agent: &slotline::storage::AgentRecord, caller: &str, id: &str| {
         dialog::start(&config.dialog, &registry, agent.clone(), Some(caller.to_string()), id.to_string(), WayIn::Chat).0
     };
@@ -580,6 +653,17 @@ async fn run_the_mix(app: &TestApp, calcom_base: &str) {
     // The Cal.com agent's key is rejected: the calendar fails.
     let mut failing = start(&broken, "+15550102005", "chat-broken");
     say(&mut failing, &[booking[0], "no thanks"], true).await;
+    // Cal.com answers the clinic's first slot search with a 429: the client waits out the reset and books.
+    double.fail_next("GET /v2/slots", 429, 1);
+    let mut clinic_call = start(&clinic, "+15550102006", "chat-clinic");
+    let said = say(
+        &mut clinic_call,
+        &[booking[0], booking[1], "Cal Doe", "c a l at example dot com", "yes", "no thanks"],
+        true,
+    )
+    .await;
+    assert!(said.iter().any(|s| s.starts_with("You're all set, Cal!")), "{said:#?}");
+    assert_eq!(double.bookings().len(), 1, "the clinic's booking is on Cal.com");
 
     // Through the API: Bob's booking is moved, then cancelled.
     let (status, bookings) = app.get("/v1/bookings").await;

@@ -431,3 +431,27 @@ fn encode_segment(segment: &str) -> String {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every request the client makes has its 429 series exported at zero by the metrics catalogue.
+    #[test]
+    fn every_request_template_is_in_the_catalogue() {
+        let made = [
+            ("GET", "/v2/me"),
+            ("GET", "/v2/event-types"),
+            ("POST", "/v2/event-types"),
+            ("GET", "/v2/slots"),
+            ("GET", "/v2/bookings"),
+            ("POST", "/v2/bookings"),
+            ("POST", "/v2/bookings/uid-1/cancel"),
+            ("POST", "/v2/bookings/uid-1/reschedule"),
+        ];
+        for (method, path) in made {
+            let labels = (method, metric_endpoint(path));
+            assert!(crate::metrics::CALCOM_REQUESTS.contains(&labels), "{labels:?} is exported at zero");
+        }
+    }
+}
