@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reference text-to-speech sidecar for slotline (`speech.tts_engine = "external"`).
 
-Speaks slotline's sidecar protocol (README, "Text-to-speech sidecar") on standard input and output,
+Speaks slotline's sidecar protocol (docs/speech.md, "Text-to-speech sidecar") on standard input and output,
 with espeak-ng (standard library only), hibari-tts (a neural voice, 24 kHz) or piper-tts with its
 en_US "joe" voice (a neural voice, 22.05 kHz) behind it.
 

@@ -1,6 +1,6 @@
 //! slotline: a telephony-first SIP voice gateway whose AI voice agents book appointments.
 //!
-//! Module map (see `DESIGN.md` for the whole architecture):
+//! Module map (see `docs/ARCHITECTURE.md` for the whole architecture):
 //! - [`config`]: layered settings (defaults → `slotline.toml` → `SLOTLINE_*` env → flags);
 //! - [`app`]: builds the running system (storage, API, metrics) and runs it until shutdown;
 //! - [`cli`]: the `slotline` subcommands, called by the thin `main.rs`;

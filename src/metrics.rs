@@ -1,7 +1,7 @@
 //! Every Prometheus metric slotline exports, declared once with its help text, plus the exporter.
 //!
 //! Names follow Prometheus conventions: a `slotline_` prefix, base units (`_seconds`), `_total` on
-//! counters. README's "Metrics" section lists them all; keep both in sync.
+//! counters. `docs/metrics.md` lists them all; keep both in sync.
 
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Booking analytics as an analyst gets them: the README's metrics table and the catalogue in
+//! Booking analytics as an analyst gets them: the metrics table of `docs/metrics.md` and the catalogue in
 //! `src/metrics.rs` agree; the Grafana dashboards are well-formed and name only metrics that exist;
 //! promtool accepts the rules and their unit tests; and a real Prometheus (Debian `prometheus`) scraping a
 //! live slotline while a scripted mix of conversations runs answers every dashboard query and recording
@@ -90,8 +90,8 @@ fn known(name: &str, catalogue: &BTreeSet<String>, recorded: &BTreeSet<String>) 
 
 #[test]
 fn readme_metrics_table_matches_the_catalogue() {
-    let readme = read("README.md");
-    let section = readme.split("\n## Metrics\n").nth(1).expect("README has a Metrics section");
+    let page = read("docs/metrics.md");
+    let section = page.split("\n## Metrics\n").nth(1).expect("docs/metrics.md has a Metrics section");
     let section = section.split("\n## ").next().unwrap_or(section);
     let table: BTreeSet<String> = section
         .lines()
@@ -101,8 +101,8 @@ fn readme_metrics_table_matches_the_catalogue() {
     let catalogue = catalogue();
     let undocumented: Vec<_> = catalogue.difference(&table).collect();
     let unknown: Vec<_> = table.difference(&catalogue).collect();
-    assert!(undocumented.is_empty(), "metrics missing from README's table: {undocumented:?}");
-    assert!(unknown.is_empty(), "README's table lists metrics src/metrics.rs does not declare: {unknown:?}");
+    assert!(undocumented.is_empty(), "metrics missing from the table in docs/metrics.md: {undocumented:?}");
+    assert!(unknown.is_empty(), "docs/metrics.md lists metrics src/metrics.rs does not declare: {unknown:?}");
 }
 
 /// Every `$name`, `${name}` and `[[name]]` in `text`, without Grafana's own `$__` variables.

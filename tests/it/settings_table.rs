@@ -1,5 +1,5 @@
-//! The README's settings table is the configuration: every setting slotline reads is a row, every row
-//! is a setting, and each row's environment variable is the one `Config::load` reads for it.
+//! The settings table of `docs/configuration.md` is the configuration: every setting slotline reads is a
+//! row, every row is a setting, and each row's environment variable is the one `Config::load` reads for it.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -21,10 +21,11 @@ fn leaves(prefix: &str, value: &serde_json::Value, out: &mut BTreeSet<String>) {
     }
 }
 
-/// The README's settings rows: (setting, environment variable or `(file only)`).
-fn readme_rows() -> Vec<(String, String)> {
-    let readme = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("README");
-    readme
+/// The settings rows of `docs/configuration.md`: (setting, environment variable or `(file only)`).
+fn table_rows() -> Vec<(String, String)> {
+    let page = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md");
+    let table = std::fs::read_to_string(page).expect("docs/configuration.md");
+    table
         .lines()
         .filter_map(|line| {
             let cells: Vec<&str> = line.split('|').map(str::trim).collect();
@@ -42,15 +43,15 @@ fn readme_rows() -> Vec<(String, String)> {
 }
 
 #[test]
-fn the_readme_settings_table_is_the_configuration() {
+fn the_settings_table_is_the_configuration() {
     let mut settings = BTreeSet::new();
     leaves("", &serde_json::to_value(Config::default()).expect("the configuration serialises"), &mut settings);
-    let rows = readme_rows();
+    let rows = table_rows();
     let documented: BTreeSet<String> = rows.iter().map(|(setting, _)| setting.clone()).collect();
     let undocumented: Vec<_> = settings.difference(&documented).collect();
     let unknown: Vec<_> = documented.difference(&settings).collect();
-    assert!(undocumented.is_empty(), "settings missing from the README's table: {undocumented:?}");
-    assert!(unknown.is_empty(), "the README's table lists settings slotline does not have: {unknown:?}");
+    assert!(undocumented.is_empty(), "settings missing from the table in docs/configuration.md: {undocumented:?}");
+    assert!(unknown.is_empty(), "docs/configuration.md lists settings slotline does not have: {unknown:?}");
     for (setting, env) in rows.iter().filter(|(_, env)| env != "(file only)") {
         let expected = format!("SLOTLINE_{}", setting.to_uppercase().replace('.', "__"));
         assert_eq!(env, &expected, "the environment variable of `{setting}`");
