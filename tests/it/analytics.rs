@@ -89,7 +89,7 @@ fn known(name: &str, catalogue: &BTreeSet<String>, recorded: &BTreeSet<String>) 
 }
 
 #[test]
-fn readme_metrics_table_matches_the_catalogue() {
+fn the_metrics_table_matches_the_catalogue() {
     let page = read("docs/metrics.md");
     let section = page.split("\n## Metrics\n").nth(1).expect("docs/metrics.md has a Metrics section");
     let section = section.split("\n## ").next().unwrap_or(section);
