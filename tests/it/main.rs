@@ -29,6 +29,7 @@ mod metrics;
 mod netns;
 mod no_panic;
 mod openai_speech_double;
+mod schemathesis;
 mod secrets;
 mod settings_table;
 mod sip;

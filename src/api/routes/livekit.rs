@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap};
 use axum::Json;
@@ -137,11 +138,15 @@ pub struct LivekitWebhookResult {
 pub async fn livekit_webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: String,
+    body: Bytes,
 ) -> Result<Json<LivekitWebhookResult>, ApiError> {
     let settings = livekit(&state)?;
+    let Ok(body) = std::str::from_utf8(&body) else {
+        metrics::livekit_webhook("other", "refused");
+        return Err(ApiError::validation("body", "must be UTF-8 JSON"));
+    };
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let event = match webhook::verify(settings, &body, authorization) {
+    let event = match webhook::verify(settings, body, authorization) {
         Ok(event) => event,
         Err(e) => {
             metrics::livekit_webhook("other", "refused");
