@@ -27,13 +27,13 @@ use crate::api::{self, AppState};
 use crate::calendar::{CalendarKind, CalendarRegistry, Clock, SystemClock};
 use crate::call::CallHandler;
 use crate::config::{Config, DemoConfig, SttEngineKind, TtsEngineKind};
-use crate::dialplan::e164;
 use crate::livekit::job::{JobRunner, RoomWatch};
 use crate::livekit::media::RoomMedia;
 use crate::livekit::worker::Worker;
 use crate::livekit::LivekitSettings;
 use crate::media::ports::PortPool;
 use crate::media::session::MediaSettings;
+use crate::phone;
 use crate::sip::admission::{Credentials, Trunk};
 use crate::sip::server::{SipServer, SipSettings};
 use crate::sip::transaction::Timing;
@@ -446,7 +446,7 @@ pub async fn seed_demo(store: &dyn Store, demo: &DemoConfig) -> Result<(), Store
     if !demo.enabled || !store.list_agents().await?.is_empty() {
         return Ok(());
     }
-    let number = match e164::normalize(&demo.number) {
+    let number = match phone::normalize(&demo.number) {
         Ok(number) => number,
         Err(e) => {
             tracing::warn!(error = %e, "demo.number is not a phone number; demo agent not created");

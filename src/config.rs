@@ -853,8 +853,7 @@ impl Config {
             return Err(ConfigError::new("speech.vad_aggressiveness", "must be 0, 1, 2 or 3"));
         }
         self.validate_speech_engines()?;
-        crate::dialplan::e164::normalize(&self.demo.number)
-            .map_err(|e| ConfigError::new("demo.number", e.to_string()))?;
+        crate::phone::normalize(&self.demo.number).map_err(|e| ConfigError::new("demo.number", e.to_string()))?;
         Ok(())
     }
 }
