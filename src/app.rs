@@ -91,7 +91,7 @@ impl Application {
         }
         let metrics = crate::metrics::install();
         for agent in store.list_agents().await? {
-            crate::metrics::agent_series(&agent.name, agent.calendar.kind.as_str());
+            crate::agent::funnel::agent_series(&agent.name, agent.calendar.kind.as_str());
         }
         let api_listener = TcpListener::bind(config.api.addr)
             .await

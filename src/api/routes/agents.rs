@@ -266,7 +266,7 @@ pub async fn create_agent(
         updated_at: now,
     };
     state.store.insert_agent(&agent).await.map_err(name_conflict)?;
-    crate::metrics::agent_series(&agent.name, agent.calendar.kind.as_str());
+    crate::agent::funnel::agent_series(&agent.name, agent.calendar.kind.as_str());
     tracing::info!(agent_id = %agent.id, name = %agent.name, calendar = agent.calendar.kind.as_str(), "agent created");
     Ok((StatusCode::CREATED, Json(AgentView::new(agent, &[], state.calendars.has_global_calcom_key()))))
 }
@@ -339,7 +339,7 @@ pub async fn update_agent(
     if !state.store.update_agent(&agent).await.map_err(name_conflict)? {
         return Err(ApiError::NotFound("agent"));
     }
-    crate::metrics::agent_series(&agent.name, agent.calendar.kind.as_str());
+    crate::agent::funnel::agent_series(&agent.name, agent.calendar.kind.as_str());
     tracing::info!(agent_id = %agent.id, "agent updated");
     let numbers = state.store.list_numbers(Some(agent.id)).await?;
     Ok(Json(AgentView::new(agent, &numbers, state.calendars.has_global_calcom_key())))
