@@ -412,7 +412,7 @@ fn sip_settings(config: &Config, master_key: &MasterKey) -> anyhow::Result<SipSe
 /// Connects to the configured database, applies pending migrations and, on an empty database, creates the
 /// demo agent.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let store = storage::connect(&config.database_url(), config.database.max_connections)
+    let store = storage::connect(config.database_url().expose(), config.database.max_connections)
         .await
         .context("opening the database (database.url)")?;
     store.migrate().await.context("migrating the database")?;

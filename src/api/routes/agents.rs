@@ -203,7 +203,8 @@ impl AgentView {
                 username: cal.username,
                 slot_minutes: cal.slot_minutes,
                 has_webhook_secret: cal.calcom_webhook_secret.is_some(),
-                rules: cal.rules,
+                // Storage checked that they are JSON; rules the calendar cannot read show as none.
+                rules: cal.rules.as_deref().and_then(|text| Rules::from_stored(text).ok()),
             },
             numbers: numbers.iter().filter(|n| n.agent_id == agent.id).map(|n| n.e164.clone()).collect(),
             created_at: agent.created_at,
@@ -533,7 +534,7 @@ fn calendar_config(
                     rules
                         .validate(slot_minutes.unsigned_abs())
                         .map_err(|(field, message)| ApiError::validation(format!("calendar.rules.{field}"), message))?;
-                    Some(rules)
+                    Some(rules.to_stored().map_err(|e| ApiError::Internal(e.into()))?)
                 }
                 (_, Some(_)) => {
                     return Err(ApiError::validation("calendar.rules", "only applies when kind is builtin"))
