@@ -358,8 +358,8 @@ fn spawn_transcript_retention(store: Arc<dyn Store>, days: u32, shutdown: Cancel
 /// SIP and media settings from the configuration.
 fn sip_settings(config: &Config, master_key: &MasterKey) -> anyhow::Result<SipSettings> {
     let greeting = match &config.media.greeting_wav {
-        Some(path) => crate::media::wav::read(path).map_err(anyhow::Error::msg)?,
-        None => crate::media::wav::greeting_chime(),
+        Some(path) => crate::audio::wav::read(path).map_err(anyhow::Error::msg)?,
+        None => crate::audio::wav::greeting_chime(),
     };
     let ip = config.sip.addr.ip();
     let public_host = config.sip.public_host.clone().unwrap_or_else(|| {

@@ -825,7 +825,7 @@ impl Config {
             }
         }
         if let Some(path) = &self.media.greeting_wav {
-            crate::media::wav::read(path).map_err(|e| ConfigError::new("media.greeting_wav", e))?;
+            crate::audio::wav::read(path).map_err(|e| ConfigError::new("media.greeting_wav", e))?;
         }
         if self.speech.model_path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
             return Err(ConfigError::new("speech.model_path", "must not be empty"));

@@ -10,6 +10,7 @@
 //! - [`dialplan`]: number → agent routing, dialplan files;
 //! - [`calendar`]: the calendars agents book into;
 //! - [`call`]: the call leg, the one seam between a way in and the agent (audio, DTMF, hang-up, numbers);
+//! - [`audio`]: plain telephone audio (8 kHz rate, 20 ms frames, WAV files) that every layer may use;
 //! - [`sip`] / [`media`]: the SIP user agent server and RTP media of calls;
 //! - [`livekit`]: the LiveKit way in: SIP sync, agent tokens, webhooks, the agent worker;
 //! - [`agent`]: the scheduling conversation: tools, dialog engines (rules, LLM), language understanding,
@@ -22,6 +23,7 @@
 pub mod agent;
 pub mod api;
 pub mod app;
+pub mod audio;
 pub mod calendar;
 pub mod call;
 pub mod cli;
