@@ -27,13 +27,13 @@ use crate::api::{self, AppState};
 use crate::calendar::{CalendarKind, CalendarRegistry, Clock, SystemClock};
 use crate::call::CallHandler;
 use crate::config::{Config, DemoConfig, SttEngineKind, TtsEngineKind};
-use crate::dialplan::e164;
 use crate::livekit::job::{JobRunner, RoomWatch};
 use crate::livekit::media::RoomMedia;
 use crate::livekit::worker::Worker;
 use crate::livekit::LivekitSettings;
 use crate::media::ports::PortPool;
 use crate::media::session::MediaSettings;
+use crate::phone;
 use crate::sip::admission::{Credentials, Trunk};
 use crate::sip::server::{SipServer, SipSettings};
 use crate::sip::transaction::Timing;
@@ -91,7 +91,7 @@ impl Application {
         }
         let metrics = crate::metrics::install();
         for agent in store.list_agents().await? {
-            crate::metrics::agent_series(&agent.name, agent.calendar.kind.as_str());
+            crate::agent::funnel::agent_series(&agent.name, agent.calendar.kind.as_str());
         }
         let api_listener = TcpListener::bind(config.api.addr)
             .await
@@ -358,8 +358,8 @@ fn spawn_transcript_retention(store: Arc<dyn Store>, days: u32, shutdown: Cancel
 /// SIP and media settings from the configuration.
 fn sip_settings(config: &Config, master_key: &MasterKey) -> anyhow::Result<SipSettings> {
     let greeting = match &config.media.greeting_wav {
-        Some(path) => crate::media::wav::read(path).map_err(anyhow::Error::msg)?,
-        None => crate::media::wav::greeting_chime(),
+        Some(path) => crate::audio::wav::read(path).map_err(anyhow::Error::msg)?,
+        None => crate::audio::wav::greeting_chime(),
     };
     let ip = config.sip.addr.ip();
     let public_host = config.sip.public_host.clone().unwrap_or_else(|| {
@@ -412,7 +412,7 @@ fn sip_settings(config: &Config, master_key: &MasterKey) -> anyhow::Result<SipSe
 /// Connects to the configured database, applies pending migrations and, on an empty database, creates the
 /// demo agent.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let store = storage::connect(&config.database_url(), config.database.max_connections)
+    let store = storage::connect(config.database_url().expose(), config.database.max_connections)
         .await
         .context("opening the database (database.url)")?;
     store.migrate().await.context("migrating the database")?;
@@ -446,7 +446,7 @@ pub async fn seed_demo(store: &dyn Store, demo: &DemoConfig) -> Result<(), Store
     if !demo.enabled || !store.list_agents().await?.is_empty() {
         return Ok(());
     }
-    let number = match e164::normalize(&demo.number) {
+    let number = match phone::normalize(&demo.number) {
         Ok(number) => number,
         Err(e) => {
             tracing::warn!(error = %e, "demo.number is not a phone number; demo agent not created");

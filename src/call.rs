@@ -13,10 +13,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-/// Samples in one 20 ms frame at 8 kHz.
-pub const FRAME: usize = 160;
-/// One frame of 8 kHz PCM.
-pub type Frame = [i16; FRAME];
+/// Samples in one 20 ms frame at 8 kHz, and one such frame (plain audio, from [`crate::audio`]).
+pub use crate::audio::{Frame, FRAME};
 
 /// Input from the caller. Frames travel by value: no allocation per packet.
 #[derive(Debug, Clone, PartialEq, Eq)]

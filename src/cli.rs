@@ -20,6 +20,7 @@ use crate::calendar::{CalendarRegistry, SystemClock};
 use crate::config::{Config, Overrides};
 use crate::dialplan;
 use crate::livekit::{self, LivekitSettings};
+use crate::phone;
 use crate::storage::crypto::MasterKey;
 use crate::storage::{ApiTokenRecord, TokenScope};
 
@@ -256,7 +257,7 @@ async fn worker(config: &Config) -> anyhow::Result<ExitCode> {
 async fn chat(config: &Config, args: &ChatArgs) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal as _;
 
-    let caller = match args.caller.as_deref().map(dialplan::e164::normalize).transpose() {
+    let caller = match args.caller.as_deref().map(phone::normalize).transpose() {
         Ok(caller) => caller.map(|n| n.as_str().to_string()),
         Err(e) => {
             eprintln!("slotline: --as: {e}");

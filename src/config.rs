@@ -825,7 +825,7 @@ impl Config {
             }
         }
         if let Some(path) = &self.media.greeting_wav {
-            crate::media::wav::read(path).map_err(|e| ConfigError::new("media.greeting_wav", e))?;
+            crate::audio::wav::read(path).map_err(|e| ConfigError::new("media.greeting_wav", e))?;
         }
         if self.speech.model_path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
             return Err(ConfigError::new("speech.model_path", "must not be empty"));
@@ -853,8 +853,7 @@ impl Config {
             return Err(ConfigError::new("speech.vad_aggressiveness", "must be 0, 1, 2 or 3"));
         }
         self.validate_speech_engines()?;
-        crate::dialplan::e164::normalize(&self.demo.number)
-            .map_err(|e| ConfigError::new("demo.number", e.to_string()))?;
+        crate::phone::normalize(&self.demo.number).map_err(|e| ConfigError::new("demo.number", e.to_string()))?;
         Ok(())
     }
 }

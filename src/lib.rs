@@ -6,9 +6,11 @@
 //! - [`cli`]: the `slotline` subcommands, called by the thin `main.rs`;
 //! - [`telemetry`] / [`metrics`]: tracing setup and every Prometheus metric, declared once;
 //! - [`storage`]: the [`storage::Store`] trait on SQLite and PostgreSQL, secrets sealed at rest;
-//! - [`dialplan`]: E.164 normalisation, number → agent routing, dialplan files;
+//! - [`phone`]: the one E.164 phone-number normaliser, a value type every part may use;
+//! - [`dialplan`]: number → agent routing, dialplan files;
 //! - [`calendar`]: the calendars agents book into;
 //! - [`call`]: the call leg, the one seam between a way in and the agent (audio, DTMF, hang-up, numbers);
+//! - [`audio`]: plain telephone audio (8 kHz rate, 20 ms frames, WAV files) that every layer may use;
 //! - [`sip`] / [`media`]: the SIP user agent server and RTP media of calls;
 //! - [`livekit`]: the LiveKit way in: SIP sync, agent tokens, webhooks, the agent worker;
 //! - [`agent`]: the scheduling conversation: tools, dialog engines (rules, LLM), language understanding,
@@ -21,6 +23,7 @@
 pub mod agent;
 pub mod api;
 pub mod app;
+pub mod audio;
 pub mod calendar;
 pub mod call;
 pub mod cli;
@@ -30,6 +33,7 @@ pub mod dialplan;
 pub mod livekit;
 pub mod media;
 pub mod metrics;
+pub mod phone;
 pub mod sip;
 pub mod speech;
 pub mod storage;

@@ -9,8 +9,6 @@ use std::time::Duration;
 use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::agent::funnel::{self, FunnelLabels};
-
 /// `slotline_build_info{version}` = 1.
 pub const BUILD_INFO: &str = "slotline_build_info";
 /// HTTP requests served by the admin API, by `method` (standard ones, else `other`), `route` (the matched
@@ -353,37 +351,45 @@ pub fn tool_call(tool: &'static str, outcome: &'static str, elapsed: Duration) {
     metrics::histogram!(TOOL_CALL_DURATION_SECONDS, "tool" => tool).record(elapsed.as_secs_f64());
 }
 
+/// Who a conversation's series count: the agent's name, its calendar kind (`calcom`, `builtin`, `demo`)
+/// and the way in (`sip`, `livekit`, `chat`).
+#[derive(Debug, Clone, Copy)]
+pub struct ConversationLabels<'a> {
+    /// The agent's name.
+    pub agent: &'a str,
+    /// The agent's calendar kind.
+    pub calendar: &'static str,
+    /// How the conversation reached slotline.
+    pub way_in: &'static str,
+}
+
 /// Counts a finished conversation with its one outcome.
-pub fn conversation(labels: &FunnelLabels, outcome: &'static str) {
-    metrics::counter!(CONVERSATIONS_TOTAL, "agent" => labels.agent.clone(), "calendar" => labels.calendar,
-        "way_in" => labels.way_in.as_str(), "outcome" => outcome)
+pub fn conversation(labels: ConversationLabels<'_>, outcome: &'static str) {
+    metrics::counter!(CONVERSATIONS_TOTAL, "agent" => labels.agent.to_string(), "calendar" => labels.calendar,
+        "way_in" => labels.way_in, "outcome" => outcome)
     .increment(1);
 }
 
 /// Counts a conversation reaching a funnel step.
-pub fn funnel_step(labels: &FunnelLabels, step: &'static str) {
-    metrics::counter!(BOOKING_FUNNEL_TOTAL, "agent" => labels.agent.clone(), "calendar" => labels.calendar,
-        "way_in" => labels.way_in.as_str(), "step" => step)
+pub fn funnel_step(labels: ConversationLabels<'_>, step: &'static str) {
+    metrics::counter!(BOOKING_FUNNEL_TOTAL, "agent" => labels.agent.to_string(), "calendar" => labels.calendar,
+        "way_in" => labels.way_in, "step" => step)
     .increment(1);
 }
 
-/// Exports the funnel and outcome series of an agent at zero, every way in, so that rates and ratios
-/// over them count the agent's first conversations too (a series that first appears at 1 hides that 1
-/// from `rate()`). Runs at start for every agent, when an agent is created or changed, and when a
-/// conversation starts.
-pub fn agent_series(agent: &str, calendar: &'static str) {
-    for way_in in funnel::WAYS_IN {
-        let labels = FunnelLabels { agent: agent.to_string(), calendar, way_in };
-        for step in funnel::Step::ALL {
-            metrics::counter!(BOOKING_FUNNEL_TOTAL, "agent" => labels.agent.clone(), "calendar" => calendar,
-                "way_in" => way_in.as_str(), "step" => step.as_str())
-            .increment(0);
-        }
-        for outcome in funnel::OUTCOMES {
-            metrics::counter!(CONVERSATIONS_TOTAL, "agent" => labels.agent.clone(), "calendar" => calendar,
-                "way_in" => way_in.as_str(), "outcome" => outcome)
-            .increment(0);
-        }
+/// Exports the funnel `steps` and conversation `outcomes` series of one agent and way in at zero, so that
+/// rates and ratios over them count the first conversations too (a series that first appears at 1 hides
+/// that 1 from `rate()`).
+pub fn conversation_series(labels: ConversationLabels<'_>, steps: &[&'static str], outcomes: &[&'static str]) {
+    for step in steps {
+        metrics::counter!(BOOKING_FUNNEL_TOTAL, "agent" => labels.agent.to_string(), "calendar" => labels.calendar,
+            "way_in" => labels.way_in, "step" => *step)
+        .increment(0);
+    }
+    for outcome in outcomes {
+        metrics::counter!(CONVERSATIONS_TOTAL, "agent" => labels.agent.to_string(), "calendar" => labels.calendar,
+            "way_in" => labels.way_in, "outcome" => *outcome)
+        .increment(0);
     }
 }
 
@@ -392,18 +398,9 @@ pub fn llm_failure(reason: &'static str) {
     metrics::counter!(LLM_FAILURES_TOTAL, "reason" => reason).increment(1);
 }
 
-/// Records the parts of one voice turn.
-pub fn turn_latency(timing: &crate::agent::session::TurnTiming) {
-    let parts = [
-        ("endpointing", timing.endpointing),
-        ("stt", timing.stt),
-        ("dialog", timing.dialog),
-        ("tts_first_audio", timing.tts_first_audio),
-        ("total", timing.total()),
-    ];
-    for (part, elapsed) in parts {
-        metrics::histogram!(TURN_LATENCY_SECONDS, "part" => part).record(elapsed.as_secs_f64());
-    }
+/// Records one part of a voice turn (`endpointing`, `stt`, `dialog`, `tts_first_audio`, `total`).
+pub fn turn_latency(part: &'static str, elapsed: Duration) {
+    metrics::histogram!(TURN_LATENCY_SECONDS, "part" => part).record(elapsed.as_secs_f64());
 }
 
 /// Counts a barge-in.

@@ -13,7 +13,7 @@
 use std::net::SocketAddr;
 
 use libfuzzer_sys::fuzz_target;
-use slotline::dialplan::e164;
+use slotline::phone;
 use slotline::sip::dialog::Dialog;
 use slotline::sip::message::{self, Message, Method, Request, Response};
 use slotline::sip::transport::{self, Framing, Inbound, Peer, Transport};
@@ -64,7 +64,7 @@ fn on_request(request: &Request, peer: Peer) {
         [Some(request.uri.as_str()), request.headers.get("To"), request.headers.get("From")].into_iter().flatten()
     {
         if let Some(user) = Request::uri_user(uri) {
-            let _ = e164::normalize(user);
+            let _ = phone::normalize(user);
         }
     }
     for status in [100, 180, 200, 401, 404, 481, 487, 488, 501, 503] {

@@ -16,7 +16,7 @@ use super::session::{self, TranscriptSink, Voice};
 use crate::calendar::CalendarRegistry;
 use crate::call::{CallHandler, CallLeg};
 use crate::config::DialogConfig;
-use crate::dialplan::e164;
+use crate::phone;
 use crate::storage::{self, Store, TranscriptLine};
 
 /// Runs the agent pipeline on answered calls.
@@ -67,7 +67,7 @@ impl CallHandler for AgentCalls {
                     return;
                 }
             };
-            let caller = e164::normalize(&info.caller).ok().map(|n| n.as_str().to_string());
+            let caller = phone::normalize(&info.caller).ok().map(|n| n.as_str().to_string());
             let (conversation, interim) =
                 dialog::start(&dialog, &calendars, agent, caller, info.id.to_string(), info.way_in);
             let sink: Option<Arc<dyn TranscriptSink>> = transcripts.then(|| {

@@ -85,6 +85,25 @@ pub struct FunnelLabels {
     pub way_in: WayIn,
 }
 
+impl FunnelLabels {
+    /// The labels as the metrics catalogue takes them.
+    pub fn series(&self) -> metrics::ConversationLabels<'_> {
+        metrics::ConversationLabels { agent: &self.agent, calendar: self.calendar, way_in: self.way_in.as_str() }
+    }
+}
+
+/// Exports the funnel and outcome series of an agent at zero, every way in, so that rates and ratios
+/// over them count the agent's first conversations too (a series that first appears at 1 hides that 1
+/// from `rate()`). Runs at start for every agent, when an agent is created or changed, and when a
+/// conversation starts.
+pub fn agent_series(agent: &str, calendar: &'static str) {
+    let steps = Step::ALL.map(Step::as_str);
+    for way_in in WAYS_IN {
+        let labels = metrics::ConversationLabels { agent, calendar, way_in: way_in.as_str() };
+        metrics::conversation_series(labels, &steps, &OUTCOMES);
+    }
+}
+
 /// One conversation's progress through the funnel.
 #[derive(Debug)]
 pub struct Funnel {
@@ -113,7 +132,7 @@ impl Funnel {
     /// Reaches `step` and every step before it; counts only the steps not reached before.
     pub fn reach(&mut self, step: Step) {
         for s in Step::ALL.into_iter().filter(|s| *s <= step && self.reached.is_none_or(|r| *s > r)) {
-            metrics::funnel_step(&self.labels, s.as_str());
+            metrics::funnel_step(self.labels.series(), s.as_str());
         }
         self.reached = Some(self.reached.map_or(step, |r| r.max(step)));
     }

@@ -168,6 +168,20 @@ impl TurnTiming {
     pub fn total(&self) -> Duration {
         self.endpointing + self.stt + self.dialog + self.tts_first_audio
     }
+
+    /// Records each part in `slotline_turn_latency_seconds{part}`.
+    fn record(&self) {
+        let parts = [
+            ("endpointing", self.endpointing),
+            ("stt", self.stt),
+            ("dialog", self.dialog),
+            ("tts_first_audio", self.tts_first_audio),
+            ("total", self.total()),
+        ];
+        for (part, elapsed) in parts {
+            metrics::turn_latency(part, elapsed);
+        }
+    }
 }
 
 /// What a call's session did.
@@ -515,7 +529,7 @@ pub async fn run(
                     if let Ok(Some(first)) = first_audio.await {
                         timing.tts_first_audio = first;
                     }
-                    metrics::turn_latency(&timing);
+                    timing.record();
                     report.turns.push(timing);
                     tracing::info!(endpointing_ms = timing.endpointing.as_millis() as u64, stt_ms = timing.stt.as_millis() as u64,
                         dialog_ms = timing.dialog.as_millis() as u64, tts_ms = timing.tts_first_audio.as_millis() as u64,

@@ -3,7 +3,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::CalendarError;
-use crate::dialplan::e164;
 
 const MAX_NAME: usize = 100;
 const MAX_EMAIL: usize = 254;
@@ -36,7 +35,7 @@ impl Attendee {
         };
         let phone = match phone {
             Some(phone) => Some(
-                e164::normalize(phone)
+                crate::phone::normalize(phone)
                     .map_err(|_| invalid("attendee_phone", "That phone number does not look right"))?
                     .to_string(),
             ),

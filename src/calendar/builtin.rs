@@ -39,6 +39,18 @@ pub struct Rules {
     pub horizon_days: u32,
 }
 
+impl Rules {
+    /// The rules as stored with the agent (`storage::CalendarConfig::rules`): JSON text.
+    pub fn to_stored(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(self)
+    }
+
+    /// Reads rules stored with the agent.
+    pub fn from_stored(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
 impl Default for Rules {
     fn default() -> Self {
         Self {

@@ -26,8 +26,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub use attendee::Attendee;
@@ -46,41 +44,8 @@ pub fn calcom_webhook_context(agent_id: Uuid) -> String {
     format!("agent:{agent_id}:calcom_webhook_secret")
 }
 
-/// Which calendar an agent books into.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum CalendarKind {
-    /// Cal.com API v2 with the agent's own API key.
-    Calcom,
-    /// slotline's own calendar in its database.
-    Builtin,
-    /// Reproducible random availability, 30-minute slots 09:00–18:00 on weekdays.
-    Demo,
-}
-
-impl CalendarKind {
-    /// The name stored in the database and used in metrics labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Calcom => "calcom",
-            Self::Builtin => "builtin",
-            Self::Demo => "demo",
-        }
-    }
-}
-
-impl std::str::FromStr for CalendarKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "calcom" => Ok(Self::Calcom),
-            "builtin" => Ok(Self::Builtin),
-            "demo" => Ok(Self::Demo),
-            other => Err(format!("unknown calendar kind `{other}`")),
-        }
-    }
-}
+/// Which calendar an agent books into; stored with the agent, so the storage layer defines it.
+pub use crate::storage::CalendarKind;
 
 /// A booking, as recorded in slotline's `bookings` table whatever the calendar.
 pub type Booking = BookingRecord;

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use uuid::Uuid;
 
-use super::builtin::BuiltinAvailability;
+use super::builtin::{BuiltinAvailability, Rules};
 use super::calcom::api::{CalcomApi, Endpoint};
 use super::calcom::limiter::RateLimiter;
 use super::calcom::CalcomCalendar;
@@ -105,7 +105,11 @@ impl CalendarRegistry {
             )),
             CalendarKind::Builtin => {
                 let minutes = u16::try_from(cal.slot_minutes).map_err(|_| CalendarError::NotConfigured)?;
-                let availability = BuiltinAvailability::new(cal.rules.clone().unwrap_or_default(), minutes, timezone);
+                let rules = cal.rules.as_deref().map(Rules::from_stored).transpose().map_err(|e| {
+                    tracing::error!(agent = %agent.id, error = %e, "unreadable calendar rules");
+                    CalendarError::NotConfigured
+                })?;
+                let availability = BuiltinAvailability::new(rules.unwrap_or_default(), minutes, timezone);
                 Arc::new(LocalCalendar::new(agent.id, CalendarKind::Builtin, timezone, store, clock, availability))
             }
             CalendarKind::Calcom => {

@@ -18,7 +18,7 @@ use std::fmt;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::e164::{self, E164};
+use crate::phone::{self, E164};
 
 /// A parsed, normalised dialplan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,9 +93,9 @@ pub fn parse(text: &str) -> Result<Dialplan, Vec<DialplanError>> {
         let (line, column) = position(text, entry.number.span().start);
         let written = entry.number.get_ref();
         let pattern = if written.trim_end().ends_with('*') {
-            e164::normalize_prefix(written).map(Pattern::Prefix)
+            phone::normalize_prefix(written).map(Pattern::Prefix)
         } else {
-            e164::normalize(written).map(Pattern::Exact)
+            phone::normalize(written).map(Pattern::Exact)
         };
         let agent = entry.agent.get_ref().trim().to_string();
         let (agent_line, agent_column) = position(text, entry.agent.span().start);

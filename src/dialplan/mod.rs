@@ -1,12 +1,10 @@
-//! Dialplans: which agent answers which dialed number.
+//! Dialplans: which agent answers which dialed number. Numbers are normalised by [`crate::phone`].
 //!
-//! - [`e164`]: the one phone-number normaliser (API, dialplan files, SIP routing);
 //! - [`file`]: the TOML dialplan format, parsed with line-precise errors;
 //! - [`check`] / [`apply`]: validate a parsed dialplan against the database, or write it (idempotent).
 //!
 //! Routing itself is [`crate::storage::Store::route_number`]: an exact number wins, then the longest prefix.
 
-pub mod e164;
 pub mod file;
 
 use crate::storage::{Store, StoreError};

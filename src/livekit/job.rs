@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use super::sync::DispatchMetadata;
 use super::{LivekitError, LivekitSettings};
-use crate::dialplan::e164;
+use crate::phone;
 use crate::storage::{AgentRecord, Store};
 
 /// How long a job waits for the SIP participant to show up in its room.
@@ -161,7 +161,7 @@ pub async fn resolve(
 }
 
 async fn route(store: &dyn Store, dialed: &str) -> Result<Uuid, JobError> {
-    let number = e164::normalize(dialed).map_err(|_| JobError::UnknownNumber)?;
+    let number = phone::normalize(dialed).map_err(|_| JobError::UnknownNumber)?;
     store.route_number(number.as_str()).await?.ok_or(JobError::UnknownNumber)
 }
 

@@ -6,8 +6,8 @@
 use uuid::Uuid;
 
 use super::job::SipCaller;
-use crate::dialplan::e164;
 use crate::metrics;
+use crate::phone;
 use crate::storage::{self, CallRecord, Store, StoreError};
 
 /// The room's call, recorded now unless it already is. `agent_id` is the agent answering when the caller
@@ -22,7 +22,7 @@ pub async fn start(
     if let Some(existing) = store.find_room_call(room_sid).await? {
         return Ok(existing);
     }
-    let dialed = e164::normalize(&caller.dialed).map(|n| n.as_str().to_string()).unwrap_or(caller.dialed.clone());
+    let dialed = phone::normalize(&caller.dialed).map(|n| n.as_str().to_string()).unwrap_or(caller.dialed.clone());
     let agent_id = match agent_id {
         Some(id) => Some(id),
         None if dialed.is_empty() => None,

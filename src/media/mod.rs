@@ -6,7 +6,6 @@
 //! - [`jitter`]: the jitter buffer (reorder, late, missing; fixed capacity);
 //! - [`rtcp`]: sender/receiver reports;
 //! - [`ports`]: the RTP port pool;
-//! - [`wav`]: greeting and recording files, the generated greeting chime;
 //! - [`session`]: one call's media — symmetric RTP, 20 ms pacer, media timeout, the agent's endpoint.
 
 pub mod dtmf;
@@ -16,4 +15,3 @@ pub mod ports;
 pub mod rtcp;
 pub mod rtp;
 pub mod session;
-pub mod wav;

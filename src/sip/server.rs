@@ -31,9 +31,9 @@ use super::sdp;
 use super::transaction::{Action, InviteServer, NonInviteClient, NonInviteServer, Timer, Timing, TwoXxRetransmitter};
 use super::transport::{response_target, Inbound, Peer, TcpLimits, Transports};
 use crate::call::{CallHandler, CallInfo, CallLeg, Hangup, WayIn};
-use crate::dialplan::e164;
 use crate::media::session::{MediaEvent, MediaSession, MediaSettings};
 use crate::metrics;
+use crate::phone;
 use crate::storage::{self, CallRecord, Store};
 
 /// After the drain timeout's BYEs, how long shutdown waits for their answers.
@@ -469,7 +469,7 @@ impl Core {
         let dialed_raw = Request::uri_user(&request.uri)
             .or_else(|| request.headers.get("To").and_then(Request::uri_user))
             .unwrap_or_default();
-        let Ok(dialed) = e164::normalize(dialed_raw) else {
+        let Ok(dialed) = phone::normalize(dialed_raw) else {
             return self.refuse_invite(&branch, Refusal::new(404, "not_found")).await;
         };
         // The lookup runs beside the core, which goes on with other messages meanwhile.
@@ -810,7 +810,7 @@ impl Core {
             id: Uuid::new_v4(),
             sip_call_id: request.call_id().to_string(),
             agent_id: None,
-            dialed: e164::normalize(dialed)
+            dialed: phone::normalize(dialed)
                 .map(|n| n.to_string())
                 .unwrap_or_else(|_| dialed.chars().take(64).collect()),
             caller: caller_of(request),
@@ -1015,7 +1015,7 @@ pub fn malformed_response(error: &ParseError) -> Option<Response> {
 /// The caller id: the From URI's user (E.164 when it normalises).
 fn caller_of(request: &Request) -> String {
     let user = request.headers.get("From").and_then(Request::uri_user).unwrap_or("anonymous");
-    e164::normalize(user).map(|n| n.to_string()).unwrap_or_else(|_| user.chars().take(64).collect())
+    phone::normalize(user).map(|n| n.to_string()).unwrap_or_else(|_| user.chars().take(64).collect())
 }
 
 /// Text safe inside a reason phrase.

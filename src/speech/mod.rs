@@ -27,11 +27,9 @@ use async_trait::async_trait;
 
 use crate::config::{Config, SttEngineKind, TtsEngineKind};
 
-/// Sample rate of the telephone side, and of every PCM buffer these traits take or return.
-pub const RATE: u32 = 8000;
-
-/// Samples in one 20 ms frame at [`RATE`], the unit a [`Vad`] decides on.
-pub const FRAME: usize = 160;
+/// Sample rate of the telephone side, and of every PCM buffer these traits take or return; a 20 ms
+/// frame, the unit a [`Vad`] decides on.
+pub use crate::audio::{FRAME, RATE};
 
 /// Why a speech engine could not do its job.
 #[derive(Debug, thiserror::Error)]

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::{SpeechError, Vad, FRAME};
-use crate::call::Frame;
+use super::{SpeechError, Vad};
+use crate::audio::{Frame, FRAME};
 
 /// Frames per second at 20 ms per frame.
 const FRAMES_PER_SECOND: u32 = 50;

@@ -21,9 +21,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::calendar::CalendarKind;
-use crate::config::Secret;
-
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -79,6 +76,42 @@ pub struct SealedSecret {
     pub hint: String,
 }
 
+/// Which calendar an agent books into (`agents.calendar_kind`); [`crate::calendar`] builds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CalendarKind {
+    /// Cal.com API v2 with the agent's own API key.
+    Calcom,
+    /// slotline's own calendar in its database.
+    Builtin,
+    /// Reproducible random availability, 30-minute slots 09:00–18:00 on weekdays.
+    Demo,
+}
+
+impl CalendarKind {
+    /// The name stored in the database and used in metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Calcom => "calcom",
+            Self::Builtin => "builtin",
+            Self::Demo => "demo",
+        }
+    }
+}
+
+impl std::str::FromStr for CalendarKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "calcom" => Ok(Self::Calcom),
+            "builtin" => Ok(Self::Builtin),
+            "demo" => Ok(Self::Demo),
+            other => Err(format!("unknown calendar kind `{other}`")),
+        }
+    }
+}
+
 /// An agent's calendar settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CalendarConfig {
@@ -94,8 +127,9 @@ pub struct CalendarConfig {
     pub username: Option<String>,
     /// Length of one appointment.
     pub slot_minutes: i32,
-    /// Rules of the built-in calendar (working hours, blocks, buffers, notice, horizon).
-    pub rules: Option<crate::calendar::builtin::Rules>,
+    /// Rules of the built-in calendar (working hours, blocks, buffers, notice, horizon) as the JSON text
+    /// stored in `agents.calendar_rules`; `calendar::builtin::Rules` writes and reads it.
+    pub rules: Option<String>,
     /// Secret that signs this agent's Cal.com webhooks, sealed.
     pub calcom_webhook_secret: Option<Vec<u8>>,
 }
@@ -425,11 +459,11 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Opens the database named by `url` (`sqlite:` or `postgres://`), creating a SQLite file when missing.
-pub async fn connect(url: &Secret, max_connections: u32) -> Result<Arc<dyn Store>, StoreError> {
-    if url.expose().starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url.expose(), max_connections).await?))
+pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
     } else {
-        Ok(Arc::new(PostgresStore::connect(url.expose(), max_connections).await?))
+        Ok(Arc::new(PostgresStore::connect(url, max_connections).await?))
     }
 }
 
@@ -457,6 +491,13 @@ fn parse_uuid(column: &'static str, text: &str) -> Result<Uuid, StoreError> {
 
 fn parse_kind(text: &str) -> Result<CalendarKind, StoreError> {
     text.parse().map_err(|detail| StoreError::Corrupt { column: "calendar_kind", detail })
+}
+
+/// Stored calendar rules, checked to be JSON (what they mean is the calendar's business).
+fn rules_text(text: String) -> Result<String, StoreError> {
+    serde_json::from_str::<serde::de::IgnoredAny>(&text)
+        .map_err(|e| StoreError::Corrupt { column: "agents.calendar_rules", detail: e.to_string() })?;
+    Ok(text)
 }
 
 fn parse_scope(text: &str) -> Result<TokenScope, StoreError> {

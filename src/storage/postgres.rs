@@ -8,7 +8,7 @@ use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::sql::{rules_json, shared_store};
+use super::sql::shared_store;
 use super::{
     map_unique, parse_kind, parse_scope, parse_uuid, AgentDeletion, AgentRecord, ApiTokenRecord, Backend,
     BookingRecord, BusyRange, CalendarConfig, CallRecord, NumberPrefixRecord, PhoneNumberRecord, RecordFilter,

@@ -11,11 +11,8 @@ macro_rules! shared_store {
                 use sqlx::Row as _;
                 let sealed: Option<Vec<u8>> = row.try_get("calcom_api_key_sealed")?;
                 let hint: Option<String> = row.try_get("calcom_api_key_hint")?;
-                let rules: Option<&str> = row.try_get("calendar_rules")?;
-                let rules = rules
-                    .map(serde_json::from_str)
-                    .transpose()
-                    .map_err(|e| StoreError::Corrupt { column: "agents.calendar_rules", detail: e.to_string() })?;
+                let rules: Option<String> = row.try_get("calendar_rules")?;
+                let rules = rules.map(super::rules_text).transpose()?;
                 Ok(AgentRecord {
                     id: parse_uuid("agents.id", row.try_get("id")?)?,
                     name: row.try_get("name")?,
@@ -208,7 +205,7 @@ macro_rules! shared_store {
                 .bind(cal.slot_minutes)
                 .bind(agent.created_at)
                 .bind(agent.updated_at)
-                .bind(rules_json(cal)?)
+                .bind(cal.rules.as_deref())
                 .bind(&cal.calcom_webhook_secret)
                 .execute(&self.pool)
                 .await
@@ -240,7 +237,7 @@ macro_rules! shared_store {
                 .bind(&cal.username)
                 .bind(cal.slot_minutes)
                 .bind(agent.updated_at)
-                .bind(rules_json(cal)?)
+                .bind(cal.rules.as_deref())
                 .bind(&cal.calcom_webhook_secret)
                 .execute(&self.pool)
                 .await
@@ -707,13 +704,3 @@ macro_rules! shared_store {
 }
 
 pub(crate) use shared_store;
-
-/// The built-in calendar rules as stored (JSON text).
-pub(super) fn rules_json(calendar: &super::CalendarConfig) -> Result<Option<String>, super::StoreError> {
-    calendar
-        .rules
-        .as_ref()
-        .map(serde_json::to_string)
-        .transpose()
-        .map_err(|e| super::StoreError::Corrupt { column: "agents.calendar_rules", detail: e.to_string() })
-}

@@ -247,7 +247,7 @@ pub(crate) async fn play(fixture: &Fixture, path: &Path, hearing: Option<&dyn He
             event_type_id: None,
             username: None,
             slot_minutes: if kind == CalendarKind::Demo { 30 } else { fixture.slot_minutes.unwrap_or(30) },
-            rules: fixture.rules.clone(),
+            rules: fixture.rules.as_ref().map(|rules| rules.to_stored().expect("rules")),
             calcom_webhook_secret: None,
         },
         created_at: now,

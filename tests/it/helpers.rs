@@ -88,7 +88,7 @@ impl TestDb {
 
     /// An opened, migrated store (no demo agent).
     pub async fn store(&self) -> Arc<dyn Store> {
-        let store = storage::connect(&Secret::new(self.url.clone()), 5).await.expect("connect");
+        let store = storage::connect(&self.url, 5).await.expect("connect");
         store.migrate().await.expect("migrate");
         store
     }

@@ -18,6 +18,7 @@ mod console;
 mod dialogs;
 mod dialplan;
 mod hostile;
+mod layering;
 mod livekit;
 mod livekit_call;
 mod livekit_rig;

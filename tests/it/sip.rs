@@ -442,7 +442,7 @@ CSeq: 1 {method}\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n"
         assert_eq!(metric(&app, "slotline_rtp_packets_total{direction=\"lost\"}").await, 1.0, "the one dropped packet");
         let call = call_row(&app).await;
         let recording = app.data_dir().join("recordings").join(format!("{}.wav", call.id));
-        let samples = slotline::media::wav::read(&recording).expect("the caller was recorded");
+        let samples = slotline::audio::wav::read(&recording).expect("the caller was recorded");
         let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&recording).expect("meta").permissions());
         assert_eq!(mode & 0o777, 0o600, "a recording is readable by its owner only: {mode:o}");
         assert!(samples.len() >= 8000 * 5, "about 5.6 s recorded, got {}", samples.len());

@@ -16,8 +16,8 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use slotline::audio::wav;
 use slotline::calendar::SystemClock;
-use slotline::media::wav;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 

@@ -73,7 +73,9 @@ async fn agents_round_trip(db: Db) {
         event_type_id: None,
         username: None,
         slot_minutes: 20,
-        rules: Some(slotline::calendar::builtin::Rules { horizon_days: 30, ..Default::default() }),
+        rules: Some(
+            slotline::calendar::builtin::Rules { horizon_days: 30, ..Default::default() }.to_stored().expect("rules"),
+        ),
         calcom_webhook_secret: None,
     };
     a.updated_at = storage::now();

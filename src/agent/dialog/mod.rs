@@ -166,7 +166,7 @@ pub fn start(
     };
     let (interim, interim_rx) = mpsc::unbounded_channel();
     let calendar = agent.calendar.kind.as_str();
-    metrics::agent_series(&agent.name, calendar);
+    super::funnel::agent_series(&agent.name, calendar);
     let labels = FunnelLabels { agent: agent.name.clone(), calendar, way_in };
     let toolbox = Arc::new(
         Toolbox::new(tool_context, calendars.calendar(&agent))
@@ -236,7 +236,7 @@ impl Conversation {
         if !self.ended {
             self.ended = true;
             let result = self.toolbox.funnel_outcome(self.agent_ended);
-            metrics::conversation(&self.toolbox.funnel_labels(), result);
+            metrics::conversation(self.toolbox.funnel_labels().series(), result);
             tracing::info!(call_id = %self.toolbox.context().call_id, engine = self.engine.name(),
                 outcome = result, "conversation ended");
         }

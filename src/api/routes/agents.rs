@@ -203,7 +203,8 @@ impl AgentView {
                 username: cal.username,
                 slot_minutes: cal.slot_minutes,
                 has_webhook_secret: cal.calcom_webhook_secret.is_some(),
-                rules: cal.rules,
+                // Storage checked that they are JSON; rules the calendar cannot read show as none.
+                rules: cal.rules.as_deref().and_then(|text| Rules::from_stored(text).ok()),
             },
             numbers: numbers.iter().filter(|n| n.agent_id == agent.id).map(|n| n.e164.clone()).collect(),
             created_at: agent.created_at,
@@ -266,7 +267,7 @@ pub async fn create_agent(
         updated_at: now,
     };
     state.store.insert_agent(&agent).await.map_err(name_conflict)?;
-    crate::metrics::agent_series(&agent.name, agent.calendar.kind.as_str());
+    crate::agent::funnel::agent_series(&agent.name, agent.calendar.kind.as_str());
     tracing::info!(agent_id = %agent.id, name = %agent.name, calendar = agent.calendar.kind.as_str(), "agent created");
     Ok((StatusCode::CREATED, Json(AgentView::new(agent, &[], state.calendars.has_global_calcom_key()))))
 }
@@ -339,7 +340,7 @@ pub async fn update_agent(
     if !state.store.update_agent(&agent).await.map_err(name_conflict)? {
         return Err(ApiError::NotFound("agent"));
     }
-    crate::metrics::agent_series(&agent.name, agent.calendar.kind.as_str());
+    crate::agent::funnel::agent_series(&agent.name, agent.calendar.kind.as_str());
     tracing::info!(agent_id = %agent.id, "agent updated");
     let numbers = state.store.list_numbers(Some(agent.id)).await?;
     Ok(Json(AgentView::new(agent, &numbers, state.calendars.has_global_calcom_key())))
@@ -533,7 +534,7 @@ fn calendar_config(
                     rules
                         .validate(slot_minutes.unsigned_abs())
                         .map_err(|(field, message)| ApiError::validation(format!("calendar.rules.{field}"), message))?;
-                    Some(rules)
+                    Some(rules.to_stored().map_err(|e| ApiError::Internal(e.into()))?)
                 }
                 (_, Some(_)) => {
                     return Err(ApiError::validation("calendar.rules", "only applies when kind is builtin"))

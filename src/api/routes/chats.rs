@@ -17,7 +17,7 @@ use crate::api::auth::WriteAccess;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::ApiJson;
 use crate::api::AppState;
-use crate::dialplan::e164;
+use crate::phone;
 
 /// Longest caller turn, in characters.
 const MAX_TURN: usize = 2000;
@@ -116,7 +116,9 @@ pub async fn start_chat(
     let agent_id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("agent"))?;
     let agent = state.store.get_agent(agent_id).await?.ok_or(ApiError::NotFound("agent"))?;
     let caller = match input.caller.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
-        Some(raw) => Some(e164::normalize(raw).map_err(|e| ApiError::validation("caller", e.to_string()))?.to_string()),
+        Some(raw) => {
+            Some(phone::normalize(raw).map_err(|e| ApiError::validation("caller", e.to_string()))?.to_string())
+        }
         None => None,
     };
     let (mut conversation, interim) = chat::conversation(&state.dialog, &state.calendars, agent, caller);

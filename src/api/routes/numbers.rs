@@ -1,5 +1,5 @@
 //! `/v1/numbers`: which agent answers which dialed number. Numbers in paths are normalised to E.164 with
-//! the one normaliser ([`crate::dialplan::e164`]), so `+1 (555) 010-0100` and `+15550100100` are the same.
+//! the one normaliser ([`crate::phone`]), so `+1 (555) 010-0100` and `+15550100100` are the same.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -13,7 +13,7 @@ use crate::api::auth::{ReadAccess, WriteAccess};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{ApiJson, ApiQuery};
 use crate::api::AppState;
-use crate::dialplan::e164::{self, E164};
+use crate::phone::{self, E164};
 use crate::storage::PhoneNumberRecord;
 
 /// Body of `PUT /v1/numbers/{e164}`.
@@ -65,7 +65,7 @@ impl From<PhoneNumberRecord> for NumberView {
 }
 
 fn normalize(raw: &str) -> Result<E164, ApiError> {
-    e164::normalize(raw).map_err(|e| ApiError::validation("e164", e.to_string()))
+    phone::normalize(raw).map_err(|e| ApiError::validation("e164", e.to_string()))
 }
 
 /// Lists numbers.

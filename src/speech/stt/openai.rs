@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use reqwest::multipart::{Form, Part};
 use serde::Deserialize;
 
+use crate::audio::wav;
 use crate::config::OpenAiSpeechConfig;
-use crate::media::wav;
 use crate::speech::openai::{excerpt, Endpoint};
 use crate::speech::{duration_of, SpeechError, SpeechToText, Transcript, RATE};
 

@@ -10,7 +10,7 @@ use std::process::Stdio;
 use async_trait::async_trait;
 use tokio::io::AsyncWriteExt as _;
 
-use crate::media::wav;
+use crate::audio::wav;
 use crate::speech::resample::Resampler;
 use crate::speech::{Missing, SpeechError, TextToSpeech, RATE};
 

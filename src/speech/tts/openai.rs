@@ -13,8 +13,8 @@
 use async_trait::async_trait;
 use serde_json::json;
 
+use crate::audio::wav;
 use crate::config::{OpenAiSpeechConfig, TtsAudioFormat};
-use crate::media::wav;
 use crate::speech::openai::{excerpt, Endpoint};
 use crate::speech::resample::Resampler;
 use crate::speech::tts::to_telephone;

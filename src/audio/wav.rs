@@ -6,8 +6,7 @@ use std::fs::File;
 use std::io::{BufWriter, Seek as _, SeekFrom, Write as _};
 use std::path::Path;
 
-/// Sample rate of everything on the telephone side.
-pub const RATE: u32 = 8000;
+use super::RATE;
 
 /// Writes mono 16-bit PCM at 8 kHz.
 pub fn write(path: &Path, samples: &[i16]) -> std::io::Result<()> {

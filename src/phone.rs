@@ -1,4 +1,5 @@
-//! E.164 phone numbers (ITU-T E.164): the one normaliser used by the API, dialplan files and SIP routing.
+//! Phone numbers (ITU-T E.164): the one normaliser, a shared value type used by every part that reads a
+//! number (the API, dialplan files, SIP and LiveKit routing, attendees' phones). It imports nothing of the crate.
 //!
 //! Accepted input: a leading `+` (or the international prefix `00`) followed by 8 to 15 digits, with the
 //! visual separators people type (spaces, `(`, `)`, `-`, `.`, `/`) anywhere after the first character.
