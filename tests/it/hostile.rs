@@ -26,6 +26,7 @@ crate::on_every_backend!(
     a_stalled_database_delays_rows_not_calls,
     idle_and_surplus_tcp_connections_are_closed,
     junk_gets_a_4xx_or_silence_and_leaves_no_state,
+    junk_from_sipp_gets_a_4xx_or_silence_and_leaves_no_state,
 );
 
 const NUMBER: &str = "+15550100000";
@@ -847,5 +848,19 @@ async fn junk_gets_a_4xx_or_silence_and_leaves_no_state(db: Db) {
     assert_eq!(app.metric("slotline_active_calls", &[]).await, Some(0.0));
     let calls = app.store.list_calls(&RecordFilter { limit: 10, ..Default::default() }).await.expect("calls");
     assert!(calls.is_empty(), "{calls:?}");
+    app.stop().await;
+}
+
+/// The same kinds of junk from a real SIP tool (tests/sipp/junk.xml): sipp fails unless each message gets
+/// exactly the answer the scenario expects, or silence where it waits for none.
+async fn junk_from_sipp_gets_a_4xx_or_silence_and_leaves_no_state(db: Db) {
+    let app = spawn_app_with(db, Arc::new(SystemClock), |_| {}).await;
+    let (code, output) = crate::sip::Sipp::new(&app, "junk.xml").run().await;
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(app.metric("slotline_active_calls", &[]).await, Some(0.0));
+    let calls = app.store.list_calls(&RecordFilter { limit: 10, ..Default::default() }).await.expect("calls");
+    assert!(calls.is_empty(), "{calls:?}");
+    let malformed = app.metric("slotline_sip_requests_total", &["method=\"malformed\""]).await;
+    assert!(malformed.is_some_and(|n| n >= 4.0), "the junk is counted as malformed: {malformed:?}");
     app.stop().await;
 }
