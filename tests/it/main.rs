@@ -45,3 +45,4 @@ mod voice_call;
 #[cfg(feature = "whisper")]
 mod voice_caller;
 mod voice_default;
+mod voice_drain;

@@ -1,0 +1,154 @@
+//! SIGTERM in the middle of a spoken call, on the real binary: the call goes on for
+//! `sip.drain_timeout_secs` (the agent answers the caller it was hearing), then slotline hangs up, waits
+//! for the voice session and its transcript writes, and exits 0. Every line the agent spoke is in the
+//! database after the process is gone, and the call's row is closed with the reason `shutdown`.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use slotline::storage::{self, RecordFilter, Store};
+use tokio::net::UdpSocket;
+
+use crate::helpers::command;
+use crate::speech::model_path;
+use crate::voice_call::turns;
+use crate::voice_caller::{self, CallSpec, Cue};
+
+const DEMO_NUMBER: &str = "+15550100000";
+
+/// Kills the server if the test fails before it exits.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback port free for UDP and TCP.
+fn free_sip_port() -> u16 {
+    for _ in 0..100 {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let port = udp.local_addr().expect("addr").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on loopback");
+}
+
+/// Waits until slotline answers an OPTIONS on `sip` (it is up, with the demo agent seeded).
+async fn wait_for_sip(sip: std::net::SocketAddr) {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let port = socket.local_addr().expect("addr").port();
+    let mut buf = vec![0u8; 8192];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for n in 0.. {
+        assert!(Instant::now() < deadline, "slotline did not start answering SIP");
+        let probe = format!(
+            "OPTIONS sip:slotline@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-up-{n}\r\n\
+             From: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:slotline@127.0.0.1>\r\nCall-ID: up-{n}\r\n\
+             CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        socket.send_to(probe.as_bytes(), sip).await.expect("probe");
+        if let Ok(Ok((len, _))) = tokio::time::timeout(Duration::from_millis(500), socket.recv_from(&mut buf)).await {
+            if buf[..len].starts_with(b"SIP/2.0 200") {
+                return;
+            }
+        }
+    }
+}
+
+/// The one call's transcript once it has a line by the caller.
+async fn caller_heard(store: &dyn Store) -> uuid::Uuid {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let calls = store.list_calls(&RecordFilter { limit: 5, ..Default::default() }).await.expect("calls");
+        if let [call] = calls.as_slice() {
+            let lines = store.list_transcript(call.id).await.expect("transcript");
+            if lines.iter().any(|l| l.speaker == "caller") {
+                return call.id;
+            }
+        }
+        assert!(Instant::now() < deadline, "the caller's first turn was never transcribed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_call_keeps_every_line_of_the_call() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sip: std::net::SocketAddr = format!("127.0.0.1:{}", free_sip_port()).parse().expect("addr");
+    let mut child = command()
+        .env("SLOTLINE_DATA_DIR", dir.path())
+        .env("SLOTLINE_SIP__ADDR", sip.to_string())
+        .env("SLOTLINE_SIP__DRAIN_TIMEOUT_SECS", "4")
+        .env("SLOTLINE_VOICE__ENABLED", "true")
+        .env("SLOTLINE_SPEECH__MODEL_PATH", model_path())
+        .env("SLOTLINE_SPEECH__TTS_ENGINE", "espeak")
+        .env("SLOTLINE_LOG__LEVEL", "info")
+        .args(["serve", "--api-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let mut pipe = child.stderr.take().expect("stderr");
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = pipe.read_to_string(&mut text);
+        text
+    });
+    let mut server = Server(child);
+    wait_for_sip(sip).await;
+
+    let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/voice_caller.xml");
+    let script = turns(&[("I'd like to book an appointment", Cue::AfterPrompt)]).await;
+    let call = tokio::spawn(async move {
+        let spec = CallSpec {
+            local_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+            sip,
+            caller: "+15551234567",
+            service: DEMO_NUMBER,
+            scenario: &scenario,
+            turns: script,
+            deadline: Duration::from_secs(120),
+        };
+        voice_caller::call(spec).await
+    });
+
+    // Once the caller's turn is in the transcript, slotline is told to stop.
+    let url = format!("sqlite://{}", dir.path().join("slotline.db").display());
+    let store: Arc<dyn Store> = storage::connect(&url, 2).await.expect("open the database");
+    let call_id = caller_heard(store.as_ref()).await;
+    let _ = Command::new("kill").args(["-TERM", &server.0.id().to_string()]).status();
+
+    // The caller is hung up on after the drain, and the process exits cleanly.
+    let log = call.await.expect("the call task");
+    assert_eq!(log.sipp_code, 0, "slotline hung up (sipp answered its BYE): {:?}\n{}", log.error, log.sipp_output);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Ok(Some(status)) = server.0.try_wait() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "slotline did not exit after the drain");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let stderr = stderr.join().expect("stderr reader");
+    assert!(status.success(), "exit 0 after SIGTERM: {status}\n{stderr}");
+    assert!(!stderr.contains("voice sessions still running"), "every session ended within the drain:\n{stderr}");
+
+    // After the process is gone: the greeting, the caller's turn and the agent's answer to it, in order.
+    let lines = store.list_transcript(call_id).await.expect("transcript");
+    let speakers: Vec<&str> = lines.iter().map(|l| l.speaker.as_str()).collect();
+    let caller_at = speakers.iter().position(|s| *s == "caller").expect("the caller's line");
+    assert!(speakers[..caller_at].contains(&"agent"), "the greeting comes first: {lines:?}");
+    assert!(speakers[caller_at..].contains(&"agent"), "the agent's answer spoken during the drain is kept: {lines:?}");
+    let row = store.list_calls(&RecordFilter { limit: 5, ..Default::default() }).await.expect("calls");
+    assert_eq!(row.len(), 1, "{row:?}");
+    assert_eq!(row[0].end_reason.as_deref(), Some("shutdown"), "{row:?}");
+    assert!(row[0].ended_at.is_some(), "{row:?}");
+}
