@@ -7,6 +7,9 @@
 # slotline's ratios to sipp's UAS (sipp's UAS answers from memory: it is the ceiling of this scenario).
 #
 #   bench/sip_cps.sh [RATE] [CALLS]      defaults: 50 calls/s, 500 calls
+#   STALL_DB=1 bench/sip_cps.sh ...      the same while another process holds SQLite's write lock for the
+#                                        whole slotline run: every `calls` row write waits (the database
+#                                        stalls), and the calls must go on regardless
 #
 # Bounded: CALLS calls per target (at most 10 000), sipp's -timeout 120 s per run, every wait below
 # gives up after a fixed number of tries; slotline and the sipp UAS are stopped on exit.
@@ -63,6 +66,17 @@ UAS_PORT=$(free_port)
 pids+=($!)
 wait_bound slotline "$SLOTLINE_PORT"
 wait_bound "sipp UAS" "$UAS_PORT"
+if [[ "${STALL_DB:-0}" == 1 ]]; then
+    # Holds the write lock until killed at exit (slotline's writes wait on it; reads go on in WAL mode).
+    python3 -c 'import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(600)' "$work/data/slotline.db" >"$work/stall.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 100); do grep -q locked "$work/stall.log" 2>/dev/null && break; sleep 0.1; done
+    grep -q locked "$work/stall.log" || { echo "sip_cps: could not take SQLite's write lock" >&2; exit 1; }
+fi
 
 run() { # run NAME PORT
     local name=$1 port=$2
@@ -109,9 +123,15 @@ open(f"{folder}/summary", "w").write(f"{cps} {p(0.5)} {p(0.95)} {ok} {failed}\n"
 PY
 }
 
-echo "sip_cps: $CALLS calls at $RATE calls/s per target, 2 s hold, loopback, $(nproc) cores"
+echo "sip_cps: $CALLS calls at $RATE calls/s per target, 2 s hold, loopback, $(nproc) cores$([[ "${STALL_DB:-0}" == 1 ]] && echo ", slotline's database stalled")"
 run sipp_uas "$UAS_PORT"
 run slotline "$SLOTLINE_PORT"
+if [[ "${STALL_DB:-0}" == 1 ]]; then
+    # Proof of the stall: rows written while the lock was held (a reader still sees the database in WAL mode).
+    python3 -c 'import sqlite3, sys
+n = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True).execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+print(f"    stalled database: {n} calls rows written during the run")' "$work/data/slotline.db"
+fi
 python3 - "$work" <<'PY'
 import sys
 w = sys.argv[1]
