@@ -1,7 +1,8 @@
 //! SIGTERM in the middle of a spoken call, on the real binary: the call goes on for
 //! `sip.drain_timeout_secs` (the agent answers the caller it was hearing), then slotline hangs up, waits
 //! for the voice session and its transcript writes, and exits 0. Every line the agent spoke is in the
-//! database after the process is gone, and the call's row is closed with the reason `shutdown`.
+//! database after the process is gone, and the call's row is closed with the reason `shutdown`. The log
+//! at info never holds what the caller said.
 
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -147,6 +148,9 @@ async fn sigterm_mid_call_keeps_every_line_of_the_call() {
     let caller_at = speakers.iter().position(|s| *s == "caller").expect("the caller's line");
     assert!(speakers[..caller_at].contains(&"agent"), "the greeting comes first: {lines:?}");
     assert!(speakers[caller_at..].contains(&"agent"), "the agent's answer spoken during the drain is kept: {lines:?}");
+    // What the caller said stays out of the log at info.
+    let said = lines[caller_at].text.trim();
+    assert!(!said.is_empty() && !stderr.contains(said), "the caller's words ({said}) are logged at info:\n{stderr}");
     let row = store.list_calls(&RecordFilter { limit: 5, ..Default::default() }).await.expect("calls");
     assert_eq!(row.len(), 1, "{row:?}");
     assert_eq!(row[0].end_reason.as_deref(), Some("shutdown"), "{row:?}");
