@@ -19,6 +19,10 @@ mod voice_caller;
 #[path = "support/gateway.rs"]
 mod gateway;
 
+#[allow(dead_code)]
+#[path = "../tests/it/local.rs"]
+mod local;
+
 use gateway::{percentile, Gateway, DEMO_NUMBER};
 use voice_caller::{CallSpec, Cue};
 

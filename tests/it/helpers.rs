@@ -12,7 +12,7 @@ use slotline::storage::{self, ApiTokenRecord, Store, TokenScope};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub use crate::local::{free_port, setup_file};
+pub use crate::local::{free_port, free_sip_port, setup_file};
 
 /// Server URL of the PostgreSQL used by tests; each test creates and drops its own database on it.
 /// `scripts/test.sh` starts a throwaway server and sets it; without it, a server on 127.0.0.1:5432.
@@ -144,6 +144,8 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     /// Kept alive so the database outlives the server; dropped (and removed) with the app.
     _db: TestDb,
+    /// The configuration it runs with, for [`TestApp::restart`].
+    config: Config,
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -176,6 +178,7 @@ pub async fn spawn_app_with(db: Db, clock: Arc<dyn Clock>, configure: impl FnOnc
         analyst,
         store,
         _db: db,
+        config,
         clock,
         shutdown,
         server: Some(server),
@@ -269,14 +272,14 @@ impl TestApp {
         body["id"].as_str().expect("id").to_string()
     }
 
-    /// Stops this server and starts a new one on the same database and data dir (same tokens).
+    /// Stops this server and starts a new one with the same configuration, database and data dir (same
+    /// tokens).
     pub async fn restart(mut self) -> TestApp {
         self.shutdown.cancel();
         if let Some(server) = self.server.take() {
             server.await.expect("server task").expect("server ran cleanly");
         }
-        let config = test_config(&self._db);
-        let app = Application::build_with_clock(&config, self.clock.clone()).await.expect("rebuild app");
+        let app = Application::build_with_clock(&self.config, self.clock.clone()).await.expect("rebuild app");
         let shutdown = CancellationToken::new();
         let base = format!("http://{}", app.api_addr());
         let metrics_url = format!("http://{}/metrics", app.metrics_addr());
@@ -292,6 +295,7 @@ impl TestApp {
             analyst: self.analyst.clone(),
             store,
             _db: std::mem::replace(&mut self._db, TestDb::detached()),
+            config: self.config.clone(),
             clock: self.clock.clone(),
             shutdown,
             server: Some(server),

@@ -9,16 +9,12 @@ use serde_json::json;
 use slotline::calendar::calcom_key_context;
 use slotline::storage::crypto::MasterKey;
 
-use crate::helpers::{command, TestDb};
+use crate::helpers::{command, free_port, TestDb};
 
 const FIRST_KEY: &str = "cal_live_5ecret0first0key0a1b2c3d4e5f";
 const SECOND_KEY: &str = "cal_live_5ecret0second0key09f8e7d6c5b";
 /// The global key (`CAL_KEY`), for agents without their own.
 const GLOBAL_KEY: &str = "cal_live_5ecret0global0key0aa11bb22cc";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
 
 struct Server {
     child: Child,

@@ -10,7 +10,7 @@ use slotline::calendar::SystemClock;
 use slotline::config::{Config, Secret, TrunkConfig};
 use slotline::storage::{CallRecord, RecordFilter};
 
-use crate::helpers::{spawn_app_with, Db, TestApp};
+use crate::helpers::{free_sip_port, spawn_app_with, Db, TestApp};
 
 crate::on_every_backend!(
     basic_call_with_rtp_both_ways,
@@ -27,19 +27,6 @@ crate::on_every_backend!(
 
 fn scenario(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp").join(name)
-}
-
-fn free_port() -> u16 {
-    // A port free for both UDP and TCP (sipp binds both for -t t1).
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let port = udp.local_addr().expect("addr").port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
-            && std::net::UdpSocket::bind(("127.0.0.1", port + 2)).is_ok()
-        {
-            return port;
-        }
-    }
 }
 
 pub(crate) struct Sipp<'a> {
@@ -67,8 +54,8 @@ impl<'a> Sipp<'a> {
     /// Runs sipp for one call; returns its exit code and output.
     pub(crate) async fn run(self) -> (i32, String) {
         let target = self.app.sip_addr.to_string();
-        let port = free_port().to_string();
-        let media_port = free_port().to_string();
+        let port = free_sip_port(std::net::Ipv4Addr::LOCALHOST.into()).to_string();
+        let media_port = free_sip_port(std::net::Ipv4Addr::LOCALHOST.into()).to_string();
         let mut command = tokio::process::Command::new("sipp");
         command
             .arg(&target)

@@ -21,7 +21,7 @@ use slotline::calendar::SystemClock;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::helpers::{spawn_app_with, Db};
+use crate::helpers::{free_sip_port, spawn_app_with, Db};
 use crate::sip::{call_row, metric};
 
 crate::on_every_backend!(softphone_hears_the_greeting_and_its_dtmf_is_counted);
@@ -213,7 +213,11 @@ impl Baresip {
     /// Writes the config into a temp dir, starts baresip and connects to its `ctrl_tcp`.
     async fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (sip_port, rtp_port, control_port) = (free_port(), rtp_port(), free_port());
+        let (sip_port, rtp_port, control_port) = (
+            free_sip_port(std::net::Ipv4Addr::LOCALHOST.into()),
+            rtp_port(),
+            free_sip_port(std::net::Ipv4Addr::LOCALHOST.into()),
+        );
         let path = |name: &str| dir.path().join(name).display().to_string();
         std::fs::create_dir_all(dir.path().join("heard")).expect("recording dir");
         let tone: Vec<i16> = (0..8000 * 3)
@@ -372,18 +376,6 @@ async fn connect(port: u16, child: &mut tokio::process::Child) -> Result<TcpStre
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// A loopback port free for UDP and TCP (baresip listens on both for SIP).
-fn free_port() -> u16 {
-    for _ in 0..100 {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let port = udp.local_addr().expect("addr").port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free loopback port");
 }
 
 /// An even UDP port whose odd sibling (RTCP) is free too.

@@ -169,18 +169,6 @@ pub struct CallSpec<'a> {
     pub deadline: Duration,
 }
 
-fn free_port(ip: std::net::IpAddr) -> u16 {
-    // sipp binds the port and port + 2 (media), UDP and TCP.
-    for _ in 0..100 {
-        let udp = std::net::UdpSocket::bind((ip, 0)).expect("bind");
-        let port = udp.local_addr().expect("addr").port();
-        if std::net::TcpListener::bind((ip, port)).is_ok() && std::net::UdpSocket::bind((ip, port + 2)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port pair on loopback");
-}
-
 fn rms(frame: &[i16]) -> f64 {
     let sum: f64 = frame.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
     (sum / frame.len().max(1) as f64).sqrt()
@@ -219,7 +207,10 @@ pub fn voiced(frame: &[i16]) -> bool {
 pub async fn call(spec: CallSpec<'_>) -> CallLog {
     let socket = tokio::net::UdpSocket::bind((spec.local_ip, 0)).await.expect("bind RTP");
     let rtp_port = socket.local_addr().expect("addr").port().to_string();
-    let (sip_port, media_port) = (free_port(spec.local_ip).to_string(), free_port(spec.local_ip).to_string());
+    let (sip_port, media_port) = (
+        crate::local::free_sip_port(spec.local_ip).to_string(),
+        crate::local::free_sip_port(spec.local_ip).to_string(),
+    );
     let local_ip = spec.local_ip.to_string();
     let mut command = tokio::process::Command::new("sipp");
     command

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use slotline::storage::{self, RecordFilter, Store};
 use tokio::net::UdpSocket;
 
-use crate::helpers::command;
+use crate::helpers::{command, free_sip_port};
 use crate::speech::model_path;
 use crate::voice_call::turns;
 use crate::voice_caller::{self, CallSpec, Cue};
@@ -28,18 +28,6 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// A loopback port free for UDP and TCP.
-fn free_sip_port() -> u16 {
-    for _ in 0..100 {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let port = udp.local_addr().expect("addr").port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port on loopback");
 }
 
 /// Waits until slotline answers an OPTIONS on `sip` (it is up, with the demo agent seeded).
@@ -83,7 +71,8 @@ async fn caller_heard(store: &dyn Store) -> uuid::Uuid {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_call_keeps_every_line_of_the_call() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sip: std::net::SocketAddr = format!("127.0.0.1:{}", free_sip_port()).parse().expect("addr");
+    let sip: std::net::SocketAddr =
+        format!("127.0.0.1:{}", free_sip_port(std::net::Ipv4Addr::LOCALHOST.into())).parse().expect("addr");
     let mut child = command()
         .env("SLOTLINE_DATA_DIR", dir.path())
         .env("SLOTLINE_SIP__ADDR", sip.to_string())
