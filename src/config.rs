@@ -190,6 +190,36 @@ pub struct VoiceConfig {
     pub transcript_retention_days: u32,
 }
 
+impl VoiceConfig {
+    /// Checks the `voice.*` timings: multiples of the 20 ms frame, each within its range.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(200..=3000).contains(&self.end_silence_ms) || self.end_silence_ms % 20 != 0 {
+            return Err(ConfigError::new("voice.end_silence_ms", "must be a multiple of 20 between 200 and 3000"));
+        }
+        let pause = self.pause_ms;
+        if pause != 0 && (pause % 20 != 0 || !(100..self.end_silence_ms).contains(&pause)) {
+            return Err(ConfigError::new(
+                "voice.pause_ms",
+                "must be 0 (off) or a multiple of 20 from 100 up to below voice.end_silence_ms",
+            ));
+        }
+        let speculate = self.speculate_ms;
+        if pause != 0 && (speculate % 20 != 0 || !(40..=pause).contains(&speculate)) {
+            return Err(ConfigError::new(
+                "voice.speculate_ms",
+                "must be a multiple of 20 from 40 up to voice.pause_ms",
+            ));
+        }
+        if !(20..=500).contains(&self.start_speech_ms) || self.start_speech_ms % 20 != 0 {
+            return Err(ConfigError::new("voice.start_speech_ms", "must be a multiple of 20 between 20 and 500"));
+        }
+        if !(1000..=60_000).contains(&self.no_input_ms) {
+            return Err(ConfigError::new("voice.no_input_ms", "must be between 1000 and 60000"));
+        }
+        Ok(())
+    }
+}
+
 /// `dialog.*` settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -200,6 +230,32 @@ pub struct DialogConfig {
     pub interim_after_ms: u64,
     /// The LLM endpoint.
     pub llm: LlmConfig,
+}
+
+impl DialogConfig {
+    /// Checks the `dialog.*` settings and the LLM engine's.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let llm = &self.llm;
+        if !(llm.base_url.starts_with("http://") || llm.base_url.starts_with("https://")) {
+            return Err(ConfigError::new("dialog.llm.base_url", "must be an http:// or https:// URL"));
+        }
+        if self.engine == DialogEngineKind::Llm && llm.model.trim().is_empty() {
+            return Err(ConfigError::new("dialog.llm.model", "must name a model when dialog.engine is llm"));
+        }
+        if !(100..=300_000).contains(&llm.timeout_ms) {
+            return Err(ConfigError::new("dialog.llm.timeout_ms", "must be between 100 and 300000"));
+        }
+        if !(1..=16).contains(&llm.max_tool_rounds) {
+            return Err(ConfigError::new("dialog.llm.max_tool_rounds", "must be between 1 and 16"));
+        }
+        if !(0.0..=2.0).contains(&llm.temperature) {
+            return Err(ConfigError::new("dialog.llm.temperature", "must be between 0 and 2"));
+        }
+        if self.interim_after_ms > 60_000 {
+            return Err(ConfigError::new("dialog.interim_after_ms", "must be at most 60000"));
+        }
+        Ok(())
+    }
 }
 
 /// Which dialog engine agents use.
@@ -256,6 +312,38 @@ pub struct SpeechConfig {
     pub external: ExternalTtsConfig,
     /// The hibari neural voice (`tts_engine` = `hibari`, the default).
     pub hibari: HibariConfig,
+}
+
+impl SpeechConfig {
+    /// Checks the `speech.*` settings of the local engines.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.model_path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            return Err(ConfigError::new("speech.model_path", "must not be empty"));
+        }
+        if !(1..=64).contains(&self.stt_workers) {
+            return Err(ConfigError::new("speech.stt_workers", "must be between 1 and 64"));
+        }
+        if !(1..=16).contains(&self.stt_threads) {
+            return Err(ConfigError::new("speech.stt_threads", "must be between 1 and 16"));
+        }
+        let voice = &self.tts_voice;
+        if voice.is_empty()
+            || voice.starts_with('-')
+            || !voice.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+' | '/'))
+        {
+            return Err(ConfigError::new(
+                "speech.tts_voice",
+                format!("`{voice}` is not an espeak-ng voice name such as `en-us` or `en-gb+f3`"),
+            ));
+        }
+        if !(80..=450).contains(&self.tts_rate) {
+            return Err(ConfigError::new("speech.tts_rate", "must be between 80 and 450 words per minute"));
+        }
+        if self.vad_aggressiveness > 3 {
+            return Err(ConfigError::new("speech.vad_aggressiveness", "must be 0, 1, 2 or 3"));
+        }
+        Ok(())
+    }
 }
 
 /// `speech.hibari.*` settings.
@@ -373,6 +461,27 @@ pub struct SipConfig {
     pub trunks: Vec<TrunkConfig>,
 }
 
+impl SipConfig {
+    /// Checks the `sip.*` limits and that each trunk has both or neither credential.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_calls == 0 {
+            return Err(ConfigError::new("sip.max_calls", "must be at least 1"));
+        }
+        if self.tcp_max_connections == 0 {
+            return Err(ConfigError::new("sip.tcp_max_connections", "must be at least 1"));
+        }
+        if self.tcp_idle_timeout_secs == 0 {
+            return Err(ConfigError::new("sip.tcp_idle_timeout_secs", "must be at least 1"));
+        }
+        for (i, trunk) in self.trunks.iter().enumerate() {
+            if trunk.username.is_some() != trunk.password.is_some() {
+                return Err(ConfigError::new(format!("sip.trunks[{i}].password"), "username and password go together"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One `[[sip.trunks]]` entry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -399,6 +508,19 @@ pub struct RtpConfig {
     pub timeout_secs: u64,
 }
 
+impl RtpConfig {
+    /// Checks the `rtp.*` port range and timeout.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.port_min < 1024 || self.port_max <= self.port_min + 2 {
+            return Err(ConfigError::new("rtp.port_max", "rtp.port_min must be >= 1024 and below rtp.port_max - 2"));
+        }
+        if self.timeout_secs == 0 {
+            return Err(ConfigError::new("rtp.timeout_secs", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
 /// `media.*` settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -409,6 +531,16 @@ pub struct MediaConfig {
     pub record_calls: bool,
     /// Longest call in seconds.
     pub max_call_secs: u64,
+}
+
+impl MediaConfig {
+    /// Checks that `media.greeting_wav` is a WAV file slotline can play.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(path) = &self.greeting_wav {
+            crate::audio::wav::read(path).map_err(|e| ConfigError::new("media.greeting_wav", e))?;
+        }
+        Ok(())
+    }
 }
 
 /// `calcom.*` settings.
@@ -424,6 +556,32 @@ pub struct CalcomConfig {
     /// Global Cal.com API key for Cal.com agents that have none of their own (an agent's own key wins).
     /// Also read from `CAL_KEY`, the seed's name for it. Never logged or returned.
     pub api_key: Option<Secret>,
+}
+
+impl CalcomConfig {
+    /// Checks the `calcom.*` settings; an invalid key is never repeated in the message.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://")) {
+            return Err(ConfigError::new("calcom.base_url", "must be an http:// or https:// URL"));
+        }
+        if !(100..=120_000).contains(&self.timeout_ms) {
+            return Err(ConfigError::new("calcom.timeout_ms", "must be between 100 and 120000"));
+        }
+        if !(1..=10_000).contains(&self.requests_per_minute) {
+            return Err(ConfigError::new("calcom.requests_per_minute", "must be between 1 and 10000"));
+        }
+        if let Some(key) = &self.api_key {
+            let key = key.expose();
+            if key.len() < 8 || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                // The message never repeats the value.
+                return Err(ConfigError::new(
+                    "calcom.api_key",
+                    "is not a Cal.com API key (8 or more characters, no spaces)",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `database.*` settings.
@@ -446,6 +604,19 @@ pub struct ApiConfig {
     pub request_timeout_secs: u64,
     /// Requests served at once; a request beyond them gets `503` with `Retry-After` at once.
     pub max_concurrent_requests: usize,
+}
+
+impl ApiConfig {
+    /// Checks the `api.*` limits.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=3600).contains(&self.request_timeout_secs) {
+            return Err(ConfigError::new("api.request_timeout_secs", "must be between 1 and 3600"));
+        }
+        if !(1..=100_000).contains(&self.max_concurrent_requests) {
+            return Err(ConfigError::new("api.max_concurrent_requests", "must be between 1 and 100000"));
+        }
+        Ok(())
+    }
 }
 
 /// `metrics.*` settings.
@@ -489,6 +660,7 @@ pub struct DemoConfig {
 }
 
 impl Default for Config {
+    #[allow(clippy::too_many_lines, reason = "one literal per setting; splitting it would scatter the defaults")]
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("./data"),
@@ -721,12 +893,7 @@ impl Config {
         if self.database.max_connections == 0 {
             return Err(ConfigError::new("database.max_connections", "must be at least 1"));
         }
-        if !(1..=3600).contains(&self.api.request_timeout_secs) {
-            return Err(ConfigError::new("api.request_timeout_secs", "must be between 1 and 3600"));
-        }
-        if !(1..=100_000).contains(&self.api.max_concurrent_requests) {
-            return Err(ConfigError::new("api.max_concurrent_requests", "must be between 1 and 100000"));
-        }
+        self.api.validate()?;
         if self.api.addr == self.metrics.addr && self.api.addr.port() != 0 {
             return Err(ConfigError::new("metrics.addr", "must differ from api.addr"));
         }
@@ -743,115 +910,13 @@ impl Config {
             ));
         }
         self.livekit.validate()?;
-        if !(self.calcom.base_url.starts_with("http://") || self.calcom.base_url.starts_with("https://")) {
-            return Err(ConfigError::new("calcom.base_url", "must be an http:// or https:// URL"));
-        }
-        if !(100..=120_000).contains(&self.calcom.timeout_ms) {
-            return Err(ConfigError::new("calcom.timeout_ms", "must be between 100 and 120000"));
-        }
-        if !(1..=10_000).contains(&self.calcom.requests_per_minute) {
-            return Err(ConfigError::new("calcom.requests_per_minute", "must be between 1 and 10000"));
-        }
-        if let Some(key) = &self.calcom.api_key {
-            let key = key.expose();
-            if key.len() < 8 || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                // The message never repeats the value.
-                return Err(ConfigError::new(
-                    "calcom.api_key",
-                    "is not a Cal.com API key (8 or more characters, no spaces)",
-                ));
-            }
-        }
-        if !(200..=3000).contains(&self.voice.end_silence_ms) || self.voice.end_silence_ms % 20 != 0 {
-            return Err(ConfigError::new("voice.end_silence_ms", "must be a multiple of 20 between 200 and 3000"));
-        }
-        let pause = self.voice.pause_ms;
-        if pause != 0 && (pause % 20 != 0 || !(100..self.voice.end_silence_ms).contains(&pause)) {
-            return Err(ConfigError::new(
-                "voice.pause_ms",
-                "must be 0 (off) or a multiple of 20 from 100 up to below voice.end_silence_ms",
-            ));
-        }
-        let speculate = self.voice.speculate_ms;
-        if pause != 0 && (speculate % 20 != 0 || !(40..=pause).contains(&speculate)) {
-            return Err(ConfigError::new(
-                "voice.speculate_ms",
-                "must be a multiple of 20 from 40 up to voice.pause_ms",
-            ));
-        }
-        if !(20..=500).contains(&self.voice.start_speech_ms) || self.voice.start_speech_ms % 20 != 0 {
-            return Err(ConfigError::new("voice.start_speech_ms", "must be a multiple of 20 between 20 and 500"));
-        }
-        if !(1000..=60_000).contains(&self.voice.no_input_ms) {
-            return Err(ConfigError::new("voice.no_input_ms", "must be between 1000 and 60000"));
-        }
-        let llm = &self.dialog.llm;
-        if !(llm.base_url.starts_with("http://") || llm.base_url.starts_with("https://")) {
-            return Err(ConfigError::new("dialog.llm.base_url", "must be an http:// or https:// URL"));
-        }
-        if self.dialog.engine == DialogEngineKind::Llm && llm.model.trim().is_empty() {
-            return Err(ConfigError::new("dialog.llm.model", "must name a model when dialog.engine is llm"));
-        }
-        if !(100..=300_000).contains(&llm.timeout_ms) {
-            return Err(ConfigError::new("dialog.llm.timeout_ms", "must be between 100 and 300000"));
-        }
-        if !(1..=16).contains(&llm.max_tool_rounds) {
-            return Err(ConfigError::new("dialog.llm.max_tool_rounds", "must be between 1 and 16"));
-        }
-        if !(0.0..=2.0).contains(&llm.temperature) {
-            return Err(ConfigError::new("dialog.llm.temperature", "must be between 0 and 2"));
-        }
-        if self.dialog.interim_after_ms > 60_000 {
-            return Err(ConfigError::new("dialog.interim_after_ms", "must be at most 60000"));
-        }
-        if self.rtp.port_min < 1024 || self.rtp.port_max <= self.rtp.port_min + 2 {
-            return Err(ConfigError::new("rtp.port_max", "rtp.port_min must be >= 1024 and below rtp.port_max - 2"));
-        }
-        if self.rtp.timeout_secs == 0 {
-            return Err(ConfigError::new("rtp.timeout_secs", "must be at least 1"));
-        }
-        if self.sip.max_calls == 0 {
-            return Err(ConfigError::new("sip.max_calls", "must be at least 1"));
-        }
-        if self.sip.tcp_max_connections == 0 {
-            return Err(ConfigError::new("sip.tcp_max_connections", "must be at least 1"));
-        }
-        if self.sip.tcp_idle_timeout_secs == 0 {
-            return Err(ConfigError::new("sip.tcp_idle_timeout_secs", "must be at least 1"));
-        }
-        for (i, trunk) in self.sip.trunks.iter().enumerate() {
-            if trunk.username.is_some() != trunk.password.is_some() {
-                return Err(ConfigError::new(format!("sip.trunks[{i}].password"), "username and password go together"));
-            }
-        }
-        if let Some(path) = &self.media.greeting_wav {
-            crate::audio::wav::read(path).map_err(|e| ConfigError::new("media.greeting_wav", e))?;
-        }
-        if self.speech.model_path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
-            return Err(ConfigError::new("speech.model_path", "must not be empty"));
-        }
-        if !(1..=64).contains(&self.speech.stt_workers) {
-            return Err(ConfigError::new("speech.stt_workers", "must be between 1 and 64"));
-        }
-        if !(1..=16).contains(&self.speech.stt_threads) {
-            return Err(ConfigError::new("speech.stt_threads", "must be between 1 and 16"));
-        }
-        let voice = &self.speech.tts_voice;
-        if voice.is_empty()
-            || voice.starts_with('-')
-            || !voice.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+' | '/'))
-        {
-            return Err(ConfigError::new(
-                "speech.tts_voice",
-                format!("`{voice}` is not an espeak-ng voice name such as `en-us` or `en-gb+f3`"),
-            ));
-        }
-        if !(80..=450).contains(&self.speech.tts_rate) {
-            return Err(ConfigError::new("speech.tts_rate", "must be between 80 and 450 words per minute"));
-        }
-        if self.speech.vad_aggressiveness > 3 {
-            return Err(ConfigError::new("speech.vad_aggressiveness", "must be 0, 1, 2 or 3"));
-        }
+        self.calcom.validate()?;
+        self.voice.validate()?;
+        self.dialog.validate()?;
+        self.rtp.validate()?;
+        self.sip.validate()?;
+        self.media.validate()?;
+        self.speech.validate()?;
         self.validate_speech_engines()?;
         crate::phone::normalize(&self.demo.number).map_err(|e| ConfigError::new("demo.number", e.to_string()))?;
         Ok(())

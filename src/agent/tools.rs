@@ -476,56 +476,10 @@ impl Toolbox {
     async fn dispatch(&self, call: &ToolCall) -> ToolResult {
         let Some(calendar) = self.calendar.as_ref() else { return self.not_configured() };
         match call {
-            ToolCall::ListAvailableSlots { range_days } => {
-                let listing = calendar.list_available_slots((*range_days).clamp(1, MAX_RANGE_DAYS));
-                let result = match &self.interim {
-                    Some((sink, after)) => {
-                        tokio::pin!(listing);
-                        tokio::select! {
-                            result = &mut listing => result,
-                            () = tokio::time::sleep(*after) => {
-                                let _ = sink.send(CHECKING_SLOTS.to_string());
-                                listing.await
-                            }
-                        }
-                    }
-                    None => listing.await,
-                };
-                match result {
-                    Ok(slots) if slots.is_empty() => self.failure(CalendarError::NoSlots),
-                    Ok(slots) => {
-                        ToolResult { text: self.describe_slots(&slots), outcome: "ok", data: ToolData::Slots(slots) }
-                    }
-                    Err(e) => self.failure(e),
-                }
-            }
+            ToolCall::ListAvailableSlots { range_days } => self.list_slots(calendar.as_ref(), *range_days).await,
             ToolCall::ScheduleAppointment { slot_id, attendee_name, attendee_email, attendee_phone, notes } => {
-                let phone = attendee_phone.clone();
-                let attendee = match Attendee::new(attendee_name, attendee_email.as_deref(), phone.as_deref()) {
-                    Ok(attendee) => attendee,
-                    Err(e) => return self.failure(e),
-                };
-                if let Some(email) = attendee_email {
-                    self.lock().emails.push(email.clone());
-                }
-                self.reached(Step::Details);
-                let request = BookingRequest {
-                    slot_id: SlotId::from(slot_id.as_str()),
-                    attendee,
-                    notes: notes.clone(),
-                    idempotency_key: Some(format!("{}:{slot_id}", self.context.call_id)),
-                    source_call_id: Some(self.context.call_id.clone()),
-                };
-                match calendar.schedule(request).await {
-                    Ok(booking) => {
-                        self.note(Outcome::Booked);
-                        self.reached(Step::Booked);
-                        let when = speak::instant(booking.start_at, self.context.timezone, self.now());
-                        let text = format!("Booked {when} for {} (booking id {}).", booking.attendee_name, booking.id);
-                        ToolResult { text, outcome: "ok", data: ToolData::Booking(booking) }
-                    }
-                    Err(e) => self.failure(e),
-                }
+                let attendee = (attendee_name.as_str(), attendee_email.as_deref(), attendee_phone.as_deref());
+                self.schedule(calendar.as_ref(), slot_id, attendee, notes.as_ref()).await
             }
             ToolCall::FindAppointments { attendee_email } => {
                 let email = attendee_email.clone().or_else(|| self.lock().emails.last().cloned());
@@ -571,20 +525,82 @@ impl Toolbox {
                     Err(e) => self.failure(e),
                 }
             }
-            ToolCall::GetCurrentTime => {
-                let now = self.now().with_timezone(&self.context.timezone);
-                let text = format!(
-                    "It is {}, {} {} {}, {} in {}.",
-                    speak::weekday_name(chrono::Datelike::weekday(&now)),
-                    speak::month_name(chrono::Datelike::month(&now)),
-                    speak::ordinal(chrono::Datelike::day(&now)),
-                    chrono::Datelike::year(&now),
-                    speak::time(now.time()),
-                    self.context.timezone.name(),
-                );
-                ToolResult { text, outcome: "ok", data: ToolData::Now(now) }
-            }
+            ToolCall::GetCurrentTime => self.current_time(),
         }
+    }
+
+    /// Free slots over the next `range_days` days; says "checking" to the caller when the calendar is slow.
+    async fn list_slots(&self, calendar: &dyn Calendar, range_days: u32) -> ToolResult {
+        let listing = calendar.list_available_slots(range_days.clamp(1, MAX_RANGE_DAYS));
+        let result = match &self.interim {
+            Some((sink, after)) => {
+                tokio::pin!(listing);
+                tokio::select! {
+                    result = &mut listing => result,
+                    () = tokio::time::sleep(*after) => {
+                        let _ = sink.send(CHECKING_SLOTS.to_string());
+                        listing.await
+                    }
+                }
+            }
+            None => listing.await,
+        };
+        match result {
+            Ok(slots) if slots.is_empty() => self.failure(CalendarError::NoSlots),
+            Ok(slots) => ToolResult { text: self.describe_slots(&slots), outcome: "ok", data: ToolData::Slots(slots) },
+            Err(e) => self.failure(e),
+        }
+    }
+
+    /// Books a slot for the attendee (name, email, phone), keyed on the call so a retry books once.
+    async fn schedule(
+        &self,
+        calendar: &dyn Calendar,
+        slot_id: &str,
+        attendee: (&str, Option<&str>, Option<&str>),
+        notes: Option<&String>,
+    ) -> ToolResult {
+        let (attendee_name, attendee_email, attendee_phone) = attendee;
+        let attendee = match Attendee::new(attendee_name, attendee_email, attendee_phone) {
+            Ok(attendee) => attendee,
+            Err(e) => return self.failure(e),
+        };
+        if let Some(email) = attendee_email {
+            self.lock().emails.push(email.to_string());
+        }
+        self.reached(Step::Details);
+        let request = BookingRequest {
+            slot_id: SlotId::from(slot_id),
+            attendee,
+            notes: notes.cloned(),
+            idempotency_key: Some(format!("{}:{slot_id}", self.context.call_id)),
+            source_call_id: Some(self.context.call_id.clone()),
+        };
+        match calendar.schedule(request).await {
+            Ok(booking) => {
+                self.note(Outcome::Booked);
+                self.reached(Step::Booked);
+                let when = speak::instant(booking.start_at, self.context.timezone, self.now());
+                let text = format!("Booked {when} for {} (booking id {}).", booking.attendee_name, booking.id);
+                ToolResult { text, outcome: "ok", data: ToolData::Booking(booking) }
+            }
+            Err(e) => self.failure(e),
+        }
+    }
+
+    /// The date and time now, in the agent's time zone.
+    fn current_time(&self) -> ToolResult {
+        let now = self.now().with_timezone(&self.context.timezone);
+        let text = format!(
+            "It is {}, {} {} {}, {} in {}.",
+            speak::weekday_name(chrono::Datelike::weekday(&now)),
+            speak::month_name(chrono::Datelike::month(&now)),
+            speak::ordinal(chrono::Datelike::day(&now)),
+            chrono::Datelike::year(&now),
+            speak::time(now.time()),
+            self.context.timezone.name(),
+        );
+        ToolResult { text, outcome: "ok", data: ToolData::Now(now) }
     }
 
     fn failure(&self, error: CalendarError) -> ToolResult {

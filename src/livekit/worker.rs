@@ -144,12 +144,7 @@ impl Worker {
         let mut drain_deadline: Option<Instant> = None;
         let mut drain_forced = false;
         loop {
-            let drain_sleep = async {
-                match drain_deadline {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let drain_sleep = sleep_until(drain_deadline);
             tokio::select! {
                 message = stream.next() => {
                     let Some(message) = message else { return Ok(()) };
@@ -181,11 +176,7 @@ impl Worker {
                     send(&mut sink, WorkerMsg::Ping(ping)).await?;
                 }
                 _ = shutdown.cancelled(), if drain_deadline.is_none() => {
-                    let running = {
-                        let mut jobs = self.lock();
-                        jobs.draining = true;
-                        jobs.running.len()
-                    };
+                    let running = self.start_draining();
                     tracing::info!(running, "livekit worker draining");
                     send(&mut sink, WorkerMsg::UpdateWorker(self.status())).await?;
                     if running == 0 {
@@ -204,6 +195,13 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Takes no more jobs; the number still running.
+    fn start_draining(&self) -> usize {
+        let mut jobs = self.lock();
+        jobs.draining = true;
+        jobs.running.len()
     }
 
     /// Drains without a connection: waits for running jobs up to the drain timeout, then cancels them.
@@ -388,6 +386,14 @@ fn decode(frame: Result<WsMessage, tokio_tungstenite::tungstenite::Error>) -> Re
             .map_err(|e| LivekitError::Socket(format!("undecodable server message: {e}"))),
         WsMessage::Close(_) => Err(LivekitError::Socket("closed by the server".into())),
         _ => Ok(None),
+    }
+}
+
+/// Sleeps until `deadline`, or forever when there is none.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -299,26 +299,11 @@ impl Worker {
         tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
         let max_call = tokio::time::sleep(self.settings.max_call);
         tokio::pin!(max_call);
-        let (mut sequence, mut timestamp, ssrc): (u16, u32, u32) = {
-            let mut rng = rand::thread_rng();
-            (rng.gen(), rng.gen(), rng.gen())
-        };
         let ignored = metrics::rtp_ignored();
-        let mut playing = false;
-        let mut greeting_at = 0usize;
-        let mut first_packet = true;
-        let mut last_rx = Instant::now();
-        let mut timed_out = false;
-        let mut stats = ReceiveStats::default();
-        let mut dtmf = DtmfReceiver::default();
-        let mut recorder = self.recording.take().map(Recorder::start);
-        let mut frame = [0i16; FRAME];
-        let mut concealment = [0i16; FRAME];
+        let mut rx = Inbound::new(self.recording.take().map(Recorder::start));
+        let mut tx = Outbound::new();
         let mut inbound = [0u8; 1500];
-        let mut outbound = [0u8; 12 + FRAME];
         let mut report = [0u8; 128];
-        let mut sent: u64 = 0;
-        let mut jitter = JitterBuffer::new(JITTER_TARGET_FRAMES);
         let mut ticks: u32 = 0;
         let mut rtcp_remote: Option<std::net::SocketAddr> = None;
         let cname = format!("slotline@{}", self.call_id.chars().take(40).collect::<String>());
@@ -335,57 +320,14 @@ impl Worker {
                             self.latch.update(remote);
                         }
                         self.negotiated = negotiated;
-                        last_rx = Instant::now();
+                        rx.last_rx = Instant::now();
                     }
-                    Control::Play => playing = true,
-                    Control::Pipeline => greeting_at = self.settings.greeting.len(),
+                    Control::Play => tx.playing = true,
+                    Control::Pipeline => tx.greeting_at = self.settings.greeting.len(),
                 },
                 received = self.ports.rtp.recv_from(&mut inbound) => {
                     let Ok((len, from)) = received else { continue };
-                    let Some(packet) = rtp::parse(&inbound[..len]) else { continue };
-                    // Symmetric RTP: answer where the caller's media really comes from (NAT), and only them.
-                    if let Err(foreign) = self.latch.check(from, packet.ssrc) {
-                        match foreign {
-                            Foreign::Source => ignored.source.increment(1),
-                            Foreign::Ssrc => ignored.ssrc.increment(1),
-                        }
-                        continue;
-                    }
-                    last_rx = Instant::now();
-                    timed_out = false;
-                    stats.on_packet(packet.sequence, packet.timestamp, started.elapsed());
-                    stats.ssrc = packet.ssrc;
-                    if packet.payload_type == self.negotiated.payload_type {
-                        jitter.insert(packet.sequence, packet.payload);
-                        // Caller audio goes on as soon as it is in order; losses are concealed.
-                        loop {
-                            let audio = match jitter.pop() {
-                                Pulled::Frame(payload) => {
-                                    let n = g711::decode(self.negotiated.codec, payload, &mut frame);
-                                    frame[n..].fill(0);
-                                    concealment = frame;
-                                    frame
-                                }
-                                Pulled::Missing => {
-                                    // Repeat the last frame at half level, fading further each time.
-                                    concealment.iter_mut().for_each(|s| *s /= 2);
-                                    concealment
-                                }
-                                Pulled::Idle => break,
-                            };
-                            if let Some(recorder) = recorder.as_mut() {
-                                recorder.push(audio);
-                            }
-                            let _ = self.input.try_send(CallerInput::Audio(audio));
-                        }
-                    } else if Some(packet.payload_type) == self.negotiated.dtmf_payload_type {
-                        if let Some(digit) = dtmf.on_packet(packet.timestamp, packet.payload) {
-                            // The digit is what the caller typed (perhaps a card or account number): debug only.
-                            tracing::debug!(call_id = %self.call_id, digit = %digit.key, end_lost = digit.end_lost, "DTMF");
-                            metrics::dtmf_event();
-                            let _ = self.input.try_send(CallerInput::Dtmf(digit.key));
-                        }
-                    }
+                    self.on_rtp(&mut rx, &inbound[..len], from, started, &ignored);
                 }
                 received = self.ports.rtcp.recv_from(&mut report) => {
                     let Ok((len, from)) = received else { continue };
@@ -400,61 +342,206 @@ impl Worker {
                 _ = tick.tick() => {
                     ticks = ticks.wrapping_add(1);
                     if ticks % RTCP_EVERY_TICKS == 0 {
-                        if let Some(to) = rtcp_remote.or_else(|| self.latch.remote().map(|r| std::net::SocketAddr::new(r.ip(), r.port().wrapping_add(1)))) {
-                            let sender = (sent > 0).then(|| SenderInfo {
-                                rtp_timestamp: timestamp,
-                                packets: sent as u32,
-                                octets: (sent * FRAME as u64) as u32,
-                            });
-                            let len = rtcp::write_report(&mut report, ssrc, sender, stats.report(), &cname);
-                            let _ = self.ports.rtcp.send_to(&report[..len], to).await;
-                        }
+                        self.send_report(&mut report, &tx, &mut rx.stats, rtcp_remote, &cname).await;
                     }
-                    if !timed_out && !self.negotiated.on_hold() && last_rx.elapsed() > self.settings.timeout {
-                        timed_out = true;
+                    if !rx.timed_out && !self.negotiated.on_hold() && rx.last_rx.elapsed() > self.settings.timeout {
+                        rx.timed_out = true;
                         let _ = self.events.send(MediaEvent::Timeout).await;
                     }
-                    let Some(to) = self.latch.remote() else { continue };
-                    if !playing || !self.negotiated.we_send() {
-                        timestamp = timestamp.wrapping_add(FRAME as u32);
-                        continue;
-                    }
-                    let samples = match self.playout.next_frame() {
-                        Some(queued) => queued,
-                        None if greeting_at < self.settings.greeting.len() => {
-                            let end = (greeting_at + FRAME).min(self.settings.greeting.len());
-                            let mut f = [0i16; FRAME];
-                            f[..end - greeting_at].copy_from_slice(&self.settings.greeting[greeting_at..end]);
-                            greeting_at = end;
-                            f
-                        }
-                        None => [0i16; FRAME],
-                    };
-                    let header = rtp::write_header(&mut outbound, first_packet, self.negotiated.payload_type, sequence, timestamp, ssrc);
-                    g711::encode(self.negotiated.codec, &samples, &mut outbound[header..]);
-                    if self.ports.rtp.send_to(&outbound, to).await.is_ok() {
-                        sent += 1;
-                    }
-                    first_packet = false;
-                    sequence = sequence.wrapping_add(1);
-                    timestamp = timestamp.wrapping_add(FRAME as u32);
+                    self.send_frame(&mut tx).await;
                 }
             }
         }
-        metrics::rtp_call_stats(stats.packets, sent, stats.lost(), stats.jitter / 8.0);
-        let buffered = jitter.stats();
+        metrics::rtp_call_stats(rx.stats.packets, tx.sent, rx.stats.lost(), rx.stats.jitter / 8.0);
+        let buffered = rx.jitter.stats();
         tracing::info!(
             call_id = %self.call_id,
-            received = stats.packets,
-            sent,
-            lost = stats.lost(),
-            jitter_ms = stats.jitter / 8.0,
+            received = rx.stats.packets,
+            sent = tx.sent,
+            lost = rx.stats.lost(),
+            jitter_ms = rx.stats.jitter / 8.0,
             late = buffered.late,
             concealed = buffered.missing,
             "media ended"
         );
-        if let Some(recorder) = recorder {
+        if let Some(recorder) = rx.recorder {
             recorder.finish().await;
+        }
+    }
+
+    /// One RTP packet from the network: the caller's audio goes on in order (losses concealed), DTMF as
+    /// keys; packets from anyone but the latched caller are counted and dropped.
+    fn on_rtp(
+        &mut self,
+        rx: &mut Inbound,
+        data: &[u8],
+        from: SocketAddr,
+        started: Instant,
+        ignored: &metrics::RtpIgnored,
+    ) {
+        let Some(packet) = rtp::parse(data) else { return };
+        // Symmetric RTP: answer where the caller's media really comes from (NAT), and only them.
+        if let Err(foreign) = self.latch.check(from, packet.ssrc) {
+            match foreign {
+                Foreign::Source => ignored.source.increment(1),
+                Foreign::Ssrc => ignored.ssrc.increment(1),
+            }
+            return;
+        }
+        rx.last_rx = Instant::now();
+        rx.timed_out = false;
+        rx.stats.on_packet(packet.sequence, packet.timestamp, started.elapsed());
+        rx.stats.ssrc = packet.ssrc;
+        if packet.payload_type == self.negotiated.payload_type {
+            rx.jitter.insert(packet.sequence, packet.payload);
+            self.deliver(rx);
+        } else if Some(packet.payload_type) == self.negotiated.dtmf_payload_type {
+            if let Some(digit) = rx.dtmf.on_packet(packet.timestamp, packet.payload) {
+                // The digit is what the caller typed (perhaps a card or account number): debug only.
+                tracing::debug!(call_id = %self.call_id, digit = %digit.key, end_lost = digit.end_lost, "DTMF");
+                metrics::dtmf_event();
+                let _ = self.input.try_send(CallerInput::Dtmf(digit.key));
+            }
+        }
+    }
+
+    /// Caller audio goes on as soon as it is in order; losses are concealed.
+    fn deliver(&self, rx: &mut Inbound) {
+        loop {
+            let audio = match rx.jitter.pop() {
+                Pulled::Frame(payload) => {
+                    let n = g711::decode(self.negotiated.codec, payload, &mut rx.frame);
+                    rx.frame[n..].fill(0);
+                    rx.concealment = rx.frame;
+                    rx.frame
+                }
+                Pulled::Missing => {
+                    // Repeat the last frame at half level, fading further each time.
+                    rx.concealment.iter_mut().for_each(|s| *s /= 2);
+                    rx.concealment
+                }
+                Pulled::Idle => break,
+            };
+            if let Some(recorder) = rx.recorder.as_mut() {
+                recorder.push(audio);
+            }
+            let _ = self.input.try_send(CallerInput::Audio(audio));
+        }
+    }
+
+    /// An RTCP report to the caller's RTCP address (where their reports come from, else RTP port + 1).
+    async fn send_report(
+        &self,
+        report: &mut [u8; 128],
+        tx: &Outbound,
+        stats: &mut ReceiveStats,
+        rtcp_remote: Option<SocketAddr>,
+        cname: &str,
+    ) {
+        if let Some(to) = rtcp_remote
+            .or_else(|| self.latch.remote().map(|r| std::net::SocketAddr::new(r.ip(), r.port().wrapping_add(1))))
+        {
+            let sender = (tx.sent > 0).then(|| SenderInfo {
+                rtp_timestamp: tx.timestamp,
+                packets: tx.sent as u32,
+                octets: (tx.sent * FRAME as u64) as u32,
+            });
+            let len = rtcp::write_report(report, tx.ssrc, sender, stats.report(), cname);
+            let _ = self.ports.rtcp.send_to(&report[..len], to).await;
+        }
+    }
+
+    /// The next 20 ms to the caller: queued speech, else the greeting, else silence; nothing (but time
+    /// goes on) before playing starts, while on hold, or before the caller's address is known.
+    async fn send_frame(&mut self, tx: &mut Outbound) {
+        let Some(to) = self.latch.remote() else { return };
+        if !tx.playing || !self.negotiated.we_send() {
+            tx.timestamp = tx.timestamp.wrapping_add(FRAME as u32);
+            return;
+        }
+        let samples = match self.playout.next_frame() {
+            Some(queued) => queued,
+            None if tx.greeting_at < self.settings.greeting.len() => {
+                let end = (tx.greeting_at + FRAME).min(self.settings.greeting.len());
+                let mut f = [0i16; FRAME];
+                f[..end - tx.greeting_at].copy_from_slice(&self.settings.greeting[tx.greeting_at..end]);
+                tx.greeting_at = end;
+                f
+            }
+            None => [0i16; FRAME],
+        };
+        let header = rtp::write_header(
+            &mut tx.packet,
+            tx.first_packet,
+            self.negotiated.payload_type,
+            tx.sequence,
+            tx.timestamp,
+            tx.ssrc,
+        );
+        g711::encode(self.negotiated.codec, &samples, &mut tx.packet[header..]);
+        if self.ports.rtp.send_to(&tx.packet, to).await.is_ok() {
+            tx.sent += 1;
+        }
+        tx.first_packet = false;
+        tx.sequence = tx.sequence.wrapping_add(1);
+        tx.timestamp = tx.timestamp.wrapping_add(FRAME as u32);
+    }
+}
+
+/// The caller's side of the stream: statistics, DTMF, the jitter buffer and concealment, the recording.
+struct Inbound {
+    stats: ReceiveStats,
+    dtmf: DtmfReceiver,
+    jitter: JitterBuffer,
+    frame: [i16; FRAME],
+    concealment: [i16; FRAME],
+    recorder: Option<Recorder>,
+    last_rx: Instant,
+    timed_out: bool,
+}
+
+impl Inbound {
+    fn new(recorder: Option<Recorder>) -> Self {
+        Inbound {
+            stats: ReceiveStats::default(),
+            dtmf: DtmfReceiver::default(),
+            jitter: JitterBuffer::new(JITTER_TARGET_FRAMES),
+            frame: [0i16; FRAME],
+            concealment: [0i16; FRAME],
+            recorder,
+            last_rx: Instant::now(),
+            timed_out: false,
+        }
+    }
+}
+
+/// Our side of the stream: the RTP sequence, timestamp and source, what was sent, the greeting's place.
+struct Outbound {
+    sequence: u16,
+    timestamp: u32,
+    ssrc: u32,
+    sent: u64,
+    first_packet: bool,
+    playing: bool,
+    greeting_at: usize,
+    packet: [u8; 12 + FRAME],
+}
+
+impl Outbound {
+    fn new() -> Self {
+        let (sequence, timestamp, ssrc): (u16, u32, u32) = {
+            let mut rng = rand::thread_rng();
+            (rng.gen(), rng.gen(), rng.gen())
+        };
+        Outbound {
+            sequence,
+            timestamp,
+            ssrc,
+            sent: 0,
+            first_packet: true,
+            playing: false,
+            greeting_at: 0,
+            packet: [0u8; 12 + FRAME],
         }
     }
 }

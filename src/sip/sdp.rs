@@ -107,18 +107,34 @@ pub enum SdpError {
 
 const MAX_SDP: usize = 16 * 1024;
 
+/// An INVITE without SDP: we make the offer (PCMU first, telephone-event on 101).
+fn our_offer() -> Negotiated {
+    Negotiated {
+        remote: None,
+        codec: Codec::Pcmu,
+        payload_type: 0,
+        dtmf_payload_type: Some(101),
+        ptime_ms: 20,
+        direction: Direction::SendRecv,
+        we_offer: true,
+    }
+}
+
+/// The direction an `a=` attribute sets, if it is one of the four direction attributes.
+fn direction_attribute(value: &str) -> Option<Direction> {
+    match value.trim() {
+        "sendrecv" => Some(Direction::SendRecv),
+        "sendonly" => Some(Direction::SendOnly),
+        "recvonly" => Some(Direction::RecvOnly),
+        "inactive" => Some(Direction::Inactive),
+        _ => None,
+    }
+}
+
 /// Reads an offer and picks our side of the session.
 pub fn negotiate(offer: &str) -> Result<Negotiated, SdpError> {
     if offer.trim().is_empty() {
-        return Ok(Negotiated {
-            remote: None,
-            codec: Codec::Pcmu,
-            payload_type: 0,
-            dtmf_payload_type: Some(101),
-            ptime_ms: 20,
-            direction: Direction::SendRecv,
-            we_offer: true,
-        });
+        return Ok(our_offer());
     }
     if offer.len() > MAX_SDP {
         return Err(SdpError::Malformed("too large".into()));
@@ -152,21 +168,12 @@ pub fn negotiate(offer: &str) -> Result<Negotiated, SdpError> {
                 }
                 current = Some(Media::parse(value)?);
             }
-            "a" => {
-                let direction = match value.trim() {
-                    "sendrecv" => Some(Direction::SendRecv),
-                    "sendonly" => Some(Direction::SendOnly),
-                    "recvonly" => Some(Direction::RecvOnly),
-                    "inactive" => Some(Direction::Inactive),
-                    _ => None,
-                };
-                match (current.as_mut(), direction) {
-                    (Some(media), Some(d)) => media.direction = Some(d),
-                    (None, Some(d)) => session_direction = d,
-                    (Some(media), None) => media.attribute(value),
-                    (None, None) => {}
-                }
-            }
+            "a" => match (current.as_mut(), direction_attribute(value)) {
+                (Some(media), Some(d)) => media.direction = Some(d),
+                (None, Some(d)) => session_direction = d,
+                (Some(media), None) => media.attribute(value),
+                (None, None) => {}
+            },
             _ => {}
         }
     }

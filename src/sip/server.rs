@@ -680,22 +680,7 @@ impl Core {
         }
         let local_tag = random_token();
         let dialog = Dialog::from_invite(request, &local_tag, peer);
-        let now = storage::now();
-        let record = CallRecord {
-            id: Uuid::new_v4(),
-            sip_call_id: call_id.clone(),
-            agent_id: Some(agent_id),
-            dialed: dialed.clone(),
-            caller: caller_of(request),
-            transport: peer.transport.as_str().to_string(),
-            started_at: now,
-            answered_at: Some(now),
-            ended_at: None,
-            end_reason: None,
-            sip_status: Some(200),
-            room: None,
-            room_sid: None,
-        };
+        let record = answered_record(request, peer, agent_id, &dialed);
         let mut media = MediaSession::start(
             &self.settings.media,
             &negotiated,
@@ -1037,6 +1022,26 @@ impl Refusal {
     fn with(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.extra.push((name, value.into()));
         self
+    }
+}
+
+/// The `calls` row of an INVITE answered now.
+fn answered_record(request: &Request, peer: Peer, agent_id: Uuid, dialed: &str) -> CallRecord {
+    let now = storage::now();
+    CallRecord {
+        id: Uuid::new_v4(),
+        sip_call_id: request.call_id().to_string(),
+        agent_id: Some(agent_id),
+        dialed: dialed.to_string(),
+        caller: caller_of(request),
+        transport: peer.transport.as_str().to_string(),
+        started_at: now,
+        answered_at: Some(now),
+        ended_at: None,
+        end_reason: None,
+        sip_status: Some(200),
+        room: None,
+        room_sid: None,
     }
 }
 

@@ -466,6 +466,7 @@ const CLINIC: &str = "Cal Clinic";
 const NOTHING_TO_SHOW_IN_THE_MIX: [(&str, &str); 1] = [("calendars.json", "Rate-limit waits")];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines, reason = "a scripted scenario, read top to bottom")]
 async fn prometheus_answers_every_panel_and_rule_during_a_scripted_mix() {
     let double = CalcomDouble::start(DoubleConfig::default()).await;
     let base = double.base_url.clone();

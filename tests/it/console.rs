@@ -338,6 +338,7 @@ async fn console_is_served_from_the_binary_with_a_strict_policy() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines, reason = "a scripted browser scenario, read top to bottom")]
 async fn admin_manages_a_calcom_agent_and_its_number_in_the_browser() {
     let double = CalcomDouble::start(DoubleConfig::default()).await;
     let base = double.base_url.clone();

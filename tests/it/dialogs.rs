@@ -220,6 +220,10 @@ const CLAIMS: [(&str, &str); 4] = [
 /// Plays `fixture` with the rules engine. `hearing` `None`: the lines as written, every phrase checked
 /// (the first miss stops the play); otherwise what a recogniser heard, and only the calendar's end state
 /// (and honesty) counts.
+#[allow(
+    clippy::too_many_lines,
+    reason = "the fixture player: one loop over the fixture's lines with the checks each line asks for"
+)]
 pub(crate) async fn play(fixture: &Fixture, path: &Path, hearing: Option<&dyn Hearing>) -> Result<Played, String> {
     let tz: Tz = fixture.timezone.parse().map_err(|_| "timezone".to_string())?;
     let db = TestDb::new(Db::Sqlite).await;

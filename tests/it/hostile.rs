@@ -527,6 +527,7 @@ async fn collect_until(socket: &UdpSocket, seen: &mut Vec<String>, done: impl Fn
     }
 }
 
+#[allow(clippy::too_many_lines, reason = "a scripted scenario, read top to bottom")]
 async fn an_invite_flood_is_refused_once_each_while_another_source_calls(db: Db) {
     let app = spawn_app_with(db, Arc::new(SystemClock), |c| c.sip.invites_per_second = 5).await;
     let flooder = UdpSocket::bind("127.0.0.1:0").await.expect("bind");

@@ -128,6 +128,7 @@ fn assert_tool_calls_answered(request: &Recorded) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines, reason = "a scripted scenario, read top to bottom")]
 async fn books_the_slot_the_model_saw_through_the_tools() {
     let fixture = given_demo_agent().await;
     let offered: Vec<Slot> = fixture.calendar.list_available_slots(7).await.expect("demo slots");

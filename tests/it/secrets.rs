@@ -41,6 +41,7 @@ impl Server {
 }
 
 #[tokio::test]
+#[allow(clippy::too_many_lines, reason = "a scripted scenario, read top to bottom")]
 async fn calcom_keys_never_leak_into_the_database_file_logs_or_responses() {
     let db = TestDb::new(crate::helpers::Db::Sqlite).await;
     let data_dir = db.data_dir().to_path_buf();

@@ -308,6 +308,7 @@ CSeq: 1 {method}\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n"
         p
     }
 
+    #[allow(clippy::too_many_lines, reason = "a scripted call scenario, read top to bottom")]
     async fn media_jitter_dtmf_recording_and_rtcp(db: Db) {
         let app = app_with(db, |c| c.media.record_calls = true).await;
         let signalling = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");

@@ -105,6 +105,7 @@ enum Leaves {
 /// Given an agent in a room (16 kHz, a queued source) and a SIP-like caller joining it (48 kHz, paced
 /// 10 ms frames), each hears the other's tone, the agent gets the caller's DTMF and data, and whoever
 /// leaves is seen leaving.
+#[allow(clippy::too_many_lines, reason = "a scripted two-party scenario, read top to bottom")]
 async fn conversation(ffi: &Ffi, server: &LivekitServer, room: &str, caller_hz: f64, agent_hz: f64, leaves: Leaves) {
     let (agent, agent_events) =
         Room::connect(ffi, URL, &server.token(room, "agent", None), RoomOptions::default()).await.expect("agent joins");

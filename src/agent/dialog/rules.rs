@@ -375,114 +375,16 @@ impl RulesEngine {
         if self.collecting() {
             self.absorb(&reading);
         }
-        let key_yes = match turn.dtmf.chars().next() {
-            Some('1') => Some(true),
-            Some('2') => Some(false),
-            _ => None,
-        };
+        let key_yes = key_answer(&turn.dtmf);
         match self.stage.clone() {
             Stage::Listening(purpose) => self.listening(&u, purpose, &reading).await,
             Stage::Offering { purpose, offered, rest } => {
                 self.offering(&u, &turn.dtmf, purpose, offered, rest, &reading).await
             }
-            Stage::AskName(slot) => {
-                if let Some(reply) = self.correction(&reading, Purpose::Book, None).await {
-                    return reply;
-                }
-                if reading.name.is_some() {
-                    return self.next_detail(slot);
-                }
-                if reading.has_details() {
-                    return Reply::say("Thank you. May I have your full name, please?");
-                }
-                self.miss(false)
-            }
-            Stage::AskContact(slot) => {
-                if let Some(email) = reading.email.clone() {
-                    self.email = Some(email);
-                    self.use_phone = false;
-                    self.stage = Stage::Confirm(slot.clone());
-                    return Reply::say(self.confirmation(&slot));
-                }
-                if intent::prefers_phone(&u) || turn.dtmf.starts_with('1') {
-                    if self.context.caller.is_none() {
-                        return Reply::say(
-                            "I'm sorry, I can't see the number you're calling from. What email address should I use?",
-                        );
-                    }
-                    self.use_phone = true;
-                    self.stage = Stage::Confirm(slot.clone());
-                    return Reply::say(self.confirmation(&slot));
-                }
-                if let Some(reply) = self.correction(&reading, Purpose::Book, None).await {
-                    return reply;
-                }
-                self.missed = true;
-                self.misses += 1;
-                if self.misses >= MAX_MISSES {
-                    return self.miss(false);
-                }
-                let phone = if self.context.caller.is_some() {
-                    " Or press 1 to use the number you're calling from."
-                } else {
-                    ""
-                };
-                Reply::say(format!("Sorry, I didn't get that email address. Could you spell it for me? For example: j o h n at example dot com.{phone}"))
-            }
-            Stage::Confirm(slot) => {
-                // "Yes, Thursday" when Wednesday was read back is a correction, not a yes.
-                let contradicts = !wish.is_empty() && !fits(&slot, wish);
-                match key_yes.or(yes) {
-                    Some(true) if !contradicts && !reading.correcting => self.book(slot).await,
-                    Some(false) | Some(true) => {
-                        if let Some(reply) = self.correction(&reading, Purpose::Book, Some(&slot)).await {
-                            return reply;
-                        }
-                        if self.amend_details(&u, &reading) {
-                            return Reply::say(self.confirmation(&slot));
-                        }
-                        self.stage = Stage::AskWhatToChange(slot);
-                        Reply::say("No problem. What would you like to change: the time, the name or the email?")
-                    }
-                    None => {
-                        if let Some(reply) = self.correction(&reading, Purpose::Book, Some(&slot)).await {
-                            return reply;
-                        }
-                        if self.amend_details(&u, &reading) {
-                            return Reply::say(self.confirmation(&slot));
-                        }
-                        if reading.accepts {
-                            return self.book(slot).await;
-                        }
-                        self.miss(false)
-                    }
-                }
-            }
-            Stage::AskWhatToChange(slot) => {
-                if !wish.is_empty() {
-                    return self.offer(Purpose::Book, wish.refine(self.wish)).await;
-                }
-                if u.has_any(&["time", "day", "date", "slot", "appointment"]) {
-                    self.stage = Stage::Listening(Some(Purpose::Book));
-                    return Reply::say("Sure. What day and time would you prefer?");
-                }
-                if u.has("name") {
-                    self.name = None;
-                    self.stage = Stage::AskName(slot);
-                    return Reply::say("Sure. What name should I put the appointment under?");
-                }
-                if u.has_any(&["email", "e-mail", "address", "contact", "phone", "number"]) {
-                    self.email = None;
-                    self.use_phone = false;
-                    self.stage = Stage::AskContact(slot);
-                    return Reply::say(self.ask_contact());
-                }
-                if self.amend_details(&u, &reading) {
-                    self.stage = Stage::Confirm(slot.clone());
-                    return Reply::say(self.confirmation(&slot));
-                }
-                self.miss(false)
-            }
+            Stage::AskName(slot) => self.on_ask_name(slot, &reading).await,
+            Stage::AskContact(slot) => self.on_ask_contact(slot, &u, &reading, &turn.dtmf).await,
+            Stage::Confirm(slot) => self.on_confirm(slot, &u, &reading, key_yes).await,
+            Stage::AskWhatToChange(slot) => self.on_what_to_change(slot, &u, &reading).await,
             Stage::AskLookupEmail(action) => match contact::email(&u) {
                 Some(email) => self.find(action, Some(email)).await,
                 None if yes == Some(false) || intent::prefers_phone(&u) => {
@@ -491,39 +393,11 @@ impl RulesEngine {
                 }
                 None => self.miss(false),
             },
-            Stage::PickBooking(action, bookings) => {
-                let picked = choice::pick_key(&turn.dtmf, bookings.len())
-                    .or_else(|| choice::pick(&u, bookings.len()))
-                    .or_else(|| self.booking_matching(&bookings, wish));
-                match picked.and_then(|i| bookings.get(i).cloned()) {
-                    Some(booking) => self.picked_booking(action, booking).await,
-                    None => self.miss(false),
-                }
+            Stage::PickBooking(action, bookings) => self.on_pick_booking(action, bookings, &u, wish, &turn.dtmf).await,
+            Stage::ConfirmCancel(booking) => {
+                let answer = key_yes.or(yes).or_else(|| u.has("cancel").then_some(true));
+                self.on_confirm_cancel(booking, answer, &turn.text).await
             }
-            Stage::ConfirmCancel(booking) => match key_yes.or(yes).or_else(|| u.has("cancel").then_some(true)) {
-                Some(true) => {
-                    let result = self
-                        .call(ToolCall::CancelAppointment {
-                            booking_id: booking.id.to_string(),
-                            reason: cancel_reason(&turn.text),
-                        })
-                        .await;
-                    self.stage = Stage::AnythingElse;
-                    if result.is_ok() {
-                        Reply::say(format!(
-                            "Your appointment on {} has been cancelled. {ANYTHING_ELSE}",
-                            self.when_of(&booking)
-                        ))
-                    } else {
-                        Reply::say(format!("I'm sorry. {} {ANYTHING_ELSE}", sentence(&result.text)))
-                    }
-                }
-                Some(false) => {
-                    self.stage = Stage::AnythingElse;
-                    Reply::say(format!("Okay, I'll keep your appointment as it is. {ANYTHING_ELSE}"))
-                }
-                None => self.miss(false),
-            },
             Stage::ConfirmMove(booking, slot) => match key_yes.or(yes) {
                 Some(true) => self.reschedule(booking, slot).await,
                 Some(false) if !wish.is_empty() => self.offer(Purpose::Move(booking), wish.refine(self.wish)).await,
@@ -534,24 +408,179 @@ impl RulesEngine {
                 None if !wish.is_empty() => self.offer(Purpose::Move(booking), wish.refine(self.wish)).await,
                 None => self.miss(false),
             },
-            Stage::AnythingElse => {
-                if reading.intent.is_some() || !wish.is_empty() {
-                    let reading = Reading { yes: None, ..reading };
-                    return self.listening(&u, None, &reading).await;
+            Stage::AnythingElse => self.on_anything_else(&u, reading).await,
+            Stage::Ended => Reply::end(GOODBYE),
+        }
+    }
+
+    /// Waiting for the caller's name; a new time is a correction.
+    async fn on_ask_name(&mut self, slot: Slot, reading: &Reading) -> Reply {
+        if let Some(reply) = self.correction(reading, Purpose::Book, None).await {
+            return reply;
+        }
+        if reading.name.is_some() {
+            return self.next_detail(slot);
+        }
+        if reading.has_details() {
+            return Reply::say("Thank you. May I have your full name, please?");
+        }
+        self.miss(false)
+    }
+
+    /// Waiting for an email address, or the caller's own number (said or key 1).
+    async fn on_ask_contact(&mut self, slot: Slot, u: &Utterance, reading: &Reading, dtmf: &str) -> Reply {
+        if let Some(email) = reading.email.clone() {
+            self.email = Some(email);
+            self.use_phone = false;
+            self.stage = Stage::Confirm(slot.clone());
+            return Reply::say(self.confirmation(&slot));
+        }
+        if intent::prefers_phone(u) || dtmf.starts_with('1') {
+            if self.context.caller.is_none() {
+                return Reply::say(
+                    "I'm sorry, I can't see the number you're calling from. What email address should I use?",
+                );
+            }
+            self.use_phone = true;
+            self.stage = Stage::Confirm(slot.clone());
+            return Reply::say(self.confirmation(&slot));
+        }
+        if let Some(reply) = self.correction(reading, Purpose::Book, None).await {
+            return reply;
+        }
+        self.missed = true;
+        self.misses += 1;
+        if self.misses >= MAX_MISSES {
+            return self.miss(false);
+        }
+        let phone =
+            if self.context.caller.is_some() { " Or press 1 to use the number you're calling from." } else { "" };
+        Reply::say(format!("Sorry, I didn't get that email address. Could you spell it for me? For example: j o h n at example dot com.{phone}"))
+    }
+
+    /// The booking was read back: a yes (said or key 1) books it, anything else corrects it.
+    async fn on_confirm(&mut self, slot: Slot, u: &Utterance, reading: &Reading, key_yes: Option<bool>) -> Reply {
+        let (wish, yes) = (reading.when, reading.yes);
+        // "Yes, Thursday" when Wednesday was read back is a correction, not a yes.
+        let contradicts = !wish.is_empty() && !fits(&slot, wish);
+        match key_yes.or(yes) {
+            Some(true) if !contradicts && !reading.correcting => self.book(slot).await,
+            Some(false) | Some(true) => {
+                if let Some(reply) = self.correction(reading, Purpose::Book, Some(&slot)).await {
+                    return reply;
                 }
-                match yes {
-                    Some(false) => {
-                        self.stage = Stage::Ended;
-                        Reply::end(GOODBYE)
-                    }
-                    Some(true) => {
-                        self.stage = Stage::Listening(None);
-                        Reply::say("Sure. What can I help you with?")
-                    }
-                    None => self.miss(false),
+                if self.amend_details(u, reading) {
+                    return Reply::say(self.confirmation(&slot));
+                }
+                self.stage = Stage::AskWhatToChange(slot);
+                Reply::say("No problem. What would you like to change: the time, the name or the email?")
+            }
+            None => {
+                if let Some(reply) = self.correction(reading, Purpose::Book, Some(&slot)).await {
+                    return reply;
+                }
+                if self.amend_details(u, reading) {
+                    return Reply::say(self.confirmation(&slot));
+                }
+                if reading.accepts {
+                    return self.book(slot).await;
+                }
+                self.miss(false)
+            }
+        }
+    }
+
+    /// The caller wants to change something: the time, the name or the contact.
+    async fn on_what_to_change(&mut self, slot: Slot, u: &Utterance, reading: &Reading) -> Reply {
+        let wish = reading.when;
+        if !wish.is_empty() {
+            return self.offer(Purpose::Book, wish.refine(self.wish)).await;
+        }
+        if u.has_any(&["time", "day", "date", "slot", "appointment"]) {
+            self.stage = Stage::Listening(Some(Purpose::Book));
+            return Reply::say("Sure. What day and time would you prefer?");
+        }
+        if u.has("name") {
+            self.name = None;
+            self.stage = Stage::AskName(slot);
+            return Reply::say("Sure. What name should I put the appointment under?");
+        }
+        if u.has_any(&["email", "e-mail", "address", "contact", "phone", "number"]) {
+            self.email = None;
+            self.use_phone = false;
+            self.stage = Stage::AskContact(slot);
+            return Reply::say(self.ask_contact());
+        }
+        if self.amend_details(u, reading) {
+            self.stage = Stage::Confirm(slot.clone());
+            return Reply::say(self.confirmation(&slot));
+        }
+        self.miss(false)
+    }
+
+    /// Several bookings were listed: pick one by key, by position or by its time.
+    async fn on_pick_booking(
+        &mut self,
+        action: Action,
+        bookings: Vec<Booking>,
+        u: &Utterance,
+        wish: When,
+        dtmf: &str,
+    ) -> Reply {
+        let picked = choice::pick_key(dtmf, bookings.len())
+            .or_else(|| choice::pick(u, bookings.len()))
+            .or_else(|| self.booking_matching(&bookings, wish));
+        match picked.and_then(|i| bookings.get(i).cloned()) {
+            Some(booking) => self.picked_booking(action, booking).await,
+            None => self.miss(false),
+        }
+    }
+
+    /// Asked whether to cancel `booking`: `answer` is the caller's yes or no, `said` their words (the reason).
+    async fn on_confirm_cancel(&mut self, booking: Booking, answer: Option<bool>, said: &str) -> Reply {
+        match answer {
+            Some(true) => {
+                let result = self
+                    .call(ToolCall::CancelAppointment {
+                        booking_id: booking.id.to_string(),
+                        reason: cancel_reason(said),
+                    })
+                    .await;
+                self.stage = Stage::AnythingElse;
+                if result.is_ok() {
+                    Reply::say(format!(
+                        "Your appointment on {} has been cancelled. {ANYTHING_ELSE}",
+                        self.when_of(&booking)
+                    ))
+                } else {
+                    Reply::say(format!("I'm sorry. {} {ANYTHING_ELSE}", sentence(&result.text)))
                 }
             }
-            Stage::Ended => Reply::end(GOODBYE),
+            Some(false) => {
+                self.stage = Stage::AnythingElse;
+                Reply::say(format!("Okay, I'll keep your appointment as it is. {ANYTHING_ELSE}"))
+            }
+            None => self.miss(false),
+        }
+    }
+
+    /// Asked whether there is anything else: a new request starts over, a no ends the call.
+    async fn on_anything_else(&mut self, u: &Utterance, reading: Reading) -> Reply {
+        let (wish, yes) = (reading.when, reading.yes);
+        if reading.intent.is_some() || !wish.is_empty() {
+            let reading = Reading { yes: None, ..reading };
+            return self.listening(u, None, &reading).await;
+        }
+        match yes {
+            Some(false) => {
+                self.stage = Stage::Ended;
+                Reply::end(GOODBYE)
+            }
+            Some(true) => {
+                self.stage = Stage::Listening(None);
+                Reply::say("Sure. What can I help you with?")
+            }
+            None => self.miss(false),
         }
     }
 
@@ -1075,6 +1104,15 @@ fn nearest(slots: &[Slot], target: DateTime<Utc>) -> Vec<Slot> {
     let mut out: Vec<Slot> = before[before.len() - from_before..].to_vec();
     out.extend_from_slice(&after[..from_after]);
     out
+}
+
+/// A yes or no by key: 1 is yes, 2 is no (the first key pressed counts).
+fn key_answer(dtmf: &str) -> Option<bool> {
+    match dtmf.chars().next() {
+        Some('1') => Some(true),
+        Some('2') => Some(false),
+        _ => None,
+    }
 }
 
 /// Whether `slot` is one the wish describes.

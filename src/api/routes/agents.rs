@@ -448,111 +448,127 @@ fn calendar_config(
     input: CalendarInput,
     existing: Option<&CalendarConfig>,
 ) -> Result<CalendarConfig, ApiError> {
-    let key: &MasterKey = &state.master_key;
     let slot_minutes = input.slot_minutes.unwrap_or(DEFAULT_SLOT_MINUTES);
     if !(5..=480).contains(&slot_minutes) {
         return Err(ApiError::validation("calendar.slot_minutes", "must be between 5 and 480"));
     }
-    let optional = |field: &'static str, value: Option<String>| -> Result<Option<String>, ApiError> {
-        match value.map(|v| v.trim().to_string()) {
-            Some(v) if v.is_empty() => Err(ApiError::validation(field, "must not be empty")),
-            other => Ok(other),
-        }
-    };
-    let api_key = optional("calendar.api_key", input.api_key)?;
-    let slug = optional("calendar.event_type_slug", input.event_type_slug)?;
-    let username = optional("calendar.username", input.username)?;
     match input.kind {
-        CalendarKind::Calcom => {
-            let previous = existing.filter(|c| c.kind == CalendarKind::Calcom);
-            let sealed = match (api_key, input.use_global_key) {
-                (Some(_), true) => {
-                    return Err(ApiError::validation(
-                        "calendar.use_global_key",
-                        "give either api_key or use_global_key, not both",
-                    ))
-                }
-                (Some(api_key), false) => Some(seal_api_key(key, agent_id, &api_key)?),
-                (None, true) => None,
-                (None, false) => previous.and_then(|c| c.calcom_api_key.clone()),
-            };
-            if sealed.is_none() && !state.calendars.has_global_calcom_key() {
-                return Err(ApiError::validation(
-                    "calendar.api_key",
-                    "required when kind is calcom (no global key, calcom.api_key, is configured)",
-                ));
-            }
-            let Some(slug) = slug else {
-                return Err(ApiError::validation("calendar.event_type_slug", "required when kind is calcom"));
-            };
-            if !slug.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                return Err(ApiError::validation("calendar.event_type_slug", "use letters, digits, - and _ only"));
-            }
-            // The event type id is learned again when the slug or length changes.
-            let event_type_id = previous
-                .filter(|c| c.event_type_slug.as_deref() == Some(slug.as_str()) && c.slot_minutes == slot_minutes)
-                .and_then(|c| c.event_type_id);
-            if input.rules.is_some() {
-                return Err(ApiError::validation("calendar.rules", "only applies when kind is builtin"));
-            }
-            let calcom_webhook_secret = match optional("calendar.webhook_secret", input.webhook_secret)? {
-                Some(secret) => Some(
-                    key.seal(&calcom_webhook_context(agent_id), secret.as_bytes())
-                        .map_err(|e| ApiError::Internal(e.into()))?,
-                ),
-                None => previous.and_then(|c| c.calcom_webhook_secret.clone()),
-            };
-            Ok(CalendarConfig {
-                kind: CalendarKind::Calcom,
-                calcom_api_key: sealed,
-                event_type_slug: Some(slug),
-                event_type_id,
-                username,
-                slot_minutes,
-                rules: None,
-                calcom_webhook_secret,
-            })
+        CalendarKind::Calcom => calcom_config(state, agent_id, input, existing, slot_minutes),
+        _ => local_config(input, slot_minutes),
+    }
+}
+
+/// A text field that may be left out but not given empty; trimmed.
+fn optional_text(field: &'static str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value.map(|v| v.trim().to_string()) {
+        Some(v) if v.is_empty() => Err(ApiError::validation(field, "must not be empty")),
+        other => Ok(other),
+    }
+}
+
+/// A Cal.com calendar: the key sealed (or kept, or the global one), the slug checked, the event type id
+/// and webhook secret kept from `existing` while they still apply.
+fn calcom_config(
+    state: &AppState,
+    agent_id: Uuid,
+    input: CalendarInput,
+    existing: Option<&CalendarConfig>,
+    slot_minutes: i32,
+) -> Result<CalendarConfig, ApiError> {
+    let key: &MasterKey = &state.master_key;
+    let api_key = optional_text("calendar.api_key", input.api_key)?;
+    let slug = optional_text("calendar.event_type_slug", input.event_type_slug)?;
+    let username = optional_text("calendar.username", input.username)?;
+    let previous = existing.filter(|c| c.kind == CalendarKind::Calcom);
+    let sealed = match (api_key, input.use_global_key) {
+        (Some(_), true) => {
+            return Err(ApiError::validation(
+                "calendar.use_global_key",
+                "give either api_key or use_global_key, not both",
+            ))
         }
-        kind => {
-            for (field, given) in [
-                ("calendar.api_key", api_key.is_some()),
-                ("calendar.event_type_slug", slug.is_some()),
-                ("calendar.username", username.is_some()),
-                ("calendar.webhook_secret", input.webhook_secret.is_some()),
-                ("calendar.use_global_key", input.use_global_key),
-            ] {
-                if given {
-                    return Err(ApiError::validation(field, "only applies when kind is calcom"));
-                }
-            }
-            if kind == CalendarKind::Demo && slot_minutes != DEFAULT_SLOT_MINUTES {
-                return Err(ApiError::validation("calendar.slot_minutes", "the demo calendar has 30-minute slots"));
-            }
-            let rules = match (kind, input.rules) {
-                (CalendarKind::Builtin, rules) => {
-                    let rules = rules.unwrap_or_default();
-                    rules
-                        .validate(slot_minutes.unsigned_abs())
-                        .map_err(|(field, message)| ApiError::validation(format!("calendar.rules.{field}"), message))?;
-                    Some(rules.to_stored().map_err(|e| ApiError::Internal(e.into()))?)
-                }
-                (_, Some(_)) => {
-                    return Err(ApiError::validation("calendar.rules", "only applies when kind is builtin"))
-                }
-                (_, None) => None,
-            };
-            Ok(CalendarConfig {
-                kind,
-                calcom_api_key: None,
-                event_type_slug: None,
-                event_type_id: None,
-                username: None,
-                slot_minutes,
-                rules,
-                calcom_webhook_secret: None,
-            })
+        (Some(api_key), false) => Some(seal_api_key(key, agent_id, &api_key)?),
+        (None, true) => None,
+        (None, false) => previous.and_then(|c| c.calcom_api_key.clone()),
+    };
+    if sealed.is_none() && !state.calendars.has_global_calcom_key() {
+        return Err(ApiError::validation(
+            "calendar.api_key",
+            "required when kind is calcom (no global key, calcom.api_key, is configured)",
+        ));
+    }
+    let Some(slug) = slug else {
+        return Err(ApiError::validation("calendar.event_type_slug", "required when kind is calcom"));
+    };
+    if !slug.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(ApiError::validation("calendar.event_type_slug", "use letters, digits, - and _ only"));
+    }
+    // The event type id is learned again when the slug or length changes.
+    let event_type_id = previous
+        .filter(|c| c.event_type_slug.as_deref() == Some(slug.as_str()) && c.slot_minutes == slot_minutes)
+        .and_then(|c| c.event_type_id);
+    if input.rules.is_some() {
+        return Err(ApiError::validation("calendar.rules", "only applies when kind is builtin"));
+    }
+    let calcom_webhook_secret = match optional_text("calendar.webhook_secret", input.webhook_secret)? {
+        Some(secret) => Some(
+            key.seal(&calcom_webhook_context(agent_id), secret.as_bytes()).map_err(|e| ApiError::Internal(e.into()))?,
+        ),
+        None => previous.and_then(|c| c.calcom_webhook_secret.clone()),
+    };
+    Ok(CalendarConfig {
+        kind: CalendarKind::Calcom,
+        calcom_api_key: sealed,
+        event_type_slug: Some(slug),
+        event_type_id,
+        username,
+        slot_minutes,
+        rules: None,
+        calcom_webhook_secret,
+    })
+}
+
+/// A demo or built-in calendar: no Cal.com field may be given; the built-in rules are checked and stored.
+fn local_config(input: CalendarInput, slot_minutes: i32) -> Result<CalendarConfig, ApiError> {
+    let kind = input.kind;
+    let api_key = optional_text("calendar.api_key", input.api_key)?;
+    let slug = optional_text("calendar.event_type_slug", input.event_type_slug)?;
+    let username = optional_text("calendar.username", input.username)?;
+    for (field, given) in [
+        ("calendar.api_key", api_key.is_some()),
+        ("calendar.event_type_slug", slug.is_some()),
+        ("calendar.username", username.is_some()),
+        ("calendar.webhook_secret", input.webhook_secret.is_some()),
+        ("calendar.use_global_key", input.use_global_key),
+    ] {
+        if given {
+            return Err(ApiError::validation(field, "only applies when kind is calcom"));
         }
     }
+    if kind == CalendarKind::Demo && slot_minutes != DEFAULT_SLOT_MINUTES {
+        return Err(ApiError::validation("calendar.slot_minutes", "the demo calendar has 30-minute slots"));
+    }
+    let rules = match (kind, input.rules) {
+        (CalendarKind::Builtin, rules) => {
+            let rules = rules.unwrap_or_default();
+            rules
+                .validate(slot_minutes.unsigned_abs())
+                .map_err(|(field, message)| ApiError::validation(format!("calendar.rules.{field}"), message))?;
+            Some(rules.to_stored().map_err(|e| ApiError::Internal(e.into()))?)
+        }
+        (_, Some(_)) => return Err(ApiError::validation("calendar.rules", "only applies when kind is builtin")),
+        (_, None) => None,
+    };
+    Ok(CalendarConfig {
+        kind,
+        calcom_api_key: None,
+        event_type_slug: None,
+        event_type_id: None,
+        username: None,
+        slot_minutes,
+        rules,
+        calcom_webhook_secret: None,
+    })
 }
 
 fn seal_api_key(key: &MasterKey, agent_id: Uuid, api_key: &str) -> Result<SealedSecret, ApiError> {
