@@ -19,7 +19,7 @@ class whose `speak(text)` returns (rate, 16-bit mono PCM bytes). Logs go to stan
 
     python3 scripts/tts_sidecar.py [--voice en-us] [--wpm 160] [--espeak espeak-ng]
     <hibari python> scripts/tts_sidecar.py --engine hibari [--speed 1.0] [--seed 0] [--threads 1]
-    <piper python> scripts/tts_sidecar.py --engine piper [--speed 1.0] [--threads 1]
+    <piper python> scripts/tts_sidecar.py --engine piper [--speed 1.0] [--seed N] [--threads 1]
 """
 
 import argparse
@@ -78,7 +78,7 @@ class HibariVoice:
     def speak(self, text):
         """The text as (rate, 16-bit little-endian mono PCM bytes)."""
         np = self.numpy
-        audio = self.tts(text, speed=self.args.speed, seed=self.args.seed)
+        audio = self.tts(text, speed=self.args.speed, seed=0 if self.args.seed is None else self.args.seed)
         pcm = (np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0) * 32767.0).round().astype("<i2")
         return self.tts.sample_rate, pcm.tobytes()
 
@@ -97,6 +97,10 @@ class PiperVoice:
         from piper import PiperVoice as Piper, SynthesisConfig
         from piper.config import PiperConfig
 
+        if args.seed is not None:
+            # piper draws its noise inside the model; seeded before the session exists, the same sentences
+            # in the same order give the same audio.
+            onnxruntime.set_seed(args.seed)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = args.threads
         options.inter_op_num_threads = 1
@@ -136,7 +140,13 @@ def main():
     parser.add_argument("--espeak", default="espeak-ng", help="the espeak-ng program")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds one espeak-ng sentence may take")
     parser.add_argument("--speed", type=float, default=1.0, help="hibari or piper pace, 0.5 to 2.0 (default 1.0)")
-    parser.add_argument("--seed", type=int, default=0, help="hibari noise seed: the same text, the same audio")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="noise seed: hibari the same audio for the same text (default 0); piper the same audio for the same "
+        "sentences in the same order (default: unseeded)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="hibari or piper onnxruntime threads (default 1)")
     args = parser.parse_args()
     if not 0.5 <= args.speed <= 2.0:
