@@ -358,3 +358,61 @@ pub fn command() -> std::process::Command {
     }
     command
 }
+
+/// `slotline serve` as a child process. Its standard error is read all along (a full pipe never blocks
+/// it), and it is killed if the test ends before it exited.
+pub struct ServeProcess {
+    child: std::process::Child,
+    stderr: Option<std::thread::JoinHandle<String>>,
+    exited: bool,
+}
+
+impl ServeProcess {
+    /// Starts `serve` with `command`'s environment; `args` go after `serve`.
+    pub fn start(mut command: std::process::Command, args: &[&str]) -> Self {
+        use std::io::Read as _;
+        let mut child = command
+            .arg("serve")
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("slotline serve starts");
+        let mut pipe = child.stderr.take().expect("stderr");
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        });
+        Self { child, stderr: Some(stderr), exited: false }
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+    }
+
+    /// Waits up to `within` for the process to exit; its status and everything it wrote to standard error.
+    pub async fn exit(mut self, within: std::time::Duration) -> (std::process::ExitStatus, String) {
+        let deadline = tokio::time::Instant::now() + within;
+        let status = loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                break status;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "slotline did not exit within {within:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        self.exited = true;
+        let stderr = self.stderr.take().expect("read once").join().expect("stderr reader");
+        (status, stderr)
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        if !self.exited {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -1,8 +1,6 @@
 //! The real binary against thousands of broken SIP messages, over UDP and TCP: it keeps answering, exits
 //! cleanly on SIGTERM, and writes nothing to standard error but its own log lines (no panic message).
 
-use std::io::Read as _;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -10,7 +8,7 @@ use rand::{Rng as _, SeedableRng as _};
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpStream, UdpSocket};
 
-use crate::helpers::{command, free_port};
+use crate::helpers::{command, free_port, ServeProcess};
 
 /// Well-formed messages the mutations start from.
 fn seeds(port: u16) -> Vec<String> {
@@ -67,33 +65,10 @@ fn mutate(seed: &str, rng: &mut StdRng) -> Vec<u8> {
     bytes
 }
 
-/// Kills the server if the test fails before stopping it.
-struct KillOnDrop(Option<Child>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(child) = self.0.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Stops the server with SIGTERM; its exit status and everything it wrote to standard error (read by
-/// `stderr` all along, so a full pipe never blocks it).
-fn stop(mut server: KillOnDrop, stderr: std::thread::JoinHandle<String>) -> (std::process::ExitStatus, String) {
-    let child = server.0.as_mut().expect("running");
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let started = Instant::now();
-    let status = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            server.0 = None;
-            break status;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "slotline did not stop after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    (status, stderr.join().expect("stderr reader"))
+/// Stops the server with SIGTERM; its exit status and what it wrote to standard error.
+async fn stop(server: ServeProcess) -> (std::process::ExitStatus, String) {
+    server.terminate();
+    server.exit(Duration::from_secs(30)).await
 }
 
 /// An OPTIONS from `socket` is answered 200 (the server is alive and has read everything sent before).
@@ -126,24 +101,14 @@ async fn broken_sip_never_reaches_stderr_as_a_panic() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sip_port = free_port();
     let sip: std::net::SocketAddr = format!("127.0.0.1:{sip_port}").parse().expect("addr");
-    let mut child = command()
+    let mut serve = command();
+    serve
         .env("SLOTLINE_DATA_DIR", dir.path())
         .env("SLOTLINE_VOICE__ENABLED", "false")
         .env("SLOTLINE_SIP__ADDR", sip.to_string())
         .env("SLOTLINE_SIP__INVITES_PER_SECOND", "100000")
-        .env("SLOTLINE_LOG__LEVEL", "debug")
-        .args(["serve", "--api-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve");
-    let mut pipe = child.stderr.take().expect("stderr");
-    let stderr = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = pipe.read_to_string(&mut text);
-        text
-    });
-    let server = KillOnDrop(Some(child));
+        .env("SLOTLINE_LOG__LEVEL", "debug");
+    let server = ServeProcess::start(serve, &["--api-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"]);
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     let port = socket.local_addr().expect("addr").port();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -170,7 +135,7 @@ async fn broken_sip_never_reaches_stderr_as_a_panic() {
             }
         }
         if !answers_options(&socket, sip, 1000 + round).await {
-            let (_, stderr) = stop(server, stderr);
+            let (_, stderr) = stop(server).await;
             let tail: Vec<&str> = stderr.lines().rev().take(60).collect();
             panic!(
                 "slotline stopped answering after round {round}:\n{}",
@@ -179,7 +144,7 @@ async fn broken_sip_never_reaches_stderr_as_a_panic() {
         }
     }
 
-    let (status, stderr) = stop(server, stderr);
+    let (status, stderr) = stop(server).await;
     assert!(status.success(), "graceful exit after SIGTERM: {status}\n{stderr}");
     assert!(!stderr.contains("panicked"), "a panic reached stderr:\n{stderr}");
     assert!(!stderr.contains("RUST_BACKTRACE"), "a panic reached stderr:\n{stderr}");

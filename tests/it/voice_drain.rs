@@ -4,31 +4,19 @@
 //! database after the process is gone, and the call's row is closed with the reason `shutdown`. The log
 //! at info never holds what the caller said.
 
-use std::io::Read as _;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use slotline::storage::{self, RecordFilter, Store};
 use tokio::net::UdpSocket;
 
-use crate::helpers::{command, free_sip_port};
+use crate::helpers::{command, free_sip_port, ServeProcess};
 use crate::speech::model_path;
 use crate::voice_call::turns;
 use crate::voice_caller::{self, CallSpec, Cue};
 
 const DEMO_NUMBER: &str = "+15550100000";
-
-/// Kills the server if the test fails before it exits.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Waits until slotline answers an OPTIONS on `sip` (it is up, with the demo agent seeded).
 async fn wait_for_sip(sip: std::net::SocketAddr) {
@@ -73,26 +61,16 @@ async fn sigterm_mid_call_keeps_every_line_of_the_call() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sip: std::net::SocketAddr =
         format!("127.0.0.1:{}", free_sip_port(std::net::Ipv4Addr::LOCALHOST.into())).parse().expect("addr");
-    let mut child = command()
+    let mut serve = command();
+    serve
         .env("SLOTLINE_DATA_DIR", dir.path())
         .env("SLOTLINE_SIP__ADDR", sip.to_string())
         .env("SLOTLINE_SIP__DRAIN_TIMEOUT_SECS", "4")
         .env("SLOTLINE_VOICE__ENABLED", "true")
         .env("SLOTLINE_SPEECH__MODEL_PATH", model_path())
         .env("SLOTLINE_SPEECH__TTS_ENGINE", "espeak")
-        .env("SLOTLINE_LOG__LEVEL", "info")
-        .args(["serve", "--api-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve");
-    let mut pipe = child.stderr.take().expect("stderr");
-    let stderr = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = pipe.read_to_string(&mut text);
-        text
-    });
-    let mut server = Server(child);
+        .env("SLOTLINE_LOG__LEVEL", "info");
+    let server = ServeProcess::start(serve, &["--api-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"]);
     wait_for_sip(sip).await;
 
     let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/voice_caller.xml");
@@ -114,20 +92,12 @@ async fn sigterm_mid_call_keeps_every_line_of_the_call() {
     let url = format!("sqlite://{}", dir.path().join("slotline.db").display());
     let store: Arc<dyn Store> = storage::connect(&url, 2).await.expect("open the database");
     let call_id = caller_heard(store.as_ref()).await;
-    let _ = Command::new("kill").args(["-TERM", &server.0.id().to_string()]).status();
+    server.terminate();
 
     // The caller is hung up on after the drain, and the process exits cleanly.
     let log = call.await.expect("the call task");
     assert_eq!(log.sipp_code, 0, "slotline hung up (sipp answered its BYE): {:?}\n{}", log.error, log.sipp_output);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Ok(Some(status)) = server.0.try_wait() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "slotline did not exit after the drain");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let stderr = stderr.join().expect("stderr reader");
+    let (status, stderr) = server.exit(Duration::from_secs(60)).await;
     assert!(status.success(), "exit 0 after SIGTERM: {status}\n{stderr}");
     assert!(!stderr.contains("voice sessions still running"), "every session ended within the drain:\n{stderr}");
 
