@@ -8,7 +8,8 @@
 //!     cargo run --example spoken_corpus [-- --missing]
 //!
 //! `--missing` renders only lines without a transcript (after adding dialogs); without it everything is
-//! rendered again. Needs `scripts/setup.sh --test` (the model, espeak-ng, the hibari and piper voices).
+//! rendered again. For a probe, `--model PATH` transcribes with another whisper.cpp model, `--voice NAME`
+//! renders one voice only and `--out PATH` writes elsewhere. Needs `scripts/setup.sh --test` (the model, espeak-ng, the hibari and piper voices).
 //! About three minutes on two cores.
 
 use std::collections::BTreeMap;
@@ -115,6 +116,12 @@ async fn hear(voice: &dyn TextToSpeech, stt: &WhisperStt, line: &str) -> anyhow:
     Ok(stt.transcribe(&wire).await?.text)
 }
 
+/// The value after `name` on the command line.
+fn option(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+}
+
 type Heard = BTreeMap<String, BTreeMap<String, String>>;
 
 /// The transcripts already rendered (line → voice → transcript).
@@ -156,13 +163,14 @@ fn write(path: &Path, lines: &[String], heard: &Heard) -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     let only_missing = std::env::args().any(|a| a == "--missing");
     let corpus = root().join("tests/fixtures/spoken");
-    let out = corpus.join("transcripts.toml");
+    let out = option("--out").map_or_else(|| corpus.join("transcripts.toml"), PathBuf::from);
+    let only_voice = option("--voice");
     let lines = caller_lines(&corpus.join("dialogs"))?;
     let mut heard = if only_missing { existing(&out) } else { Heard::new() };
-    let model = root().join("data/models/ggml-tiny.en.bin");
+    let model = option("--model").map_or_else(|| root().join("data/models/ggml-tiny.en.bin"), PathBuf::from);
     let stt = WhisperStt::load(&model, WhisperOptions { threads: 2, ..WhisperOptions::default() }).await?;
     let started = Instant::now();
-    for voice in &VOICES {
+    for voice in VOICES.iter().filter(|v| only_voice.as_deref().is_none_or(|o| o == v.name)) {
         let todo: Vec<&String> =
             lines.iter().filter(|l| !heard.get(*l).is_some_and(|v| v.contains_key(voice.name))).collect();
         if todo.is_empty() {

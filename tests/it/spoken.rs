@@ -170,14 +170,23 @@ async fn the_spoken_corpus_ends_as_callers_asked() {
         println!("{}", details.join("\n"));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-    let total = table.values().fold(Tally::default(), |mut t, c| {
-        t.dialogs += c.dialogs;
-        t.as_asked += c.as_asked;
-        t
-    });
+    let sum = |voices: &[&str]| {
+        let cells = table.iter().filter(|((_, voice), _)| voices.is_empty() || voices.contains(&voice.as_str()));
+        cells.fold(Tally::default(), |mut t, (_, c)| {
+            t.dialogs += c.dialogs;
+            t.as_asked += c.as_asked;
+            t
+        })
+    };
     if only.is_none() {
-        // The goal is 95 %; whisper tiny.en mishears names, emails and most of the espeak-ng voices' words
-        // (docs/conversation.md), so this holds the measured level against regressions.
+        let (total, neural) = (sum(&[]), sum(&NEURAL_VOICES));
+        assert!(
+            neural.percent() >= NEURAL_GOAL_PERCENT,
+            "{:.1} % of the neural voices' dialogs ended as asked:\n{report}",
+            neural.percent()
+        );
+        // whisper tiny.en hears four in five of espeak-ng's lines otherwise than written
+        // (docs/conversation.md), so over all voices this holds the measured level against regressions.
         assert!(
             total.percent() >= FLOOR_PERCENT,
             "{:.1} % of heard dialogs ended as asked:\n{report}",
@@ -186,8 +195,12 @@ async fn the_spoken_corpus_ends_as_callers_asked() {
     }
 }
 
-/// The share of heard dialogs that end as asked today (88 of 184): a regression floor, not the goal.
-const FLOOR_PERCENT: f64 = 47.0;
+/// The voices closest to a person on the phone, and the share of their dialogs that must end as asked.
+const NEURAL_VOICES: [&str; 2] = ["hibari", "piper-fast"];
+const NEURAL_GOAL_PERCENT: f64 = 95.0;
+
+/// The share of heard dialogs over all voices that end as asked today (98 of 184): a regression floor.
+const FLOOR_PERCENT: f64 = 52.0;
 
 /// The table: categories down, voices across, then the totals.
 fn report(table: &BTreeMap<(String, String), Tally>, voices: &[&str], dialogs: usize, turns: usize) -> String {
@@ -223,8 +236,14 @@ fn report(table: &BTreeMap<(String, String), Tally>, voices: &[&str], dialogs: u
     });
     let totals: Vec<String> = voices.iter().map(|v| by_voice.get(v).copied().unwrap_or_default().cell()).collect();
     out.push_str(&format!("| **all** | {} | **{}** |\n", totals.join(" | "), all.cell()));
+    let neural = NEURAL_VOICES.iter().filter_map(|v| by_voice.get(v)).fold(Tally::default(), |mut t, c| {
+        t.dialogs += c.dialogs;
+        t.as_asked += c.as_asked;
+        t
+    });
+    out.push_str(&format!("\nneural voices ({}): {}\n", NEURAL_VOICES.join(", "), neural.cell()));
     out.push_str(&format!(
-        "\nwrong bookings: {wrong}; dialogs ended otherwise without an honest last word: {dishonest}\n"
+        "wrong bookings: {wrong}; dialogs ended otherwise without an honest last word: {dishonest}\n"
     ));
     out
 }

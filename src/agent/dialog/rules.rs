@@ -23,7 +23,7 @@ use crate::agent::funnel::{EndCause, Step};
 use crate::agent::nlu::intent::{self, Intent};
 use crate::agent::nlu::reading::Reading;
 use crate::agent::nlu::when::{self, Days, Times, When};
-use crate::agent::nlu::{choice, contact, Utterance};
+use crate::agent::nlu::{choice, contact, Spelling, Utterance};
 use crate::agent::speak;
 use crate::agent::tools::{ToolCall, ToolCallRecord, ToolData, ToolResult, Toolbox, MAX_RANGE_DAYS};
 use crate::calendar::{Booking, Slot};
@@ -130,6 +130,8 @@ pub struct RulesEngine {
     /// The conversation before the last turn while that turn can still be taken back: when the caller
     /// goes on speaking right after it, the whole turn is answered instead.
     before_last: Option<Snapshot>,
+    /// Names and addresses the caller said were wrong at a read-back: never mended into again.
+    turned_down: Vec<String>,
 }
 
 /// The conversation's state between turns.
@@ -189,6 +191,7 @@ impl RulesEngine {
             criteria: When::default(),
             move_to: When::default(),
             before_last: None,
+            turned_down: Vec::new(),
         }
     }
 
@@ -429,8 +432,10 @@ impl RulesEngine {
 
     /// Waiting for an email address, or the caller's own number (said or key 1).
     async fn on_ask_contact(&mut self, slot: Slot, u: &Utterance, reading: &Reading, dtmf: &str) -> Reply {
-        if let Some(email) = reading.email.clone() {
-            self.email = Some(email);
+        let again = self.turned_down.iter().rev().find_map(|address| address.split_once('@')).map(|(_, domain)| domain);
+        let email = reading.email.clone().or_else(|| again.and_then(|domain| contact::email_in_domain(u, domain)));
+        if let Some(email) = email {
+            self.take_email(email);
             self.use_phone = false;
             self.stage = Stage::Confirm(slot.clone());
             return Reply::say(self.confirmation(&slot));
@@ -501,12 +506,12 @@ impl RulesEngine {
             return Reply::say("Sure. What day and time would you prefer?");
         }
         if u.has("name") {
-            self.name = None;
+            self.turned_down.extend(self.name.take());
             self.stage = Stage::AskName(slot);
             return Reply::say("Sure. What name should I put the appointment under?");
         }
         if u.has_any(&["email", "e-mail", "address", "contact", "phone", "number"]) {
-            self.email = None;
+            self.turned_down.extend(self.email.take());
             self.use_phone = false;
             self.stage = Stage::AskContact(slot);
             return Reply::say(self.ask_contact());
@@ -640,13 +645,14 @@ impl RulesEngine {
     /// Takes a new email or an introduced name from a correction; `true` when something changed.
     fn amend_details(&mut self, u: &Utterance, reading: &Reading) -> bool {
         if let Some(email) = reading.email.clone() {
-            self.email = Some(email);
+            self.take_email(email);
             self.use_phone = false;
             return true;
         }
         if u.has_any(&["my name is", "name is", "my name's", "it's", "spelled"]) {
-            if let Some(name) = contact::name(u) {
-                self.name = Some(name);
+            if let Some(name) = contact::name(u, Spelling::Mended) {
+                let as_said = contact::name(u, Spelling::AsSaid);
+                self.take_name(name, as_said);
                 return true;
             }
         }
@@ -830,13 +836,32 @@ impl RulesEngine {
         self.name.as_deref().and_then(|n| n.split_whitespace().next()).map(str::to_string)
     }
 
+    /// Takes a name the caller gave: as mended from garbled spelled letters, or as said where the caller
+    /// already turned the mended one down.
+    fn take_name(&mut self, name: String, as_said: Option<String>) {
+        self.name = Some(match as_said {
+            Some(said) if self.turned_down.contains(&name) => said,
+            _ => name,
+        });
+    }
+
+    /// Takes an address the caller gave; spelled letters near a word of the caller's name are that word
+    /// ("a d at example dot com" from Ada), unless the caller turned that address down.
+    fn take_email(&mut self, email: String) {
+        let like_name = self.name.as_deref().and_then(|name| contact::email_like_name(&email, name));
+        self.email = Some(match like_name {
+            Some(address) if !self.turned_down.contains(&address) => address,
+            _ => email,
+        });
+    }
+
     /// Takes the details a turn carries (name, email, phone), whatever was asked.
     fn absorb(&mut self, reading: &Reading) {
         if let Some(name) = &reading.name {
-            self.name = Some(name.clone());
+            self.take_name(name.clone(), reading.name_as_said.clone());
         }
         if let Some(email) = &reading.email {
-            self.email = Some(email.clone());
+            self.take_email(email.clone());
             self.use_phone = false;
         } else if reading.phone && self.context.caller.is_some() {
             self.use_phone = true;

@@ -2,7 +2,7 @@
 //! dot com", "jane dot doe at gmail dot com", "john underscore smith at example dot co dot uk", or an
 //! address a transcript already wrote as `jane@example.com`.
 
-use super::{spelling, Utterance};
+use super::{spelling, Spelling, Utterance};
 use crate::calendar::attendee::is_email;
 
 /// Words that introduce or surround an email and are never part of it.
@@ -42,6 +42,40 @@ pub fn email(u: &Utterance) -> Option<String> {
     }
     let address = format!("{}@{}", spell(&local), spell(&domain));
     is_email(&address).then_some(address)
+}
+
+/// An address whose "at" the recogniser swallowed into a `domain` the caller gave before ("a laandexample.com"
+/// for "a l a n at example dot com", after an address at example.com was turned down): the spelled letters
+/// before the word that ends with the domain, and that word's start without the "and" or "at" it ends
+/// with, are the local part.
+pub fn email_in_domain(u: &Utterance, domain: &str) -> Option<String> {
+    let words: Vec<String> = u.words.iter().flat_map(|w| spoken_email_parts(w)).collect();
+    let i = words.iter().position(|w| w.len() > domain.len() && w.ends_with(domain))?;
+    let glued = &words[i][..words[i].len() - domain.len()];
+    let glued = ["and", "at", "add"].iter().find_map(|s| glued.strip_suffix(s)).unwrap_or(glued);
+    let letter = |w: &&String| w.chars().count() == 1 && w.chars().all(|c| c.is_ascii_alphabetic());
+    let mut local: Vec<&str> = words[..i].iter().rev().take_while(letter).map(String::as_str).collect();
+    local.reverse();
+    let address = format!("{}{glued}@{domain}", local.concat());
+    is_email(&address).then_some(address)
+}
+
+/// `address` with its local part replaced by a word of the caller's `name` that it is a garbled spelling
+/// of ("ad@example.com" or "adi@example.com" from Ada Lovelace): most addresses begin with the owner's
+/// name, and the recogniser drops and mixes up spelled letters. `None` when the local part is not letters
+/// only, is a common name itself ("maria" stays, whatever the name was heard as), is already a word of the
+/// name, or is near none. The engine reads the address back either way.
+pub fn email_like_name(address: &str, name: &str) -> Option<String> {
+    let (local, domain) = address.split_once('@')?;
+    if local.chars().count() < 2 || !local.chars().all(|c| c.is_ascii_lowercase()) || super::names::is_known(local) {
+        return None;
+    }
+    let words: Vec<String> = name.split_whitespace().map(str::to_lowercase).collect();
+    if words.iter().any(|w| w == local) {
+        return None;
+    }
+    let word = words.iter().find(|w| w.chars().all(|c| c.is_ascii_lowercase()) && spelling::near(local, w))?;
+    Some(format!("{word}@{domain}"))
 }
 
 /// A recogniser's way of writing spelled letters and separators, as the words a caller said: "a.d.a" and
@@ -145,7 +179,7 @@ const NOT_A_NAME: &[&str] = &[
 
 /// The caller's name: after "my name is", "this is", "I'm", "it's", "call me", "name's"; or a short answer
 /// (up to four words) that can only be a name. Spelled letters are joined ("j o n" → "Jon").
-pub fn name(u: &Utterance) -> Option<String> {
+pub fn name(u: &Utterance, how: Spelling) -> Option<String> {
     const INTROS: &[&str] =
         &["my name is", "name is", "my name's", "name's", "this is", "i'm", "i am", "it's", "call me", "it is"];
     let words = &u.words;
@@ -162,7 +196,7 @@ pub fn name(u: &Utterance) -> Option<String> {
             .take_while(|w| !NAME_END.contains(w))
             .take(4)
             .collect();
-        if let Some(name) = title(&rest) {
+        if let Some(name) = title(&rest, how) {
             return Some(name);
         }
     }
@@ -178,7 +212,7 @@ pub fn name(u: &Utterance) -> Option<String> {
             .iter()
             .any(|w| w.chars().count() > 1 && (NOT_A_NAME.contains(&w.as_str()) || super::when::is_month(w)));
     if plausible {
-        return title(&bare);
+        return title(&bare, how);
     }
     None
 }
@@ -207,12 +241,12 @@ fn spelled_letters(word: &str) -> Vec<String> {
 /// A name the caller introduced ("my name is Ada Lovelace", "this is Ada Lovelace", "under the name
 /// Lovelace"), whatever the agent asked: slot filling takes it from any turn, where a bare answer
 /// ([`name`]) only counts when the agent asked for the name.
-pub fn introduced_name(u: &Utterance) -> Option<String> {
+pub fn introduced_name(u: &Utterance, how: Spelling) -> Option<String> {
     const INTROS: &[&str] = &["my name is", "my name's", "name is", "the name is", "under the name", "this is"];
     if !u.has_any(INTROS) {
         return None;
     }
-    let name = name(u)?;
+    let name = name(u, how)?;
     // "this is fine", "this is for Thursday": a name is made of words that are not the conversation's.
     let words: Vec<String> = name.split_whitespace().map(str::to_lowercase).collect();
     let conversational = words.iter().any(|w| {
@@ -251,7 +285,7 @@ const NOT_AFTER_THIS_IS: &[&str] = &[
 /// Joins a name's words; spelled letters ("j o n", "G-A-R-C-I-A") make one word, and letters spelled right
 /// after words confirm, replace or add to them ([`super::spelling`]: "Garsha, G A R C I A" is Garcia,
 /// "Maria M.R.I.A. G.A.R. C.I.A." is Maria Garcia).
-fn title(words: &[&str]) -> Option<String> {
+fn title(words: &[&str], how: Spelling) -> Option<String> {
     let mut parts: Vec<String> = Vec::new();
     let mut letters = String::new();
     // Parts from here on are words as heard, which letters right after them may spell.
@@ -262,7 +296,7 @@ fn title(words: &[&str]) -> Option<String> {
             continue;
         }
         if !letters.is_empty() {
-            spelling::apply(&mut parts, heard, &std::mem::take(&mut letters));
+            spelling::apply(&mut parts, heard, &std::mem::take(&mut letters), how);
             heard = parts.len();
         }
         // Letters the recogniser wrote as a word ("Grace GRCE", "Hopper, HOPPER"): the word before, spelled.
@@ -272,7 +306,7 @@ fn title(words: &[&str]) -> Option<String> {
         }
         parts.push(word);
     }
-    spelling::apply(&mut parts, heard, &letters);
+    spelling::apply(&mut parts, heard, &letters, how);
     let parts: Vec<String> = parts
         .into_iter()
         .filter(|p| p.chars().any(char::is_alphabetic))
@@ -293,7 +327,7 @@ mod tests {
     }
 
     fn who(text: &str) -> Option<String> {
-        name(&Utterance::new(text))
+        name(&Utterance::new(text), Spelling::Mended)
     }
 
     #[test]
@@ -316,6 +350,36 @@ mod tests {
     }
 
     #[test]
+    fn an_address_near_the_callers_name_is_that_name() {
+        let like = |a: &str| email_like_name(a, "Ada Lovelace");
+        assert_eq!(like("ad@example.com").as_deref(), Some("ada@example.com"), "a letter dropped");
+        assert_eq!(like("adi@example.com").as_deref(), Some("ada@example.com"), "a letter off");
+        assert_eq!(like("lovlace@example.com").as_deref(), Some("lovelace@example.com"));
+        assert_eq!(like("ada@example.com"), None, "already the name");
+        assert_eq!(like("bob@example.com"), None, "near no word of the name");
+        assert_eq!(like("ada.l@example.com"), None, "not letters only");
+        let heard_as_mario = |a: &str| email_like_name(a, "Mario Garsha");
+        assert_eq!(heard_as_mario("maria@example.com"), None, "a name of its own is kept");
+    }
+
+    #[test]
+    fn an_at_swallowed_into_a_known_domain() {
+        let within = |t: &str| email_in_domain(&Utterance::new(t), "example.com");
+        assert_eq!(within("a laandexample.com.").as_deref(), Some("ala@example.com"));
+        assert_eq!(within("alanexample.com").as_deref(), Some("alan@example.com"));
+        assert_eq!(within("my email is example.com"), None, "no local part");
+        assert_eq!(within("alan at example dot org"), None, "another domain");
+    }
+
+    #[test]
+    fn garbled_spelled_names_are_mended_unless_asked_as_said() {
+        let said = "Grace GRC-E, Harper, HOPP-PDR.";
+        assert_eq!(who(said), Some("Grace Hopper".into()));
+        assert_eq!(name(&Utterance::new(said), Spelling::AsSaid), Some("Grace Hopppdr".into()));
+        assert_eq!(who("Alan Turing, T U R I N G."), Some("Alan Turing".into()));
+    }
+
+    #[test]
     fn names_introduced_bare_or_spelled() {
         assert_eq!(who("My name is John Smith"), Some("John Smith".into()));
         assert_eq!(who("it's jane doe and my email is jane at example dot com"), Some("Jane Doe".into()));
@@ -331,7 +395,7 @@ mod tests {
         assert_eq!(who("my name is Jean-Luc Picard"), Some("Jean-luc Picard".into()), "a double name stays");
         assert_eq!(who("yes"), None);
         assert_eq!(who("tomorrow at 2"), None);
-        let introduced = |t: &str| introduced_name(&Utterance::new(t));
+        let introduced = |t: &str| introduced_name(&Utterance::new(t), Spelling::Mended);
         assert_eq!(introduced("My name is Ada Lovelace, email a d a at example dot com."), Some("Ada Lovelace".into()));
         assert_eq!(introduced("this is fine"), None);
         assert_eq!(introduced("Ada Lovelace"), None, "a bare name counts only where it was asked");

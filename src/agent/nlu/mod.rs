@@ -18,10 +18,13 @@
 pub mod choice;
 pub mod contact;
 pub mod intent;
+mod names;
 pub mod reading;
 mod spelling;
 pub mod turn;
 pub mod when;
+
+pub use spelling::Spelling;
 
 /// A caller's words, normalised: lower case, punctuation except `@ . : ' + -` turned into spaces, and
 /// split into words.

@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 
 use super::intent::{self, Intent};
 use super::when::{self, When};
-use super::{contact, turn, Utterance};
+use super::{contact, turn, Spelling, Utterance};
 use crate::agent::dialog::Expect;
 
 /// What a caller's turn says.
@@ -24,8 +24,11 @@ pub struct Reading {
     pub criteria: When,
     /// A yes or a no.
     pub yes: Option<bool>,
-    /// The caller's name: introduced anywhere, or bare where it was asked.
+    /// The caller's name: introduced anywhere, or bare where it was asked; garbled spelled letters are
+    /// read as the closest common name.
     pub name: Option<String>,
+    /// The name with its spelled letters as the recogniser wrote them, where that differs from `name`.
+    pub name_as_said: Option<String>,
     /// An email address.
     pub email: Option<String>,
     /// The caller would rather be reached on the phone they call from.
@@ -59,7 +62,10 @@ impl Reading {
             Some(Intent::Reschedule) => target(u, today),
             _ => (When::default(), when::parse(u, today)),
         };
-        let name = if asked == Expect::Name { contact::name(u) } else { contact::introduced_name(u) };
+        let name_as =
+            |how| if asked == Expect::Name { contact::name(u, how) } else { contact::introduced_name(u, how) };
+        let name = name_as(Spelling::Mended);
+        let name_as_said = name.as_ref().and_then(|_| name_as(Spelling::AsSaid)).filter(|s| Some(s) != name.as_ref());
         let email = contact::email(u);
         let yes = intent::yes_no(u);
         let correcting = (yes == Some(false) && u.words.first().is_some_and(|w| matches!(w.as_str(), "no" | "nope")))
@@ -71,6 +77,7 @@ impl Reading {
             criteria,
             yes,
             name,
+            name_as_said,
             email,
             phone,
             correcting,

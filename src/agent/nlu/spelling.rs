@@ -11,8 +11,30 @@
 //!   G A R C I A" is Garcia);
 //! - letters left over after the heard words are a word the recogniser did not write ("G.A.R. C.I.A."
 //!   after "Maria M.R.I.A." is Garcia).
+//!
+//! With [`Spelling::Mended`], letters that could not be a name as written are read as the closest common
+//! name ([`super::names`]: "HOPP-PDR" is Hopper); [`Spelling::AsSaid`] keeps them, for a caller who
+//! already turned the mended name down.
 
-use super::edit_distance;
+use super::{edit_distance, names};
+
+/// How letters that spell no heard word become a word of the name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spelling {
+    /// Garbled letters are the closest common name.
+    Mended,
+    /// The letters as the recogniser wrote them.
+    AsSaid,
+}
+
+impl Spelling {
+    fn word(self, letters: String) -> String {
+        match self {
+            Self::Mended => names::mend(&letters).map_or(letters, str::to_string),
+            Self::AsSaid => letters,
+        }
+    }
+}
 
 /// How spelled letters relate to a word heard before them, best first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -43,6 +65,12 @@ fn fit(letters: &str, word: &str) -> Option<Fit> {
 fn is_subsequence(short: &str, long: &str) -> bool {
     let mut rest = long.chars();
     short.chars().all(|c| rest.any(|l| l == c))
+}
+
+/// `true` when `letters` are `word` with a letter or two dropped, or one or two letters off it: how a
+/// recogniser garbles a spelled word ("a d" or "a d i" for Ada).
+pub(super) fn near(letters: &str, word: &str) -> bool {
+    matches!(fit(letters, word), Some(Fit::Dropped | Fit::Close))
 }
 
 /// `true` when a word the recogniser wrote is the spelling of the heard word before it ("grce" after
@@ -90,7 +118,7 @@ fn align(letters: &[char], words: &[String], start: usize) -> Alignment {
 
 /// Applies a run of spelled `letters` to the name's `parts`, of which those from `heard` on are words as
 /// heard right before the letters (earlier parts were already spelled).
-pub(super) fn apply(parts: &mut Vec<String>, heard: usize, letters: &str) {
+pub(super) fn apply(parts: &mut Vec<String>, heard: usize, letters: &str, spelling: Spelling) {
     let chars: Vec<char> = letters.chars().collect();
     if chars.is_empty() {
         return;
@@ -98,19 +126,19 @@ pub(super) fn apply(parts: &mut Vec<String>, heard: usize, letters: &str) {
     // The alignment that accounts for the most letters; the later start (closer to the letters) on a tie.
     let best = (heard..parts.len()).map(|start| align(&chars, parts, start)).max_by_key(|a| (a.letters(), a.start));
     let Some(best) = best.filter(|a| a.letters() > 0) else {
-        replace_closest(parts, heard, letters);
+        replace_closest(parts, heard, &spelling.word(letters.to_string()));
         return;
     };
     let mut at = 0;
     for (offset, (n, how)) in best.taken.iter().enumerate() {
         if *how == Fit::Close {
-            parts[best.start + offset] = chars[at..at + n].iter().collect();
+            parts[best.start + offset] = spelling.word(chars[at..at + n].iter().collect());
         }
         at += n;
     }
     // Letters beyond the heard words: a word the recogniser did not write (a stray letter is noise).
     if chars.len() - at >= 2 {
-        parts.insert(best.start + best.taken.len(), chars[at..].iter().collect());
+        parts.insert(best.start + best.taken.len(), spelling.word(chars[at..].iter().collect()));
     }
 }
 
@@ -133,7 +161,7 @@ mod tests {
 
     fn spelled(heard: &[&str], letters: &str) -> Vec<String> {
         let mut parts: Vec<String> = heard.iter().map(|w| (*w).to_string()).collect();
-        apply(&mut parts, 0, letters);
+        apply(&mut parts, 0, letters, Spelling::AsSaid);
         parts
     }
 
@@ -144,6 +172,16 @@ mod tests {
         assert_eq!(spelled(&["grace", "hopper"], "grace"), ["grace", "hopper"], "the first word spelled");
         assert_eq!(spelled(&[], "jon"), ["jon"]);
         assert_eq!(spelled(&["harper"], "hopppdr"), ["hopppdr"], "far off: still the caller's letters");
+    }
+
+    #[test]
+    fn garbled_letters_are_mended_only_when_asked() {
+        let mut parts = vec!["grace".to_string(), "harper".to_string()];
+        apply(&mut parts, 1, "hopppdr", Spelling::Mended);
+        assert_eq!(parts, ["grace", "hopper"]);
+        let mut parts = vec!["alan".to_string(), "turing".to_string()];
+        apply(&mut parts, 1, "turing", Spelling::Mended);
+        assert_eq!(parts, ["alan", "turing"], "letters that spell the heard word confirm it");
     }
 
     #[test]

@@ -165,7 +165,9 @@ pub fn complete(expect: Expect, text: &str) -> bool {
         Expect::Choice => {
             choice::pick(&u, 3).is_some() || wants_other_options(&u) || has_when() || intent::intent(&u).is_some()
         }
-        Expect::Name => contact::name(&u).is_some_and(|name| name.split_whitespace().count() >= 2),
+        Expect::Name => {
+            contact::name(&u, super::Spelling::Mended).is_some_and(|name| name.split_whitespace().count() >= 2)
+        }
         Expect::Contact => contact::email(&u).is_some() || prefers_phone(&u),
         Expect::Request => intent::intent(&u).is_some() || has_when(),
         Expect::When => has_when() || yes_no(&u).is_some() || intent::intent(&u).is_some(),

@@ -393,7 +393,9 @@ fn clock_time(u: &Utterance, part: Option<DayPart>) -> Option<Times> {
         let prev = i.checked_sub(1).map(|j| words[j].as_str());
         // "half past ten", "quarter past 2", "quarter to three".
         if matches!(word.as_str(), "half" | "quarter") && matches!(next, Some("past" | "after" | "to")) {
-            let Some(hour) = words.get(i + 2).and_then(|w| number(w)).filter(|h| (1..=12).contains(h)) else {
+            // Where only an hour can stand, "you", "to" and "too" are a recogniser's "two".
+            let hour_word = |w: &String| number(w).or_else(|| matches!(w.as_str(), "you" | "to" | "too").then_some(2));
+            let Some(hour) = words.get(i + 2).and_then(hour_word).filter(|h| (1..=12).contains(h)) else {
                 continue;
             };
             let minutes = if word == "half" { 30 } else { 15 };
@@ -595,6 +597,7 @@ mod tests {
         assert_eq!(when("230pm").times, at(14, 30));
         assert_eq!(when("half past nine").times, at(9, 30));
         assert_eq!(when("quarter to ten").times, at(9, 45));
+        assert_eq!(when("Can I book Friday at half past you?").times, at(14, 30), "'two' as whisper wrote it");
         assert_eq!(when("noon").times, at(12, 0));
         assert_eq!(when("2026").times, None, "a year is not a time");
         assert_eq!(when("the 10 o'clock").times, at(10, 0));
