@@ -42,8 +42,9 @@ enum Engine {
     Espeak(&'static str, u32),
 }
 
-const VOICES: [VoiceSpec; 4] = [
+const VOICES: [VoiceSpec; 5] = [
     VoiceSpec { name: "hibari", about: "hibari-tts, speed 1.0", engine: Engine::Sidecar("hibari", "1.0") },
+    VoiceSpec { name: "hibari-fast", about: "hibari-tts, speed 1.25", engine: Engine::Sidecar("hibari", "1.25") },
     VoiceSpec { name: "piper-fast", about: "piper-tts en_US joe, speed 1.2", engine: Engine::Sidecar("piper", "1.2") },
     VoiceSpec { name: "espeak-slow", about: "espeak-ng en-us+m3, 130 wpm", engine: Engine::Espeak("en-us+m3", 130) },
     VoiceSpec { name: "espeak-fast", about: "espeak-ng en-us+f2, 185 wpm", engine: Engine::Espeak("en-us+f2", 185) },

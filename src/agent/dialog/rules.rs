@@ -434,6 +434,7 @@ impl RulesEngine {
     async fn on_ask_contact(&mut self, slot: Slot, u: &Utterance, reading: &Reading, dtmf: &str) -> Reply {
         let again = self.turned_down.iter().rev().find_map(|address| address.split_once('@')).map(|(_, domain)| domain);
         let email = reading.email.clone().or_else(|| again.and_then(|domain| contact::email_in_domain(u, domain)));
+        let email = email.or_else(|| self.name.as_deref().and_then(|name| contact::email_glued_to_name(u, name)));
         if let Some(email) = email {
             self.take_email(email);
             self.use_phone = false;

@@ -60,6 +60,21 @@ pub fn email_in_domain(u: &Utterance, domain: &str) -> Option<String> {
     is_email(&address).then_some(address)
 }
 
+/// An address written as one word whose "at" the recogniser glued between a word of the caller's `name`
+/// and the domain ("GraceItExample.com" for "grace at example dot com" from Grace Hopper).
+pub fn email_glued_to_name(u: &Utterance, name: &str) -> Option<String> {
+    let names: Vec<String> = name.split_whitespace().map(str::to_lowercase).collect();
+    u.words.iter().filter(|w| w.contains('.') && !w.contains('@')).find_map(|word| {
+        let word = word.trim_end_matches('.');
+        names.iter().find_map(|n| {
+            let rest = word.strip_prefix(n.as_str())?;
+            let domain = ["at", "it", "and", "ad"].iter().find_map(|s| rest.strip_prefix(s))?;
+            let address = format!("{n}@{domain}");
+            (domain.contains('.') && is_email(&address)).then_some(address)
+        })
+    })
+}
+
 /// `address` with its local part replaced by a word of the caller's `name` that it is a garbled spelling
 /// of ("ad@example.com" or "adi@example.com" from Ada Lovelace): most addresses begin with the owner's
 /// name, and the recogniser drops and mixes up spelled letters. `None` when the local part is not letters
@@ -369,6 +384,15 @@ mod tests {
         assert_eq!(within("alanexample.com").as_deref(), Some("alan@example.com"));
         assert_eq!(within("my email is example.com"), None, "no local part");
         assert_eq!(within("alan at example dot org"), None, "another domain");
+    }
+
+    #[test]
+    fn an_at_glued_between_the_callers_name_and_the_domain() {
+        let glued = |t: &str| email_glued_to_name(&Utterance::new(t), "Grace Hopper");
+        assert_eq!(glued("GraceItExample.com").as_deref(), Some("grace@example.com"));
+        assert_eq!(glued("hopperatmail.org.").as_deref(), Some("hopper@mail.org"));
+        assert_eq!(glued("graceexample.com"), None, "no 'at' heard");
+        assert_eq!(glued("bobatexample.com"), None, "not the caller's name");
     }
 
     #[test]
