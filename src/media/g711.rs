@@ -57,11 +57,11 @@ pub fn alaw_decode(byte: u8) -> i16 {
 }
 
 /// Decodes `input` into `output` (as many samples as both hold).
-pub fn decode(codec: crate::sip::sdp::Codec, input: &[u8], output: &mut [i16]) -> usize {
+pub fn decode(codec: super::codec::Codec, input: &[u8], output: &mut [i16]) -> usize {
     let n = input.len().min(output.len());
     let decode = match codec {
-        crate::sip::sdp::Codec::Pcmu => ulaw_decode,
-        crate::sip::sdp::Codec::Pcma => alaw_decode,
+        super::codec::Codec::Pcmu => ulaw_decode,
+        super::codec::Codec::Pcma => alaw_decode,
     };
     for (out, byte) in output[..n].iter_mut().zip(input) {
         *out = decode(*byte);
@@ -70,11 +70,11 @@ pub fn decode(codec: crate::sip::sdp::Codec, input: &[u8], output: &mut [i16]) -
 }
 
 /// Encodes `input` into `output` (as many samples as both hold).
-pub fn encode(codec: crate::sip::sdp::Codec, input: &[i16], output: &mut [u8]) -> usize {
+pub fn encode(codec: super::codec::Codec, input: &[i16], output: &mut [u8]) -> usize {
     let n = input.len().min(output.len());
     let encode = match codec {
-        crate::sip::sdp::Codec::Pcmu => ulaw_encode,
-        crate::sip::sdp::Codec::Pcma => alaw_encode,
+        super::codec::Codec::Pcmu => ulaw_encode,
+        super::codec::Codec::Pcma => alaw_encode,
     };
     for (out, sample) in output[..n].iter_mut().zip(input) {
         *out = encode(*sample);

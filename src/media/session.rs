@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
+use super::codec::Negotiated;
 use super::dtmf::DtmfReceiver;
 use super::jitter::{JitterBuffer, Pulled};
 use super::ports::{PortPool, RtpPorts};
@@ -28,8 +29,6 @@ use super::{g711, rtp};
 use crate::audio::wav;
 use crate::call::{audio_channel, CallAudio, CallerInput, Playout, FRAME};
 use crate::metrics;
-use crate::sip::sdp::Negotiated;
-use crate::storage::CallRecord;
 
 /// Frames the jitter buffer waits for at the start, and later packets after which a missing one is lost.
 const JITTER_TARGET_FRAMES: usize = 3;
@@ -76,13 +75,23 @@ pub struct MediaSession {
     audio: Option<CallAudio>,
 }
 
+/// Which call a media session belongs to: its id (the recording's file name) and its SIP Call-ID (in
+/// log lines).
+#[derive(Debug, Clone, Copy)]
+pub struct CallTag<'a> {
+    /// The call's id (the `calls` row).
+    pub id: uuid::Uuid,
+    /// The SIP Call-ID.
+    pub sip_call_id: &'a str,
+}
+
 impl MediaSession {
     /// Binds a port pair and starts the session (sending starts with [`MediaSession::begin_playback`]).
     /// `signalling` is the address the INVITE came from: a NATed caller's RTP comes from its IP.
     pub async fn start(
         settings: &MediaSettings,
         negotiated: &Negotiated,
-        call: &CallRecord,
+        call: CallTag<'_>,
         signalling: IpAddr,
         events: mpsc::Sender<MediaEvent>,
     ) -> std::io::Result<Self> {
@@ -101,7 +110,7 @@ impl MediaSession {
             input: input_tx,
             playout,
             recording,
-            call_id: call.sip_call_id.clone(),
+            call_id: call.sip_call_id.to_string(),
             latch: Latch::new(negotiated.remote, signalling),
         };
         let task = tokio::spawn(worker.run(control_rx, stop.clone()));
@@ -668,26 +677,18 @@ mod tests {
             greeting: Arc::new(Vec::new()),
             recordings: None,
         };
-        let offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n";
-        let negotiated = crate::sip::sdp::negotiate(offer).expect("offer");
-        let now = crate::storage::now();
-        let call = CallRecord {
-            id: uuid::Uuid::new_v4(),
-            sip_call_id: "drop-test".into(),
-            agent_id: None,
-            dialed: "+15550100000".into(),
-            caller: "+15551234567".into(),
-            transport: "udp".into(),
-            started_at: now,
-            answered_at: Some(now),
-            ended_at: None,
-            end_reason: None,
-            sip_status: Some(200),
-            room: None,
-            room_sid: None,
+        let negotiated = Negotiated {
+            remote: Some("127.0.0.1:9".parse().expect("addr")),
+            codec: crate::media::codec::Codec::Pcmu,
+            payload_type: 0,
+            dtmf_payload_type: None,
+            ptime_ms: 20,
+            direction: crate::media::codec::Direction::SendRecv,
+            we_offer: false,
         };
+        let call = CallTag { id: uuid::Uuid::new_v4(), sip_call_id: "drop-test" };
         let (events, _events) = mpsc::channel(4);
-        let session = MediaSession::start(&settings, &negotiated, &call, [127, 0, 0, 1].into(), events)
+        let session = MediaSession::start(&settings, &negotiated, call, [127, 0, 0, 1].into(), events)
             .await
             .expect("the one pair");
         assert!(ports.allocate().await.is_err(), "the pool's one pair is taken");

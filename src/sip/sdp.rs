@@ -8,88 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use rand::Rng as _;
 
-/// A G.711 codec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Codec {
-    /// μ-law.
-    Pcmu,
-    /// A-law.
-    Pcma,
-}
-
-impl Codec {
-    /// The rtpmap encoding name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Pcmu => "PCMU",
-            Self::Pcma => "PCMA",
-        }
-    }
-}
-
-/// Media direction (RFC 3264 §5.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// Both ways.
-    SendRecv,
-    /// Offerer only sends (puts us on hold).
-    SendOnly,
-    /// Offerer only receives.
-    RecvOnly,
-    /// Neither.
-    Inactive,
-}
-
-impl Direction {
-    fn attribute(self) -> &'static str {
-        match self {
-            Self::SendRecv => "sendrecv",
-            Self::SendOnly => "sendonly",
-            Self::RecvOnly => "recvonly",
-            Self::Inactive => "inactive",
-        }
-    }
-
-    /// Our answer to an offered direction (RFC 3264 §6.1).
-    pub fn answer(self) -> Self {
-        match self {
-            Self::SendOnly => Self::RecvOnly,
-            Self::RecvOnly => Self::SendOnly,
-            other => other,
-        }
-    }
-}
-
-/// What offer/answer settled.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Negotiated {
-    /// Where the caller wants RTP (`None` for an INVITE without SDP, or a held `0.0.0.0`).
-    pub remote: Option<SocketAddr>,
-    /// The codec both sides speak.
-    pub codec: Codec,
-    /// Its payload type.
-    pub payload_type: u8,
-    /// RFC 4733 payload type, when offered.
-    pub dtmf_payload_type: Option<u8>,
-    /// Packet time we send (20 ms).
-    pub ptime_ms: u32,
-    /// The offer's direction.
-    pub direction: Direction,
-    /// The INVITE carried no offer: our 200 OK makes one.
-    pub we_offer: bool,
-}
-
-impl Negotiated {
-    /// The caller put the call on hold (`sendonly`, `inactive` or connection address 0.0.0.0).
-    pub fn on_hold(&self) -> bool {
-        matches!(self.direction, Direction::SendOnly | Direction::Inactive) || self.remote.is_none() && !self.we_offer
-    }
-
-    /// Whether we may send media.
-    pub fn we_send(&self) -> bool {
-        matches!(self.direction.answer(), Direction::SendRecv | Direction::SendOnly)
-    }
-}
+pub use crate::media::codec::{Codec, Direction, Negotiated};
 
 /// Why an offer cannot be answered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -121,6 +40,16 @@ fn our_offer() -> Negotiated {
 }
 
 /// The direction an `a=` attribute sets, if it is one of the four direction attributes.
+/// The SDP attribute of a direction.
+fn direction_name(direction: Direction) -> &'static str {
+    match direction {
+        Direction::SendRecv => "sendrecv",
+        Direction::SendOnly => "sendonly",
+        Direction::RecvOnly => "recvonly",
+        Direction::Inactive => "inactive",
+    }
+}
+
 fn direction_attribute(value: &str) -> Option<Direction> {
     match value.trim() {
         "sendrecv" => Some(Direction::SendRecv),
@@ -223,7 +152,7 @@ pub fn answer(negotiated: &Negotiated, host: &str, port: u16) -> String {
         let _ = write!(out, "a=rtpmap:{pt} telephone-event/8000\r\na=fmtp:{pt} 0-16\r\n");
     }
     let direction = if negotiated.we_offer { Direction::SendRecv } else { negotiated.direction.answer() };
-    let _ = write!(out, "a=ptime:{}\r\na={}\r\n", negotiated.ptime_ms, direction.attribute());
+    let _ = write!(out, "a=ptime:{}\r\na={}\r\n", negotiated.ptime_ms, direction_name(direction));
     out
 }
 

@@ -31,7 +31,7 @@ use super::sdp;
 use super::transaction::{Action, InviteServer, NonInviteClient, NonInviteServer, Timer, Timing, TwoXxRetransmitter};
 use super::transport::{response_target, Inbound, Peer, TcpLimits, Transports};
 use crate::call::{CallHandler, CallInfo, CallLeg, Hangup, WayIn};
-use crate::media::session::{MediaEvent, MediaSession, MediaSettings};
+use crate::media::session::{CallTag, MediaEvent, MediaSession, MediaSettings};
 use crate::metrics;
 use crate::phone;
 use crate::storage::{self, CallRecord, Store};
@@ -684,7 +684,7 @@ impl Core {
         let mut media = MediaSession::start(
             &self.settings.media,
             &negotiated,
-            &record,
+            CallTag { id: record.id, sip_call_id: &record.sip_call_id },
             peer.addr.ip(),
             self.media_events(&call_id),
         )

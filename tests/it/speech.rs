@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use slotline::call::{Frame, FRAME};
 use slotline::config::Config;
+use slotline::media::codec::Codec;
 use slotline::media::g711;
-use slotline::sip::sdp::Codec;
 use slotline::speech::stt::whisper::{WhisperOptions, WhisperStt};
 use slotline::speech::tts;
 use slotline::speech::tts::espeak::EspeakTts;

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use slotline::media::codec::Codec;
 use slotline::media::{g711, rtp};
-use slotline::sip::sdp::Codec;
 
 /// Samples per 20 ms packet at 8 kHz.
 pub const FRAME: usize = 160;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use slotline::agent::nlu;
 use slotline::config::Config;
-use slotline::sip::sdp::Codec;
+use slotline::media::codec::Codec;
 use slotline::speech::stt::whisper::{WhisperOptions, WhisperStt};
 use slotline::speech::tts::espeak::EspeakTts;
 use slotline::speech::tts::external::ExternalTts;
