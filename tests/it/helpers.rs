@@ -260,6 +260,22 @@ impl TestApp {
         (!samples.is_empty()).then(|| samples.iter().sum())
     }
 
+    /// [`TestApp::metric`] of a series that must be exported: a missing series fails the test instead of
+    /// reading as 0.
+    pub async fn value(&self, name: &str, labels: &[&str]) -> f64 {
+        match self.metric(name, labels).await {
+            Some(value) => value,
+            None => panic!("{name} {labels:?} is not exported"),
+        }
+    }
+
+    /// [`TestApp::value`] of a series written as Prometheus prints it: `name{key="value",…}` or `name`.
+    pub async fn series(&self, series: &str) -> f64 {
+        let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+        let labels: Vec<&str> = labels.trim_end_matches('}').split(',').filter(|l| !l.is_empty()).collect();
+        self.value(name, &labels).await
+    }
+
     /// Creates an agent with the demo calendar and returns its id.
     pub async fn create_agent(&self, name: &str) -> String {
         let (status, body) = self

@@ -90,15 +90,6 @@ async fn app_with(db: Db, configure: impl FnOnce(&mut Config)) -> TestApp {
     spawn_app_with(db, Arc::new(SystemClock), configure).await
 }
 
-pub(crate) async fn metric(app: &TestApp, line_prefix: &str) -> f64 {
-    let text = app.http.get(&app.metrics_url).send().await.expect("scrape").text().await.expect("text");
-    text.lines()
-        .find(|l| l.starts_with(line_prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 async fn basic_call_with_rtp_both_ways(db: Db) {
     let app = app_with(db, |_| {}).await;
     let (code, output) = Sipp::new(&app, "basic_call.xml").args(&["-rtp_echo"]).run().await;
@@ -110,12 +101,12 @@ async fn basic_call_with_rtp_both_ways(db: Db) {
     assert_eq!(call.sip_status, Some(200));
     assert_eq!(call.end_reason.as_deref(), Some("caller_bye"));
     assert!(call.agent_id.is_some() && call.answered_at.is_some());
-    let sent = metric(&app, "slotline_rtp_packets_total{direction=\"sent\"}").await;
-    let received = metric(&app, "slotline_rtp_packets_total{direction=\"received\"}").await;
+    let sent = app.series("slotline_rtp_packets_total{direction=\"sent\"}").await;
+    let received = app.series("slotline_rtp_packets_total{direction=\"received\"}").await;
     assert!(sent >= 50.0, "about 100 packets in 2 s, sent {sent}");
     assert!(received >= 25.0, "sipp echoed our RTP back, received {received}");
-    assert_eq!(metric(&app, "slotline_calls_total{outcome=\"answered\"}").await, 1.0);
-    assert_eq!(metric(&app, "slotline_active_calls").await, 0.0);
+    assert_eq!(app.series("slotline_calls_total{outcome=\"answered\"}").await, 1.0);
+    assert_eq!(app.series("slotline_active_calls").await, 0.0);
     app.stop().await;
 }
 
@@ -140,7 +131,7 @@ async fn cancel_before_answer_is_487(db: Db) {
     // The answer timer fires after the CANCEL and must not answer the cancelled INVITE.
     tokio::time::sleep(Duration::from_millis(3200)).await;
     assert_eq!(app.store.list_calls(&RecordFilter { limit: 10, ..Default::default() }).await.expect("calls").len(), 1);
-    assert_eq!(metric(&app, "slotline_calls_total{outcome=\"answered\"}").await, 0.0);
+    assert_eq!(app.series("slotline_calls_total{outcome=\"answered\"}").await, 0.0);
     app.stop().await;
 }
 
@@ -170,11 +161,11 @@ async fn retransmitted_invite_is_absorbed(db: Db) {
     assert_eq!(code, 0, "{output}");
     let call = call_row(&app).await;
     assert_eq!(call.sip_status, Some(200), "one call, answered once");
-    assert_eq!(metric(&app, "slotline_sip_requests_total{method=\"INVITE\"}").await, 2.0);
+    assert_eq!(app.series("slotline_sip_requests_total{method=\"INVITE\"}").await, 2.0);
     // The retransmission was answered by repeating the last provisional response, not as a new call.
-    assert_eq!(metric(&app, "slotline_sip_retransmissions_absorbed_total{method=\"INVITE\"}").await, 1.0);
-    assert_eq!(metric(&app, "slotline_sip_responses_total{method=\"INVITE\",code=\"200\"}").await, 1.0);
-    assert_eq!(metric(&app, "slotline_calls_total{outcome=\"answered\"}").await, 1.0);
+    assert_eq!(app.series("slotline_sip_retransmissions_absorbed_total{method=\"INVITE\"}").await, 1.0);
+    assert_eq!(app.series("slotline_sip_responses_total{method=\"INVITE\",code=\"200\"}").await, 1.0);
+    assert_eq!(app.series("slotline_calls_total{outcome=\"answered\"}").await, 1.0);
     app.stop().await;
 }
 
@@ -184,7 +175,7 @@ async fn slotline_hangs_up_dead_calls(db: Db) {
     assert_eq!(code, 0, "{output}");
     let call = call_row(&app).await;
     assert_eq!(call.end_reason.as_deref(), Some("media_timeout"));
-    assert_eq!(metric(&app, "slotline_sip_requests_sent_total{method=\"BYE\"}").await, 1.0);
+    assert_eq!(app.series("slotline_sip_requests_sent_total{method=\"BYE\"}").await, 1.0);
     app.stop().await;
 }
 
@@ -193,7 +184,7 @@ async fn options_keepalive(db: Db) {
     let (code, output) = Sipp::new(&app, "options.xml").run().await;
     assert_eq!(code, 0, "{output}");
     assert!(app.store.list_calls(&RecordFilter { limit: 10, ..Default::default() }).await.expect("calls").is_empty());
-    assert_eq!(metric(&app, "slotline_sip_responses_total{method=\"OPTIONS\",code=\"200\"}").await, 1.0);
+    assert_eq!(app.series("slotline_sip_responses_total{method=\"OPTIONS\",code=\"200\"}").await, 1.0);
     app.stop().await;
 }
 
@@ -214,12 +205,12 @@ async fn digest_challenge_and_success(db: Db) {
     assert_eq!(code, 0, "{output}");
     // The challenge is counted, not stored: the one row is the call.
     assert_eq!(call_row(&app).await.sip_status, Some(200));
-    assert_eq!(metric(&app, "slotline_calls_total{outcome=\"auth_required\"}").await, 1.0);
+    assert_eq!(app.series("slotline_calls_total{outcome=\"auth_required\"}").await, 1.0);
     // Wrong password: challenged, then refused.
     let (code, _) =
         Sipp::new(&app, "digest_auth.xml").args(&["-au", "trunk", "-ap", "wrong", "-auth_uri", &auth_uri]).run().await;
     assert_ne!(code, 0);
-    assert_eq!(metric(&app, "slotline_calls_total{outcome=\"auth_failed\"}").await, 1.0);
+    assert_eq!(app.series("slotline_calls_total{outcome=\"auth_failed\"}").await, 1.0);
     app.stop().await;
 }
 
@@ -236,9 +227,9 @@ async fn strangers_get_403(db: Db) {
     let (code, output) = Sipp::new(&app, "stranger.xml").run().await;
     assert_eq!(code, 0, "{output}");
     // Refused once, statelessly, and counted instead of stored.
-    assert_eq!(metric(&app, "slotline_sip_requests_refused_total{method=\"INVITE\",reason=\"forbidden\"}").await, 1.0);
+    assert_eq!(app.series("slotline_sip_requests_refused_total{method=\"INVITE\",reason=\"forbidden\"}").await, 1.0);
     assert!(app.store.list_calls(&RecordFilter { limit: 10, ..Default::default() }).await.expect("calls").is_empty());
-    assert_eq!(metric(&app, "slotline_rtp_packets_total{direction=\"sent\"}").await, 0.0, "never reaches media");
+    assert_eq!(app.series("slotline_rtp_packets_total{direction=\"sent\"}").await, 0.0, "never reaches media");
     app.stop().await;
 }
 
@@ -426,8 +417,8 @@ CSeq: 1 {method}\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n"
 
         assert!(from_slotline > 100, "slotline sent RTP (greeting, then silence): {from_slotline}");
         assert!(reports.iter().any(|r| r.ssrc == 0x5107_11e5), "an RTCP report about our stream: {reports:?}");
-        assert_eq!(metric(&app, "slotline_dtmf_events_total").await, 5.0, "1234# once each");
-        assert_eq!(metric(&app, "slotline_rtp_packets_total{direction=\"lost\"}").await, 1.0, "the one dropped packet");
+        assert_eq!(app.series("slotline_dtmf_events_total").await, 5.0, "1234# once each");
+        assert_eq!(app.series("slotline_rtp_packets_total{direction=\"lost\"}").await, 1.0, "the one dropped packet");
         let call = call_row(&app).await;
         let recording = app.data_dir().join("recordings").join(format!("{}.wav", call.id));
         let samples = slotline::audio::wav::read(&recording).expect("the caller was recorded");
@@ -536,7 +527,7 @@ CSeq: 1 {method}\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n"
         }
         // Still serving.
         assert_eq!(status(&exchange(&app, request("OPTIONS", "o1", "").as_bytes()).await), Some("200"));
-        assert!(metric(&app, "slotline_sip_requests_total{method=\"malformed\"}").await >= 3.0);
+        assert!(app.series("slotline_sip_requests_total{method=\"malformed\"}").await >= 3.0);
         app.stop().await;
     }
 

@@ -22,7 +22,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::helpers::{free_sip_port, spawn_app_with, Db};
-use crate::sip::{call_row, metric};
+use crate::sip::call_row;
 
 crate::on_every_backend!(softphone_hears_the_greeting_and_its_dtmf_is_counted);
 
@@ -40,7 +40,7 @@ async fn softphone_hears_the_greeting_and_its_dtmf_is_counted(db: Db) {
     phone.command("sndcode", "1234#").await;
 
     wait_for(&phone, "slotline counts five DTMF digits", Duration::from_secs(10), || async {
-        metric(&app, "slotline_dtmf_events_total").await == 5.0
+        app.series("slotline_dtmf_events_total").await == 5.0
     })
     .await;
     // The greeting is 1 s; wait until baresip has recorded 2 s of what slotline sent.
@@ -60,12 +60,12 @@ async fn softphone_hears_the_greeting_and_its_dtmf_is_counted(db: Db) {
     assert_eq!((call.transport.as_str(), call.sip_status), ("udp", Some(200)));
     assert_eq!(call.end_reason.as_deref(), Some("caller_bye"));
     assert!(call.agent_id.is_some() && call.answered_at.is_some(), "{call:?}");
-    assert_eq!(metric(&app, "slotline_calls_total{outcome=\"answered\"}").await, 1.0);
+    assert_eq!(app.series("slotline_calls_total{outcome=\"answered\"}").await, 1.0);
 
     // DTMF: five events, each logged once with its digit, in the order pressed.
     let digits = logged_digits(&log, &call_id);
     assert_eq!(digits, "1234#", "DTMF log lines of call {call_id}");
-    assert_eq!(metric(&app, "slotline_dtmf_events_total").await, 5.0);
+    assert_eq!(app.series("slotline_dtmf_events_total").await, 5.0);
 
     // What baresip heard is slotline's greeting, then silence.
     let heard = wav::read(&heard).expect("baresip's recording is 8 kHz mono 16-bit");

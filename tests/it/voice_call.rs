@@ -145,16 +145,6 @@ pub(crate) async fn slots(app: &TestApp, agent: &str) -> Vec<serde_json::Value> 
     body["slots"].as_array().expect("slots").clone()
 }
 
-/// Sum of the samples of `name` whose labels contain every one of `labels`.
-pub(crate) async fn metric(app: &TestApp, name: &str, labels: &[&str]) -> f64 {
-    let text = app.http.get(&app.metrics_url).send().await.expect("scrape").text().await.expect("text");
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter(|l| labels.iter().all(|label| l.contains(label)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 pub(crate) async fn bookings(app: &TestApp) -> Vec<BookingRecord> {
     app.store.list_bookings(&RecordFilter { limit: 10, ..Default::default() }).await.expect("bookings")
 }
@@ -195,8 +185,8 @@ async fn a_spoken_booking_over_sip() {
     .await;
     let agent = demo_agent(&app).await;
     let first_offered = slots(&app, &agent).await[0]["start"].as_str().expect("start").to_string();
-    let booked_before = metric(&app, "slotline_bookings_total", &["outcome=\"success\""]).await;
-    let early_before = metric(&app, "slotline_turn_ends_total", &["at=\"pause\""]).await;
+    let booked_before = app.metric("slotline_bookings_total", &["outcome=\"success\""]).await.unwrap_or_default(); // absent before the first
+    let early_before = app.metric("slotline_turn_ends_total", &["at=\"pause\""]).await.unwrap_or_default(); // absent before the first
 
     let log = place_call(
         &app,
@@ -228,11 +218,11 @@ async fn a_spoken_booking_over_sip() {
     assert_eq!(booking.source_call_id.as_deref(), Some(call.id.to_string().as_str()));
     let start: chrono::DateTime<chrono::Utc> = first_offered.parse().expect("RFC 3339");
     assert_eq!(booking.start_at, start, "the first slot the agent offered");
-    let booked = metric(&app, "slotline_bookings_total", &["outcome=\"success\""]).await;
+    let booked = app.value("slotline_bookings_total", &["outcome=\"success\""]).await;
     assert_eq!(booked - booked_before, 1.0);
     // The request, "the first one", "yes" and the goodbye answer their questions at the first pause; the
     // name does not ("my name is" leaves the sentence open), and Jane Doe above shows the turn waited.
-    let early = metric(&app, "slotline_turn_ends_total", &["at=\"pause\""]).await - early_before;
+    let early = app.value("slotline_turn_ends_total", &["at=\"pause\""]).await - early_before;
     assert!(early >= 2.0, "turns that ended at a pause: {early}");
 
     // What the caller heard after "yes" (the fifth turn), recorded off the wire at 8 kHz.
@@ -352,14 +342,14 @@ async fn a_spoken_cancellation_over_sip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_caller_interrupts_the_greeting() {
     let app = voice_app().await;
-    let barge_ins_before = metric(&app, "slotline_barge_ins_total", &[]).await;
+    let barge_ins_before = app.metric("slotline_barge_ins_total", &[]).await.unwrap_or_default(); // absent before the first
     let log = place_call(&app, &[("no thanks, goodbye", Cue::WhileAgentSpeaks(Duration::from_millis(1500)))]).await;
     assert!(log.error.is_none(), "{}", summary(&log));
     let stop = log.barge_in_stop(0, Duration::from_millis(500)).expect("the caller spoke over the agent");
     let speaking = log.turns[0].speaking().expect("the caller spoke");
     eprintln!("barge-in: the agent's audio stopped {} ms after the caller's onset", stop.as_millis());
     assert!(stop < speaking, "the agent talked on for {stop:?}, past the caller's {speaking:?} of speech");
-    let barge_ins = metric(&app, "slotline_barge_ins_total", &[]).await;
+    let barge_ins = app.value("slotline_barge_ins_total", &[]).await;
     assert!(barge_ins - barge_ins_before >= 1.0, "barge-ins {barge_ins_before} → {barge_ins}");
     assert_eq!(log.sipp_code, 0, "the agent hangs up after its goodbye: {}", summary(&log));
     app.stop().await;
