@@ -8,7 +8,8 @@
 //! - [`digest`]: digest authentication (MD5, SHA-256, stateless nonces, bound to the Request-URI, each
 //!   nonce count once);
 //! - [`sdp`]: SDP offer/answer for G.711 and telephone-event;
-//! - [`server`]: the UAS core: routing, admission, calls, BYE/CANCEL/OPTIONS.
+//! - [`server`]: the UAS core: the event loop and answering, admission (`screen`), in-dialog requests
+//!   (`in_dialog`), the `calls` rows (`records`).
 
 pub mod admission;
 pub mod dialog;

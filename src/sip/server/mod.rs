@@ -36,15 +36,18 @@ use crate::metrics;
 use crate::phone;
 use crate::storage::{self, CallRecord, Store};
 
+mod in_dialog;
+mod records;
+mod screen;
+
+use records::{answered_record, caller_of, CallRecords};
+use screen::{sanitize, Refusal};
+
 /// After the drain timeout's BYEs, how long shutdown waits for their answers.
 const BYE_GRACE: Duration = Duration::from_secs(2);
 
 /// Digest nonces whose used counts the core remembers (see [`digest::UsedNonces`]).
 const USED_NONCES: usize = 4096;
-
-/// Call records waiting for the writer task; when it falls this far behind, records are dropped (and
-/// counted) rather than the core waiting for the database.
-const RECORD_QUEUE: usize = 8192;
 
 /// How long a routing lookup may take before the INVITE gets 500.
 const ROUTE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -98,68 +101,6 @@ enum Event {
     AgentHangup(String, &'static str),
     /// The routing lookup of a pending INVITE (by branch) for a dialed number is done.
     Routed(String, String, Result<Option<Uuid>, String>),
-}
-
-/// What to do once a call's row is written (or given up): start its agent, whose transcript lines and
-/// bookings point at the row.
-type Then = Box<dyn FnOnce() + Send>;
-
-/// A write to the `calls` table.
-enum RecordWrite {
-    Insert(CallRecord, Option<Then>),
-    Update(CallRecord),
-}
-
-/// The `calls` table as the core sees it: writes are queued for one writer task, in order, and never
-/// awaited, so a slow or locked database delays rows, not signalling.
-struct CallRecords {
-    queue: mpsc::Sender<RecordWrite>,
-}
-
-impl CallRecords {
-    /// Starts the writer; it ends once the `CallRecords` is dropped and the queue is written.
-    fn start(store: Arc<dyn Store>) -> (Self, tokio::task::JoinHandle<()>) {
-        let (queue, mut writes) = mpsc::channel(RECORD_QUEUE);
-        let writer = tokio::spawn(async move {
-            while let Some(write) = writes.recv().await {
-                let (result, record, then) = match write {
-                    RecordWrite::Insert(record, then) => (store.insert_call(&record).await, record, then),
-                    RecordWrite::Update(record) => (store.update_call(&record).await, record, None),
-                };
-                if let Err(e) = result {
-                    tracing::error!(error = %e, call_id = %record.sip_call_id, "cannot record the call");
-                }
-                if let Some(then) = then {
-                    then();
-                }
-            }
-        });
-        (Self { queue }, writer)
-    }
-
-    fn insert(&self, record: CallRecord) {
-        self.push(RecordWrite::Insert(record, None));
-    }
-
-    /// Inserts `record`, then runs `then` (at once when the record cannot be queued).
-    fn insert_then(&self, record: CallRecord, then: Then) {
-        self.push(RecordWrite::Insert(record, Some(then)));
-    }
-
-    fn update(&self, record: CallRecord) {
-        self.push(RecordWrite::Update(record));
-    }
-
-    fn push(&self, write: RecordWrite) {
-        if let Err(e) = self.queue.try_send(write) {
-            metrics::call_record_dropped();
-            tracing::error!("call records queue full (the database is stalled); a record is dropped");
-            let (mpsc::error::TrySendError::Full(write) | mpsc::error::TrySendError::Closed(write)) = e;
-            if let RecordWrite::Insert(_, Some(then)) = write {
-                then();
-            }
-        }
-    }
 }
 
 /// An INVITE server transaction and what it is about.
@@ -410,19 +351,6 @@ impl Core {
         }
     }
 
-    async fn on_bye(&mut self, request: &Request) -> Response {
-        let call_id = request.call_id().to_string();
-        let matched = self.calls.get_mut(&call_id).filter(|c| c.dialog.matches(request));
-        let Some(call) = matched else {
-            return request.response(481, None);
-        };
-        if !call.dialog.accept_remote_cseq(request.cseq().0) {
-            return request.response(500, None);
-        }
-        self.end_call(&call_id, "caller_bye").await;
-        request.response(200, None)
-    }
-
     // ---- INVITE ------------------------------------------------------------------------------
 
     async fn on_invite(&mut self, request: Request, peer: Peer) {
@@ -516,46 +444,6 @@ impl Core {
         }
     }
 
-    /// Refuses a pending INVITE through its transaction, and records the refusal.
-    async fn refuse_invite(&mut self, branch: &str, refusal: Refusal) {
-        let Some(invite) = self.invites.get(branch) else { return };
-        let (request, peer) = (invite.request.clone(), invite.peer);
-        let Refusal { status, reason, extra } = refusal;
-        let mut response = request.response(status, Some(&random_token()));
-        for (name, value) in extra {
-            response.headers.push(name, value);
-        }
-        self.record_refusal(&request, peer, status, reason);
-        self.respond_invite(branch, response).await;
-    }
-
-    /// A new INVITE (no To tag, not a retransmission) whose Call-ID belongs to a live or pending call.
-    ///
-    /// The core keys calls by Call-ID, so such an INVITE must never replace the call it names. Same From
-    /// tag and CSeq is the same request arriving by another path: RFC 3261 §8.2.2.2 (merged requests)
-    /// says 482 Loop Detected. Anything else is another dialog reusing a Call-ID that must be globally
-    /// unique (§8.1.1.4): a broken or hostile client, told so with 400 rather than 491/500, which would
-    /// invite a retry that cannot succeed while the call lasts.
-    fn call_id_collision(&self, request: &Request) -> Option<Refusal> {
-        let call_id = request.call_id();
-        let (from_tag, cseq) = (request.from_tag(), request.cseq().0);
-        let live = self.calls.get(call_id).map(|c| (c.dialog.remote_tag.as_str(), c.dialog.remote_cseq));
-        // Pending: being routed or ringing (transactions still proceeding; few, as routing is quick).
-        let pending = || {
-            self.invites
-                .values()
-                .filter(|i| i.tx.state() == super::transaction::InviteState::Proceeding)
-                .find(|i| i.request.call_id() == call_id)
-                .map(|i| (i.request.from_tag(), i.request.cseq().0))
-        };
-        let (their_tag, their_cseq) = live.or_else(pending)?;
-        if their_tag == from_tag && their_cseq == cseq {
-            Some(Refusal::new(482, "merged_request"))
-        } else {
-            Some(Refusal::new(400, "call_id_in_use").with("Warning", "399 slotline \"Call-ID in use\""))
-        }
-    }
-
     /// A ringing INVITE is due to be answered (unless it was cancelled meanwhile).
     async fn on_answer_due(&mut self, branch: &str) {
         let Some(invite) = self.invites.get_mut(branch) else { return };
@@ -564,108 +452,6 @@ impl Core {
         if let Err(refusal) = self.answer(&request, peer, admitted).await {
             self.refuse_invite(branch, refusal).await;
         }
-    }
-
-    /// Takes one request from the source's allowance. Out-of-dialog requests other than INVITE (OPTIONS,
-    /// REGISTER, methods slotline does not know) share it with the source's INVITEs: over it they are dropped
-    /// unanswered, so a flood of them builds no transactions and draws no responses.
-    fn within_rate(&self, peer: Peer) -> bool {
-        let trunk = trunk_for(&self.settings.trunks, peer.addr.ip());
-        let class = if trunk.is_some() { SourceClass::Trunk } else { SourceClass::Stranger };
-        self.rate.allow(peer.addr.ip(), class)
-    }
-
-    /// The checks before an INVITE gets any state: the source's rate limit first, then shutdown, the trunk
-    /// the source belongs to and its digest credentials. `Err(None)`: drop the request unanswered.
-    fn screen(&mut self, request: &Request, peer: Peer) -> Result<(), Option<Refusal>> {
-        let trunk = trunk_for(&self.settings.trunks, peer.addr.ip()).cloned();
-        if !self.within_rate(peer) {
-            // A trunk over its limit is told to back off; a stranger over it is not worth a packet.
-            return Err(trunk.is_some().then(|| Refusal::new(503, "rate_limited").with("Retry-After", "1")));
-        }
-        if self.draining {
-            return Err(Some(Refusal::new(503, "shutting_down").with("Retry-After", "30")));
-        }
-        let Some(trunk) = trunk else {
-            tracing::debug!(source = %peer.addr, "INVITE from an address no trunk allows");
-            return Err(Some(Refusal::new(403, "forbidden")));
-        };
-        if let Some(credentials) = &trunk.credentials {
-            let authorization = request.headers.get("Authorization");
-            let challenge = |stale| {
-                digest::challenges(&self.settings.realm, &self.settings.nonce_secret, stale)
-                    .into_iter()
-                    .fold(Refusal::new(401, "auth_required"), |r, header| r.with("WWW-Authenticate", header))
-            };
-            match authorization {
-                None => return Err(Some(challenge(false))),
-                Some(value) => {
-                    let expected = digest::Expected {
-                        method: "INVITE",
-                        uri: &request.uri,
-                        realm: &self.settings.realm,
-                        username: &credentials.username,
-                        password: credentials.password.expose(),
-                    };
-                    match digest::verify(value, &expected, &self.settings.nonce_secret, &mut self.used_nonces) {
-                        digest::Verdict::Valid => {}
-                        digest::Verdict::Stale => return Err(Some(challenge(true))),
-                        // A replayed (nonce, nc): the caller gets a fresh nonce, a replayer nothing of use.
-                        digest::Verdict::Replayed => {
-                            let Refusal { status, extra, .. } = challenge(false);
-                            return Err(Some(Refusal { status, reason: "auth_replayed", extra }));
-                        }
-                        digest::Verdict::Invalid => return Err(Some(Refusal::new(403, "auth_failed"))),
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Answers a screened-out INVITE once, from no transaction (its retransmissions are screened again),
-    /// and counts it; nothing is stored.
-    async fn refuse_statelessly(&self, request: &Request, peer: Peer, refusal: Option<Refusal>) {
-        let Some(Refusal { status, reason, extra }) = refusal else {
-            metrics::call_refused("rate_limited");
-            metrics::sip_refused(request.method.as_str(), "rate_limited");
-            return;
-        };
-        metrics::call_refused(reason);
-        metrics::sip_refused(request.method.as_str(), reason);
-        tracing::debug!(source = %peer.addr, status, reason, "INVITE refused statelessly");
-        let mut response = request.response(status, Some(&random_token()));
-        for (name, value) in extra {
-            response.headers.push(name, value);
-        }
-        self.send_response(request, peer, response).await;
-    }
-
-    /// The routing result, call limit and SDP check of a screened INVITE; a refusal says which final
-    /// response to send.
-    fn admit(
-        &self,
-        request: &Request,
-        dialed: String,
-        routed: Result<Option<Uuid>, String>,
-    ) -> Result<Admitted, Refusal> {
-        let agent_id = match routed {
-            Ok(Some(agent)) => agent,
-            Ok(None) => return Err(Refusal::new(404, "not_found")),
-            Err(e) => {
-                tracing::error!(error = %e, "routing lookup failed");
-                return Err(Refusal::new(500, "routing_failed"));
-            }
-        };
-        if self.calls.len() >= self.settings.max_calls {
-            return Err(Refusal::new(503, "call_limit").with("Retry-After", "5"));
-        }
-        let offer = String::from_utf8_lossy(&request.body).to_string();
-        let negotiated = sdp::negotiate(&offer).map_err(|e| {
-            tracing::info!(error = %e, "SDP offer refused");
-            Refusal::new(488, "codec_mismatch").with("Warning", "304 slotline \"Incompatible media format\"")
-        })?;
-        Ok(Admitted { agent_id, dialed, negotiated })
     }
 
     /// Starts media and sends `200 OK` with our SDP.
@@ -745,19 +531,6 @@ impl Core {
         Ok(())
     }
 
-    /// The agent's hang-up of a call, delivered to the core as [`Event::AgentHangup`].
-    fn agent_hangup(&self, call_id: &str) -> Hangup {
-        let (hangup, mut requests) = Hangup::channel();
-        let events = self.events_tx.clone();
-        let call_id = call_id.to_string();
-        tokio::spawn(async move {
-            if let Some(reason) = requests.recv().await {
-                let _ = events.send(Event::AgentHangup(call_id, reason)).await;
-            }
-        });
-        hangup
-    }
-
     fn media_events(&self, call_id: &str) -> mpsc::Sender<MediaEvent> {
         let (tx, mut rx) = mpsc::channel::<MediaEvent>(16);
         let events = self.events_tx.clone();
@@ -784,98 +557,6 @@ impl Core {
         let target = response_target(invite.request.headers.get("Via").unwrap_or_default(), invite.peer);
         if self.perform(&Owner::Invite(branch.to_string()), target, actions).await {
             self.invites.remove(branch);
-        }
-    }
-
-    fn record_refusal(&self, request: &Request, peer: Peer, status: u16, reason: &'static str) {
-        metrics::call_refused(reason);
-        let now = storage::now();
-        let dialed = Request::uri_user(&request.uri).unwrap_or_default();
-        let record = CallRecord {
-            id: Uuid::new_v4(),
-            sip_call_id: request.call_id().to_string(),
-            agent_id: None,
-            dialed: phone::normalize(dialed)
-                .map(|n| n.to_string())
-                .unwrap_or_else(|_| dialed.chars().take(64).collect()),
-            caller: caller_of(request),
-            transport: peer.transport.as_str().to_string(),
-            started_at: now,
-            answered_at: None,
-            ended_at: Some(now),
-            end_reason: Some(reason.to_string()),
-            sip_status: Some(i32::from(status)),
-            room: None,
-            room_sid: None,
-        };
-        tracing::info!(call_id = %record.sip_call_id, status, reason, source = %peer.addr, "INVITE refused");
-        self.records.insert(record);
-    }
-
-    async fn on_reinvite(&mut self, request: Request, peer: Peer) {
-        let call_id = request.call_id().to_string();
-        let offer = String::from_utf8_lossy(&request.body).to_string();
-        let Some(call) = self.calls.get_mut(&call_id).filter(|c| c.dialog.matches(&request)) else {
-            let response = request.response(481, None);
-            return self.send_response(&request, peer, response).await;
-        };
-        if !call.dialog.accept_remote_cseq(request.cseq().0) {
-            let response = request.response(500, None);
-            return self.send_response(&request, peer, response).await;
-        }
-        let response = match (sdp::negotiate(&offer), call.media.as_ref()) {
-            (Ok(negotiated), Some(media)) => {
-                media.update(&negotiated);
-                tracing::info!(call_id = %call_id, hold = negotiated.on_hold(), "re-INVITE");
-                let answer = sdp::answer(&negotiated, &self.settings.public_host, media.local_port());
-                let mut ok = request.response(200, None);
-                ok.headers.push("Contact", format!("<sip:slotline@{}>", self.via_host));
-                ok.with_body("application/sdp", answer.into_bytes())
-            }
-            _ => request.response(488, None),
-        };
-        self.send_response(&request, peer, response).await;
-    }
-
-    async fn on_ack(&mut self, request: Request) {
-        // ACK for a non-2xx final: same branch as the INVITE.
-        if let Some(invite) = self.invites.get_mut(request.branch()) {
-            let actions = invite.tx.on_ack();
-            let owner = Owner::Invite(request.branch().to_string());
-            let peer = invite.peer;
-            if self.perform(&owner, peer, actions).await {
-                self.invites.remove(request.branch());
-            }
-            return;
-        }
-        // ACK for our 2xx: a new transaction in the dialog.
-        if let Some(call) = self.calls.get_mut(request.call_id()).filter(|c| c.dialog.matches(&request)) {
-            if let Some(r) = call.retransmitter.as_mut() {
-                r.on_ack();
-            }
-            if let Some(media) = &call.media {
-                media.begin_playback();
-            }
-        }
-    }
-
-    async fn on_cancel(&mut self, request: Request, peer: Peer) {
-        let branch = request.branch().to_string();
-        // The CANCEL matches a pending INVITE by branch (RFC 3261 §9.2); take what is needed to end it.
-        let pending =
-            self.invites.get_mut(&branch).filter(|i| i.tx.state() == super::transaction::InviteState::Proceeding).map(
-                |invite| {
-                    invite.ringing = None;
-                    (invite.request.clone(), invite.peer)
-                },
-            );
-        let status = if pending.is_some() { 200 } else { 481 };
-        let response = request.response(status, Some(&random_token()));
-        self.send_response(&request, peer, response).await;
-        if let Some((original, invite_peer)) = pending {
-            let terminated = original.response(487, Some(&random_token()));
-            self.record_refusal(&original, invite_peer, 487, "cancelled");
-            self.respond_invite(&branch, terminated).await;
         }
     }
 
@@ -938,49 +619,6 @@ impl Core {
             }
         }
     }
-
-    async fn on_media(&mut self, call_id: &str, event: MediaEvent) {
-        match event {
-            MediaEvent::Timeout => {
-                tracing::info!(call_id, "no RTP from the caller; hanging up");
-                self.hang_up(call_id, "media_timeout").await;
-            }
-            MediaEvent::MaxDuration => self.hang_up(call_id, "max_duration").await,
-        }
-    }
-
-    /// Sends BYE and ends the call.
-    async fn hang_up(&mut self, call_id: &str, reason: &'static str) {
-        let Some(call) = self.calls.get_mut(call_id) else { return };
-        if call.ending {
-            return;
-        }
-        call.ending = true;
-        let branch = format!("z9hG4bK{}", random_token());
-        let via = format!("SIP/2.0/{} {}", call.dialog.peer.transport.as_str().to_ascii_uppercase(), self.via_host);
-        let bye = call.dialog.request(Method::Bye, &via, &branch);
-        let peer = call.dialog.peer;
-        let mut tx = NonInviteClient::new(self.settings.timing, peer.transport.reliable(), bye.to_bytes());
-        let actions = tx.start();
-        metrics::sip_request_sent("BYE");
-        self.clients.insert(branch.clone(), (tx, peer, call_id.to_string()));
-        self.perform(&Owner::Client(branch), peer, actions).await;
-        self.end_call(call_id, reason).await;
-    }
-
-    /// Stops media and records the end of a call (neither awaited).
-    async fn end_call(&mut self, call_id: &str, reason: &'static str) {
-        let Some(mut call) = self.calls.remove(call_id) else { return };
-        if let Some(media) = call.media.take() {
-            // Stopping media finishes the recording on disk: beside the core, awaited at shutdown.
-            self.tasks.spawn(media.stop());
-        }
-        call.record.ended_at = Some(storage::now());
-        call.record.end_reason = Some(reason.to_string());
-        self.records.update(call.record);
-        metrics::call_ended(reason, call.started.elapsed(), call.answered);
-        tracing::info!(call_id, reason, seconds = call.started.elapsed().as_secs_f64(), "call ended");
-    }
 }
 
 /// The answer to a request that did not parse: 501 for an unknown method, else 400 with the reason, when
@@ -995,54 +633,6 @@ pub fn malformed_response(error: &ParseError) -> Option<Response> {
     let mut response = request.response(status, None);
     response.reason = format!("{} ({})", response.reason, sanitize(&error.reason));
     Some(response)
-}
-
-/// The caller id: the From URI's user (E.164 when it normalises).
-fn caller_of(request: &Request) -> String {
-    let user = request.headers.get("From").and_then(Request::uri_user).unwrap_or("anonymous");
-    phone::normalize(user).map(|n| n.to_string()).unwrap_or_else(|_| user.chars().take(64).collect())
-}
-
-/// Text safe inside a reason phrase.
-fn sanitize(text: &str) -> String {
-    text.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(60).collect()
-}
-
-struct Refusal {
-    status: u16,
-    reason: &'static str,
-    extra: Vec<(&'static str, String)>,
-}
-
-impl Refusal {
-    fn new(status: u16, reason: &'static str) -> Self {
-        Self { status, reason, extra: Vec::new() }
-    }
-
-    fn with(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.extra.push((name, value.into()));
-        self
-    }
-}
-
-/// The `calls` row of an INVITE answered now.
-fn answered_record(request: &Request, peer: Peer, agent_id: Uuid, dialed: &str) -> CallRecord {
-    let now = storage::now();
-    CallRecord {
-        id: Uuid::new_v4(),
-        sip_call_id: request.call_id().to_string(),
-        agent_id: Some(agent_id),
-        dialed: dialed.to_string(),
-        caller: caller_of(request),
-        transport: peer.transport.as_str().to_string(),
-        started_at: now,
-        answered_at: Some(now),
-        ended_at: None,
-        end_reason: None,
-        sip_status: Some(200),
-        room: None,
-        room_sid: None,
-    }
 }
 
 #[cfg(test)]
