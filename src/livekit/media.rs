@@ -39,6 +39,8 @@ const SOURCE_QUEUE_MS: u32 = 0;
 const PACE: Duration = Duration::from_millis(10);
 /// Samples in one paced half frame.
 const HALF: usize = FRAME / 2;
+/// How long the end of a call waits for the caller audio's receive statistics.
+const STATS_WAIT: Duration = Duration::from_secs(1);
 /// How long a job waits for its caller to be in the room.
 const CALLER_WAIT: Duration = Duration::from_secs(20);
 
@@ -161,8 +163,25 @@ struct Pump<'a> {
 }
 
 impl Pump<'_> {
-    async fn run(mut self, cancel: &CancellationToken) -> End {
+    /// Runs until the call ends, then records the caller audio's jitter buffer delay.
+    async fn run(self, cancel: &CancellationToken) -> End {
         let mut stream: Option<AudioStream> = None;
+        let end = self.pump(cancel, &mut stream).await;
+        if let Some(stream) = stream {
+            match tokio::time::timeout(STATS_WAIT, stream.jitter_buffer()).await {
+                Ok(Ok(Some(buffer))) => {
+                    tracing::debug!(?buffer, "the caller audio's jitter buffer");
+                    crate::metrics::livekit_jitter_buffer(buffer.mean_delay);
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => tracing::debug!(error = %e, "no receive statistics for the caller's audio"),
+                Err(_) => tracing::debug!("the caller audio's receive statistics did not come"),
+            }
+        }
+        end
+    }
+
+    async fn pump(mut self, cancel: &CancellationToken, stream: &mut Option<AudioStream>) -> End {
         let mut pacer = tokio::time::interval(PACE);
         pacer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -172,14 +191,14 @@ impl Pump<'_> {
                 event = self.events.recv() => match event {
                     None | Some(RoomEvent::Disconnected { .. }) => return End::RoomClosed,
                     Some(event) => {
-                        if let Some(end) = self.on_event(event, &mut stream) {
+                        if let Some(end) = self.on_event(event, stream) {
                             return end;
                         }
                     }
                 },
-                frame = next_frame(&mut stream) => match frame {
+                frame = next_frame(stream) => match frame {
                     Some(samples) => self.caller_audio(&samples),
-                    None => stream = None,
+                    None => *stream = None,
                 },
                 _ = pacer.tick() => self.play().await,
             }
