@@ -12,7 +12,8 @@
 //! With `--livekit` first (run inside a network namespace by `bench/turn_latency.sh --livekit`), it starts
 //! Redis, livekit-server and livekit-sip on test hosts beside slotline (with its LiveKit worker) and places
 //! CALLS calls one after another both ways, straight to slotline's SIP and through livekit-sip, and prints
-//! the turn gap on the wire of each way and what LiveKit adds to the median.
+//! the turn gap on the wire of each way, what LiveKit adds to the median, and the mean time the caller's
+//! audio waited in libwebrtc's jitter buffer (`slotline_livekit_jitter_buffer_seconds`).
 //!
 //!     turn_latency --livekit MODEL [TURNS] [CALLS]
 
@@ -273,5 +274,24 @@ async fn livekit(args: &[String]) -> anyhow::Result<()> {
     }
     let added = percentile(&through_livekit, 0.5).as_millis() as i128 - percentile(&direct, 0.5).as_millis() as i128;
     println!("LiveKit adds {added} ms to the median turn gap");
+    jitter_buffer(&gateway).await?;
     gateway.stop().await
+}
+
+/// Prints the mean time the caller's audio waited in libwebrtc's jitter buffer on its way to the worker
+/// (the FFI library's receive statistics, one mean per LiveKit call).
+async fn jitter_buffer(gateway: &Gateway) -> anyhow::Result<()> {
+    let page = gateway.scrape().await?;
+    let total = |suffix: &str| {
+        let name = format!("slotline_livekit_jitter_buffer_seconds{suffix}");
+        series(&page, &name).map(|(_, value)| value).sum::<f64>()
+    };
+    let (sum, count) = (total("_sum"), total("_count"));
+    if count > 0.0 {
+        println!(
+            "caller → worker: the audio waited {:.0} ms (mean of {count} calls) in libwebrtc's jitter buffer",
+            sum / count * 1000.0
+        );
+    }
+    Ok(())
 }

@@ -136,6 +136,8 @@ pub const LIVEKIT_WORKER_LOAD: &str = "slotline_livekit_worker_load";
 pub const LIVEKIT_WORKER_CONNECTED: &str = "slotline_livekit_worker_connected";
 /// Successful worker registrations (the first, and each one after a reconnect).
 pub const LIVEKIT_WORKER_REGISTRATIONS_TOTAL: &str = "slotline_livekit_worker_registrations_total";
+/// The mean time the caller's audio of each LiveKit call waited in libwebrtc's jitter buffer, in seconds.
+pub const LIVEKIT_JITTER_BUFFER_SECONDS: &str = "slotline_livekit_jitter_buffer_seconds";
 
 /// Counts a LiveKit SIP sync.
 pub fn livekit_sync(result: &'static str) {
@@ -173,6 +175,11 @@ pub fn livekit_job_failed(reason: &'static str) {
 pub fn livekit_worker_load(running: usize, load: f32) {
     metrics::gauge!(LIVEKIT_JOBS_RUNNING).set(running as f64);
     metrics::gauge!(LIVEKIT_WORKER_LOAD).set(f64::from(load));
+}
+
+/// Records the mean jitter buffer delay of a LiveKit call's caller audio.
+pub fn livekit_jitter_buffer(mean_delay: Duration) {
+    metrics::histogram!(LIVEKIT_JITTER_BUFFER_SECONDS).record(mean_delay.as_secs_f64());
 }
 
 /// Sets whether the worker is registered.
@@ -529,6 +536,11 @@ fn describe() {
     describe_counter!(STT_SPECULATIONS_TOTAL, "Transcriptions started at a pause, used or discarded.");
     describe_counter!(SPEECH_ERRORS_TOTAL, "Speech engine failures by engine.");
     describe_counter!(API_AUTH_FAILURES_TOTAL, "Admin API requests refused by authentication, by reason.");
+    describe_livekit();
+}
+
+/// Describes the LiveKit metrics.
+fn describe_livekit() {
     describe_counter!(LIVEKIT_SYNCS_TOTAL, "Syncs of numbers to LiveKit SIP by result.");
     describe_counter!(LIVEKIT_WEBHOOKS_TOTAL, "LiveKit webhook deliveries by event and result.");
     describe_counter!(LIVEKIT_CALLS_TOTAL, "Calls through LiveKit, started and ended.");
@@ -538,6 +550,11 @@ fn describe() {
     describe_gauge!(LIVEKIT_WORKER_LOAD, "Load the LiveKit worker reports (jobs / livekit.max_jobs).");
     describe_gauge!(LIVEKIT_WORKER_CONNECTED, "1 while the LiveKit worker is registered.");
     describe_counter!(LIVEKIT_WORKER_REGISTRATIONS_TOTAL, "LiveKit worker registrations, reconnects included.");
+    describe_histogram!(
+        LIVEKIT_JITTER_BUFFER_SECONDS,
+        Unit::Seconds,
+        "Mean wait of the caller's audio in libwebrtc's jitter buffer per LiveKit call."
+    );
 }
 
 /// Exports the series whose label values are known in advance at zero (or empty, for histograms), so a

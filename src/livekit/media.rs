@@ -7,6 +7,11 @@
 //! agent's AudioSink ─► Playout, paced every 10 ms ─► AudioSource (the agent's published track) ◄┘
 //! ```
 //!
+//! Each utterance after a pause starts with [`LEAD_FRAMES`] frames sent at once, then goes on in real
+//! time: LiveKit SIP's mixer plays a track that fell silent again only once it holds three 20 ms frames,
+//! so a lead of three lets it start on its next 20 ms tick instead of waiting for them to arrive in real
+//! time (40–60 ms). The mixer holds the same three frames during the utterance either way.
+//!
 //! The caller is the room's SIP participant, or else the first other participant (a browser or app
 //! caller). The job's call is recorded in `calls` through [`super::record`] (the webhook may have done so
 //! already) and handed to the [`CallHandler`] as a [`CallLeg`]. The call ends when the caller leaves
@@ -39,6 +44,12 @@ const SOURCE_QUEUE_MS: u32 = 0;
 const PACE: Duration = Duration::from_millis(10);
 /// Samples in one paced half frame.
 const HALF: usize = FRAME / 2;
+/// Frames sent at once when the agent starts speaking after a pause: LiveKit SIP's mixer input
+/// (media-sdk `mixer.DefaultInputBufferMin`, 5 / 2 + 1 frames of 20 ms, fixed in livekit-sip) starts
+/// only once it holds three.
+const LEAD_FRAMES: usize = 3;
+/// How long the end of a call waits for the caller audio's receive statistics.
+const STATS_WAIT: Duration = Duration::from_secs(1);
 /// How long a job waits for its caller to be in the room.
 const CALLER_WAIT: Duration = Duration::from_secs(20);
 
@@ -100,8 +111,17 @@ impl JobRunner for RoomMedia {
         tracing::info!(call_id = %call.id, job_id = %job.assignment.job_id, agent_id = %job.agent.id, "livekit call answered");
         self.calls.answered(CallLeg { info, audio: CallAudio { input: input_rx, output }, hangup });
 
-        let pump =
-            Pump { room: &room, caller: &caller.identity, source, input, playout, hangups, events, half_sent: None };
+        let pump = Pump {
+            room: &room,
+            caller: &caller.identity,
+            source,
+            input,
+            playout,
+            hangups,
+            events,
+            half_sent: None,
+            idle: true,
+        };
         let end = pump.run(&cancel).await;
         let reason = match end {
             End::CallerLeft => "caller_left",
@@ -158,11 +178,30 @@ struct Pump<'a> {
     events: mpsc::UnboundedReceiver<RoomEvent>,
     /// The agent's frame whose first half went out on the last tick.
     half_sent: Option<Frame>,
+    /// Whether the last tick had nothing to send (the next utterance starts with a lead).
+    idle: bool,
 }
 
 impl Pump<'_> {
-    async fn run(mut self, cancel: &CancellationToken) -> End {
+    /// Runs until the call ends, then records the caller audio's jitter buffer delay.
+    async fn run(self, cancel: &CancellationToken) -> End {
         let mut stream: Option<AudioStream> = None;
+        let end = self.pump(cancel, &mut stream).await;
+        if let Some(stream) = stream {
+            match tokio::time::timeout(STATS_WAIT, stream.jitter_buffer()).await {
+                Ok(Ok(Some(buffer))) => {
+                    tracing::debug!(?buffer, "the caller audio's jitter buffer");
+                    crate::metrics::livekit_jitter_buffer(buffer.mean_delay);
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => tracing::debug!(error = %e, "no receive statistics for the caller's audio"),
+                Err(_) => tracing::debug!("the caller audio's receive statistics did not come"),
+            }
+        }
+        end
+    }
+
+    async fn pump(mut self, cancel: &CancellationToken, stream: &mut Option<AudioStream>) -> End {
         let mut pacer = tokio::time::interval(PACE);
         pacer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -172,14 +211,14 @@ impl Pump<'_> {
                 event = self.events.recv() => match event {
                     None | Some(RoomEvent::Disconnected { .. }) => return End::RoomClosed,
                     Some(event) => {
-                        if let Some(end) = self.on_event(event, &mut stream) {
+                        if let Some(end) = self.on_event(event, stream) {
                             return end;
                         }
                     }
                 },
-                frame = next_frame(&mut stream) => match frame {
+                frame = next_frame(stream) => match frame {
                     Some(samples) => self.caller_audio(&samples),
-                    None => stream = None,
+                    None => *stream = None,
                 },
                 _ = pacer.tick() => self.play().await,
             }
@@ -218,20 +257,45 @@ impl Pump<'_> {
     }
 
     /// The agent's next 10 ms, if any, into its track: the second half of the frame begun on the last tick,
-    /// else the first half of the playout's next frame. A flush (barge-in) drops the pending half.
+    /// else the first half of the playout's next frame, or the lead when the track was idle. A flush
+    /// (barge-in) drops the pending half.
     async fn play(&mut self) {
         if self.playout.flushed() {
             self.half_sent = None;
         }
-        let (frame, half) = match self.half_sent.take() {
-            Some(frame) => (frame, HALF..FRAME),
-            None => {
-                let Some(frame) = self.playout.next_frame() else { return };
-                self.half_sent = Some(frame);
-                (frame, 0..HALF)
-            }
+        if let Some(frame) = self.half_sent.take() {
+            self.capture(&frame[HALF..FRAME]).await;
+            return;
+        }
+        let Some(frame) = self.playout.next_frame() else {
+            self.idle = true;
+            return;
         };
-        if let Err(e) = self.source.capture(&frame[half]).await {
+        if std::mem::take(&mut self.idle) {
+            self.lead(frame).await;
+        } else {
+            self.half_sent = Some(frame);
+            self.capture(&frame[..HALF]).await;
+        }
+    }
+
+    /// The start of an utterance: `first` and up to [`LEAD_FRAMES`] − 1 more queued frames at once, each in
+    /// two 10 ms captures (the source takes 10 ms at a time); pacing goes on from the next tick.
+    async fn lead(&mut self, first: Frame) {
+        let mut frame = first;
+        for sent in 1..=LEAD_FRAMES {
+            self.capture(&frame[..HALF]).await;
+            self.capture(&frame[HALF..FRAME]).await;
+            if sent == LEAD_FRAMES {
+                return;
+            }
+            let Some(next) = self.playout.next_frame() else { return };
+            frame = next;
+        }
+    }
+
+    async fn capture(&self, samples: &[i16]) {
+        if let Err(e) = self.source.capture(samples).await {
             tracing::debug!(error = %e, "cannot send the agent's audio");
         }
     }

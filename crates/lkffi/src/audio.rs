@@ -171,6 +171,15 @@ impl AudioStream {
     pub fn frame_ms(&self) -> u32 {
         self.frame_ms
     }
+
+    pub(crate) fn lib(&self) -> &'static Library {
+        self.lib
+    }
+
+    /// The handle of the track the stream reads.
+    pub(crate) fn track_handle(&self) -> u64 {
+        self._track.id()
+    }
 }
 
 impl Drop for AudioStream {

@@ -32,6 +32,7 @@
 //!     source.clear() -> Result<(), FfiError>                  // barge-in: drop what is queued
 //! room.audio_stream(&track, sample_rate, frame_ms) -> Result<AudioStream, FfiError>
 //!     stream.recv().await -> Option<AudioFrame>               // Vec<i16> mono at sample_rate
+//!     stream.jitter_buffer().await -> Result<Option<JitterBuffer>, FfiError>  // libwebrtc's receive delay
 //! room.publish_sip_dtmf(code, digit).await, room.publish_data(topic, bytes, reliable).await
 //! room.disconnect().await                                        // Drop also disconnects, in the background
 //! ```
@@ -51,11 +52,13 @@ mod audio;
 mod error;
 pub mod library;
 pub mod room;
+mod stats;
 
 pub use audio::{AudioFrame, AudioSource, AudioStream, RemoteAudioTrack};
 pub use error::FfiError;
 pub use library::{Ffi, EXPECTED_VERSION};
 pub use room::{Participant, ParticipantKind, Room, RoomEvent, RoomOptions};
+pub use stats::JitterBuffer;
 
 /// The FFI protocol's messages, generated from the pinned descriptor set (`proto/`). Field documentation
 /// is in the wheel's `livekit/rtc/_proto/*_pb2.pyi` files (the descriptors carry no comments).
