@@ -43,7 +43,7 @@ use crate::speech::tts::espeak::EspeakTts;
 use crate::speech::tts::external::ExternalTts;
 use crate::speech::tts::hibari::Choice;
 use crate::speech::tts::openai::OpenAiTts;
-use crate::speech::tts::voices::{VoiceCatalog, Voices};
+use crate::speech::tts::voices::{AgentVoice, VoiceCatalog, VoiceEngine, Voices};
 use crate::speech::vad::EndpointSettings;
 use crate::speech::{SpeechToText, TextToSpeech};
 use crate::storage::crypto::{KeySource, MasterKey, KEY_FILE};
@@ -269,7 +269,15 @@ pub async fn agent_calls(
         early_end: config.voice.early_end,
         early_end_pause: Duration::from_millis(u64::from(config.voice.pause_ms)),
     };
-    let voices = Voices::new(VoiceCatalog::from_config(config), tts, engine);
+    // An agent voice equal to the default one speaks with the default's engine.
+    let as_agent_voice = match engine {
+        "hibari" => {
+            Some(AgentVoice { engine: VoiceEngine::Hibari, name: None, speed: Some(config.speech.hibari.speed) })
+        }
+        "espeak" => Some(AgentVoice { engine: VoiceEngine::Espeak, name: None, speed: None }),
+        _ => None,
+    };
+    let voices = Voices::new(VoiceCatalog::from_config(config), tts, engine, as_agent_voice);
     let voice = Arc::new(Voice::new(stt, voices, settings));
     let agents = store.list_agents().await?;
     let (warm, workers) = (voice.clone(), config.speech.stt_workers);

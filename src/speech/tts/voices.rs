@@ -112,11 +112,6 @@ impl AgentVoice {
     fn speed_or_default(&self) -> f32 {
         self.speed.unwrap_or(1.0)
     }
-
-    /// Identifies the engine this voice needs: voices with the same key share one.
-    fn key(&self) -> String {
-        format!("{}:{}:{:.2}", self.engine.as_str(), self.name.as_deref().unwrap_or(""), self.speed_or_default())
-    }
 }
 
 /// What this gateway can speak with, from its configuration.
@@ -141,6 +136,15 @@ impl VoiceCatalog {
             timeout_ms: config.speech.external.timeout_ms,
             processes: config.speech.tts_processes,
         }
+    }
+
+    /// Identifies the engine `voice` needs: voices with the same key share one.
+    pub fn key(&self, voice: &AgentVoice) -> String {
+        let name = match voice.engine {
+            VoiceEngine::Espeak => voice.name.as_deref().unwrap_or(&self.espeak_voice),
+            VoiceEngine::Hibari | VoiceEngine::Piper => "",
+        };
+        format!("{}:{name}:{:.2}", voice.engine.as_str(), voice.speed_or_default())
     }
 
     /// Why `voice` cannot speak on this gateway, if it cannot, and the field at fault: its engine is not
@@ -239,6 +243,9 @@ impl std::fmt::Debug for Speaking {
 pub struct Voices {
     catalog: VoiceCatalog,
     default: Speaking,
+    /// The key of the default voice when an agent voice can be the same (hibari or espeak-ng defaults):
+    /// an agent asking for it shares the default's engine.
+    default_key: Option<String>,
     /// Agent voices by key: the engine, or `None` when it cannot speak here (warned once).
     started: tokio::sync::Mutex<HashMap<String, Option<Speaking>>>,
     /// Stored voices that are not voices (warned once each).
@@ -246,10 +253,18 @@ pub struct Voices {
 }
 
 impl Voices {
-    /// The default voice `default` (engine name `engine`) and the agents' voices `catalog` can start.
-    pub fn new(catalog: VoiceCatalog, default: Arc<dyn TextToSpeech>, engine: &'static str) -> Self {
+    /// The default voice `default` (engine name `engine`; `as_agent_voice` when an agent voice is the
+    /// same) and the agents' voices `catalog` can start.
+    pub fn new(
+        catalog: VoiceCatalog,
+        default: Arc<dyn TextToSpeech>,
+        engine: &'static str,
+        as_agent_voice: Option<AgentVoice>,
+    ) -> Self {
         let default = Speaking { key: Arc::from("default"), engine, tts: default };
-        Self { catalog, default, started: tokio::sync::Mutex::new(HashMap::new()), unreadable: StdMutex::new(vec![]) }
+        let default_key = as_agent_voice.map(|voice| catalog.key(&voice));
+        let (started, unreadable) = (tokio::sync::Mutex::new(HashMap::new()), StdMutex::new(vec![]));
+        Self { catalog, default, default_key, started, unreadable }
     }
 
     /// The gateway's default voice.
@@ -272,7 +287,10 @@ impl Voices {
                 return self.default.clone();
             }
         };
-        let key = voice.key();
+        let key = self.catalog.key(&voice);
+        if self.default_key.as_ref() == Some(&key) {
+            return self.default.clone();
+        }
         let mut started = self.started.lock().await;
         if let Some(known) = started.get(&key) {
             return known.clone().unwrap_or_else(|| self.default.clone());
@@ -302,6 +320,30 @@ impl Voices {
 mod tests {
     use super::*;
 
+    /// A default voice that says nothing.
+    struct Silent;
+
+    #[async_trait::async_trait]
+    impl TextToSpeech for Silent {
+        async fn synthesize(&self, _text: &str) -> Result<Vec<i16>, SpeechError> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_default_voice_speaks_for_itself_and_for_voices_that_cannot_speak_here() {
+        let config = Config { data_dir: PathBuf::from("/nonexistent/data"), ..Config::default() };
+        let hibari = AgentVoice { engine: VoiceEngine::Hibari, name: None, speed: Some(1.0) };
+        let voices = Voices::new(VoiceCatalog::from_config(&config), Arc::new(Silent), "hibari", Some(hibari));
+        for stored in [None, Some(r#"{"engine":"hibari"}"#), Some(r#"{"engine":"piper"}"#), Some("not json")] {
+            let speaking = voices.for_agent(stored).await;
+            assert_eq!((&*speaking.key, speaking.engine), ("default", "hibari"), "{stored:?}");
+        }
+        // Asked again, the piper voice that is not installed is not looked for again.
+        assert_eq!(voices.started.lock().await.len(), 1);
+        assert_eq!(&*voices.for_agent(Some(r#"{"engine":"piper"}"#)).await.key, "default");
+    }
+
     fn voice(engine: VoiceEngine, name: Option<&str>, speed: Option<f32>) -> AgentVoice {
         AgentVoice { engine, name: name.map(String::from), speed }
     }
@@ -323,8 +365,12 @@ mod tests {
         let stored = voice(VoiceEngine::Hibari, None, Some(1.1)).to_stored();
         assert_eq!(stored, r#"{"engine":"hibari","speed":1.1}"#);
         let read = AgentVoice::from_stored(&stored).expect("reads");
-        assert_eq!(read.key(), "hibari::1.10");
-        assert_eq!(voice(VoiceEngine::Hibari, None, None).key(), voice(VoiceEngine::Hibari, None, Some(1.0)).key());
+        let catalog = VoiceCatalog::from_config(&Config::default());
+        assert_eq!(catalog.key(&read), "hibari::1.10");
+        let key = |engine, name, speed| catalog.key(&voice(engine, name, speed));
+        assert_eq!(key(VoiceEngine::Hibari, None, None), key(VoiceEngine::Hibari, None, Some(1.0)));
+        assert_eq!(key(VoiceEngine::Espeak, None, None), key(VoiceEngine::Espeak, Some("en-us"), None), "the default");
+        assert_ne!(key(VoiceEngine::Espeak, None, None), key(VoiceEngine::Espeak, Some("en-gb"), None));
         assert!(AgentVoice::from_stored(r#"{"engine":"festival"}"#).is_err());
     }
 }
