@@ -43,6 +43,7 @@ use crate::speech::tts::espeak::EspeakTts;
 use crate::speech::tts::external::ExternalTts;
 use crate::speech::tts::hibari::Choice;
 use crate::speech::tts::openai::OpenAiTts;
+use crate::speech::tts::voices::{AgentVoice, VoiceCatalog, VoiceEngine, Voices};
 use crate::speech::vad::EndpointSettings;
 use crate::speech::{SpeechToText, TextToSpeech};
 use crate::storage::crypto::{KeySource, MasterKey, KEY_FILE};
@@ -136,6 +137,7 @@ impl Application {
             routing_changed: Arc::default(),
             dialog: Arc::new(config.dialog.clone()),
             chats: Arc::default(),
+            voices: Arc::new(VoiceCatalog::from_config(config)),
         };
         let drain_timeout = Duration::from_secs(config.sip.drain_timeout_secs);
         Ok(Self {
@@ -251,7 +253,7 @@ pub async fn agent_calls(
         anyhow::anyhow!("{e}. (Set voice.enabled = false to answer calls with the greeting chime only.)")
     })?;
     let stt = speech_to_text(config).await?;
-    let tts = text_to_speech(config).await?;
+    let (tts, engine) = text_to_speech(config).await?;
     let endpoint = EndpointSettings {
         end_frames: config.voice.end_silence_ms / 20,
         // Speculation starts at `speculate_ms`; the early end waits for `pause_ms` (the session's).
@@ -267,14 +269,28 @@ pub async fn agent_calls(
         early_end: config.voice.early_end,
         early_end_pause: Duration::from_millis(u64::from(config.voice.pause_ms)),
     };
-    let voice = Arc::new(Voice::new(stt, tts, settings));
-    let mut prompts: Vec<String> = store.list_agents().await?.into_iter().map(|a| a.greeting).collect();
-    prompts.extend(crate::agent::dialog::rules::FIXED_PROMPTS.iter().map(|p| p.to_string()));
+    // An agent voice equal to the default one speaks with the default's engine.
+    let as_agent_voice = match engine {
+        "hibari" => {
+            Some(AgentVoice { engine: VoiceEngine::Hibari, name: None, speed: Some(config.speech.hibari.speed) })
+        }
+        "espeak" => Some(AgentVoice { engine: VoiceEngine::Espeak, name: None, speed: None }),
+        _ => None,
+    };
+    let voices = Voices::new(VoiceCatalog::from_config(config), tts, engine, as_agent_voice);
+    let voice = Arc::new(Voice::new(stt, voices, settings));
+    let agents = store.list_agents().await?;
     let (warm, workers) = (voice.clone(), config.speech.stt_workers);
     // whisper.cpp decodes its first utterance slowly; a remote endpoint is not sent silence.
     let warm_stt = config.speech.stt_engine == SttEngineKind::Whisper;
     tokio::spawn(async move {
-        warm.prepare(&prompts).await;
+        // Each agent's voice is started here, and its greeting and the fixed prompts spoken once.
+        for agent in &agents {
+            let speaking = warm.voices().for_agent(agent.voice.as_deref()).await;
+            let mut prompts = vec![agent.greeting.as_str()];
+            prompts.extend(crate::agent::dialog::rules::FIXED_PROMPTS.iter().copied());
+            warm.prepare(&speaking, &prompts).await;
+        }
         if warm_stt {
             warm.warm_up(workers).await;
         }
@@ -312,22 +328,29 @@ async fn whisper(_config: &Config) -> anyhow::Result<Arc<dyn SpeechToText>> {
     )
 }
 
-/// The text-to-speech engine `speech.tts_engine` names.
-async fn text_to_speech(config: &Config) -> anyhow::Result<Arc<dyn TextToSpeech>> {
+/// The text-to-speech engine `speech.tts_engine` names (the default voice), and its name in metrics.
+async fn text_to_speech(config: &Config) -> anyhow::Result<(Arc<dyn TextToSpeech>, &'static str)> {
+    let processes = config.speech.tts_processes;
     Ok(match config.speech.tts_engine {
         TtsEngineKind::Hibari => match crate::speech::tts::hibari::choose(config) {
             Choice::Hibari(sidecar) => {
-                Arc::new(ExternalTts::start(&sidecar).await.context("starting the hibari voice's sidecar")?)
+                let pool = ExternalTts::start_pool(&sidecar, processes)
+                    .await
+                    .context("starting the hibari voice's sidecars")?;
+                (Arc::new(pool), "hibari")
             }
             Choice::NotInstalled(python) => {
                 tracing::warn!("{}", crate::speech::tts::hibari::not_installed(&python));
-                Arc::new(espeak(config)?)
+                (Arc::new(espeak(config)?), "espeak")
             }
         },
-        TtsEngineKind::Espeak => Arc::new(espeak(config)?),
-        TtsEngineKind::Openai => Arc::new(OpenAiTts::new(&config.speech.openai)),
+        TtsEngineKind::Espeak => (Arc::new(espeak(config)?), "espeak"),
+        TtsEngineKind::Openai => (Arc::new(OpenAiTts::new(&config.speech.openai)), "openai"),
         TtsEngineKind::External => {
-            Arc::new(ExternalTts::start(&config.speech.external).await.context("starting the text-to-speech sidecar")?)
+            let pool = ExternalTts::start_pool(&config.speech.external, processes)
+                .await
+                .context("starting the text-to-speech sidecars")?;
+            (Arc::new(pool), "external")
         }
     })
 }
@@ -473,6 +496,7 @@ pub async fn seed_demo(store: &dyn Store, demo: &DemoConfig) -> Result<(), Store
             rules: None,
             calcom_webhook_secret: None,
         },
+        voice: None,
         created_at: now,
         updated_at: now,
     };

@@ -304,6 +304,8 @@ pub struct SpeechConfig {
     pub tts_voice: String,
     /// espeak-ng speaking rate in words per minute.
     pub tts_rate: u32,
+    /// Sidecar processes per sidecar voice (hibari, piper, `external`): sentences spoken at once.
+    pub tts_processes: usize,
     /// WebRTC VAD aggressiveness: 0 counts the most frames as speech, 3 the fewest.
     pub vad_aggressiveness: u8,
     /// The OpenAI-compatible speech endpoints (`stt_engine` or `tts_engine` = `openai`).
@@ -312,6 +314,8 @@ pub struct SpeechConfig {
     pub external: ExternalTtsConfig,
     /// The hibari neural voice (`tts_engine` = `hibari`, the default).
     pub hibari: HibariConfig,
+    /// The piper neural voice (agents whose `voice` is piper).
+    pub piper: PiperConfig,
 }
 
 impl SpeechConfig {
@@ -339,6 +343,9 @@ impl SpeechConfig {
         if !(80..=450).contains(&self.tts_rate) {
             return Err(ConfigError::new("speech.tts_rate", "must be between 80 and 450 words per minute"));
         }
+        if !(1..=16).contains(&self.tts_processes) {
+            return Err(ConfigError::new("speech.tts_processes", "must be between 1 and 16"));
+        }
         if self.vad_aggressiveness > 3 {
             return Err(ConfigError::new("speech.vad_aggressiveness", "must be 0, 1, 2 or 3"));
         }
@@ -354,6 +361,14 @@ pub struct HibariConfig {
     pub python: Option<PathBuf>,
     /// Speaking speed, 1.0 being the voice's own.
     pub speed: f32,
+}
+
+/// `speech.piper.*` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PiperConfig {
+    /// The Python that has piper-tts; defaults to `<data_dir>/piper/python` (made by `scripts/setup.sh --piper`).
+    pub python: Option<PathBuf>,
 }
 
 /// Which speech-to-text engine calls use.
@@ -731,6 +746,7 @@ impl Default for Config {
                 stt_threads: 2,
                 tts_voice: "en-us".into(),
                 tts_rate: 160,
+                tts_processes: 2,
                 vad_aggressiveness: 2,
                 openai: OpenAiSpeechConfig {
                     base_url: "https://api.openai.com/v1".into(),
@@ -743,6 +759,7 @@ impl Default for Config {
                 },
                 external: ExternalTtsConfig { command: None, args: Vec::new(), timeout_ms: 10_000 },
                 hibari: HibariConfig { python: None, speed: 1.0 },
+                piper: PiperConfig { python: None },
             },
             livekit: LivekitConfig {
                 url: None,
@@ -868,6 +885,14 @@ impl Config {
         match &self.speech.hibari.python {
             Some(path) => path.clone(),
             None => self.data_dir.join("hibari").join("python"),
+        }
+    }
+
+    /// The Python that runs the piper voice.
+    pub fn piper_python(&self) -> PathBuf {
+        match &self.speech.piper.python {
+            Some(path) => path.clone(),
+            None => self.data_dir.join("piper").join("python"),
         }
     }
 
@@ -1096,6 +1121,7 @@ mod tests {
             ("SLOTLINE_SPEECH__VAD_AGGRESSIVENESS", "4", "speech.vad_aggressiveness"),
             ("SLOTLINE_SPEECH__TTS_VOICE", "--help", "speech.tts_voice"),
             ("SLOTLINE_SPEECH__TTS_RATE", "20", "speech.tts_rate"),
+            ("SLOTLINE_SPEECH__TTS_PROCESSES", "0", "speech.tts_processes"),
         ] {
             figment::Jail::expect_with(|jail| {
                 jail.set_env(variable, value);

@@ -116,6 +116,9 @@ pub const TURN_ENDS_TOTAL: &str = "slotline_turn_ends_total";
 pub const STT_SPECULATIONS_TOTAL: &str = "slotline_stt_speculations_total";
 /// Silent turns after the no-input timeout.
 pub const NO_INPUT_TIMEOUTS_TOTAL: &str = "slotline_no_input_timeouts_total";
+/// Sentences the agents spoke in calls (cached prompts included), by `engine` of the call's voice
+/// (`hibari`, `piper`, `espeak`, `openai`, `external`).
+pub const TTS_SENTENCES_TOTAL: &str = "slotline_tts_sentences_total";
 /// Speech engine failures by `engine` (`stt`, `tts`, `webrtc-vad`).
 pub const SPEECH_ERRORS_TOTAL: &str = "slotline_speech_errors_total";
 /// LiveKit SIP syncs by `result` (`changed`, `unchanged`, `error`).
@@ -430,6 +433,11 @@ pub fn no_input() {
     metrics::counter!(NO_INPUT_TIMEOUTS_TOTAL).increment(1);
 }
 
+/// Counts a sentence spoken in a call by a voice of `engine`.
+pub fn tts_sentence(engine: &'static str) {
+    metrics::counter!(TTS_SENTENCES_TOTAL, "engine" => engine).increment(1);
+}
+
 /// Counts a speech engine failure.
 pub fn speech_error(engine: &'static str) {
     metrics::counter!(SPEECH_ERRORS_TOTAL, "engine" => engine).increment(1);
@@ -525,16 +533,7 @@ fn describe() {
         "Conversations that reached each booking funnel step, by agent, calendar and way in."
     );
     describe_counter!(LLM_FAILURES_TOTAL, "LLM dialog turns that fell back to the apology sentence, by reason.");
-    describe_histogram!(
-        TURN_LATENCY_SECONDS,
-        Unit::Seconds,
-        "Voice turn latency from the caller's last voiced audio to the agent's first audio, by part."
-    );
-    describe_counter!(BARGE_INS_TOTAL, "Times the caller spoke or pressed a key over the agent.");
-    describe_counter!(NO_INPUT_TIMEOUTS_TOTAL, "Silent caller turns after the no-input timeout.");
-    describe_counter!(TURN_ENDS_TOTAL, "Caller turns that ended, at a pause or after the full silence.");
-    describe_counter!(STT_SPECULATIONS_TOTAL, "Transcriptions started at a pause, used or discarded.");
-    describe_counter!(SPEECH_ERRORS_TOTAL, "Speech engine failures by engine.");
+    describe_voice();
     describe_counter!(API_AUTH_FAILURES_TOTAL, "Admin API requests refused by authentication, by reason.");
     describe_livekit();
 }
@@ -555,6 +554,21 @@ fn describe_livekit() {
         Unit::Seconds,
         "Mean wait of the caller's audio in libwebrtc's jitter buffer per LiveKit call."
     );
+}
+
+/// The voice pipeline's metrics.
+fn describe_voice() {
+    describe_histogram!(
+        TURN_LATENCY_SECONDS,
+        Unit::Seconds,
+        "Voice turn latency from the caller's last voiced audio to the agent's first audio, by part."
+    );
+    describe_counter!(BARGE_INS_TOTAL, "Times the caller spoke or pressed a key over the agent.");
+    describe_counter!(NO_INPUT_TIMEOUTS_TOTAL, "Silent caller turns after the no-input timeout.");
+    describe_counter!(TURN_ENDS_TOTAL, "Caller turns that ended, at a pause or after the full silence.");
+    describe_counter!(STT_SPECULATIONS_TOTAL, "Transcriptions started at a pause, used or discarded.");
+    describe_counter!(SPEECH_ERRORS_TOTAL, "Speech engine failures by engine.");
+    describe_counter!(TTS_SENTENCES_TOTAL, "Sentences the agents spoke in calls, by engine of the call's voice.");
 }
 
 /// Exports the series whose label values are known in advance at zero (or empty, for histograms), so a
@@ -579,6 +593,9 @@ fn zero() {
     metrics::counter!(NO_INPUT_TIMEOUTS_TOTAL).increment(0);
     for engine in ["stt", "tts"] {
         metrics::counter!(SPEECH_ERRORS_TOTAL, "engine" => engine).increment(0);
+    }
+    for engine in ["hibari", "piper", "espeak", "openai", "external"] {
+        metrics::counter!(TTS_SENTENCES_TOTAL, "engine" => engine).increment(0);
     }
     for at in ["pause", "silence"] {
         metrics::counter!(TURN_ENDS_TOTAL, "at" => at).increment(0);

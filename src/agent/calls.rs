@@ -67,6 +67,7 @@ impl CallHandler for AgentCalls {
                     return;
                 }
             };
+            let agent_voice = agent.voice.clone();
             let caller = phone::normalize(&info.caller).ok().map(|n| n.as_str().to_string());
             let (conversation, interim) =
                 dialog::start(&dialog, &calendars, agent, caller, info.id.to_string(), info.way_in);
@@ -74,10 +75,12 @@ impl CallHandler for AgentCalls {
                 Arc::new(StoredTranscript { store: store.clone(), call_id: info.id, seq: AtomicI64::new(0), tasks })
                     as _
             });
-            let report = session::run(voice, conversation, interim, audio, hangup, sink).await;
+            let speaking = voice.voices().for_agent(agent_voice.as_deref()).await;
+            let engine = speaking.engine;
+            let report = session::run(voice, speaking, conversation, interim, audio, hangup, sink).await;
             tracing::info!(call_id = %info.id, way_in = info.way_in.as_str(), turns = report.turns.len(), barge_ins = report.barge_ins,
                 no_inputs = report.no_inputs, outcome = report.outcome.map(|o| o.as_str()),
-                agent_hung_up = report.agent_hung_up, "voice session ended");
+                agent_hung_up = report.agent_hung_up, voice = engine, "voice session ended");
         });
     }
 }

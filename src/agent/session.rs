@@ -25,7 +25,9 @@
 //! - **Slow calendar**: the toolbox's interim sentence ("Let me check available slots for you.") is
 //!   spoken while the tool call runs.
 //! - **Sentence by sentence**: the first sentence of a reply is synthesised and queued before the rest,
-//!   so the caller hears it while the rest is synthesised.
+//!   so the caller hears it while the rest is synthesised, in the agent's voice ([`Speaking`]). The
+//!   loop never waits for synthesis: the speaker task speaks, and the turn's latency is recorded when
+//!   its first audio is queued, so the caller's audio and barge-ins keep flowing meanwhile.
 //! - **Hang-up**: after a reply that ends the call has been played, the session asks the SIP core for a
 //!   BYE (`agent_bye`).
 //!
@@ -45,8 +47,9 @@ use super::nlu;
 use super::tools::Outcome;
 use crate::call::{AudioSink, CallAudio, CallerInput, Frame, Hangup, FRAME};
 use crate::metrics;
+use crate::speech::tts::voices::{Speaking, Voices};
 use crate::speech::vad::{Endpoint, EndpointSettings, EndpointerThread, Utterance};
-use crate::speech::{duration_of, tts, SpeechError, SpeechToText, TextToSpeech, Transcript};
+use crate::speech::{duration_of, tts, SpeechError, SpeechToText, Transcript};
 
 /// Sentences whose audio is kept once synthesised (greetings and fixed prompts repeat on every call).
 const PROMPT_CACHE_ENTRIES: usize = 512;
@@ -75,18 +78,22 @@ pub struct VoiceSettings {
     pub early_end_pause: Duration,
 }
 
-/// The speech engines every call shares, and the cache of synthesised prompts.
+/// A cached sentence: the voice's key and the text.
+type PromptKey = (Arc<str>, String);
+
+/// The speech engines every call shares (speech to text, the default voice and the agents' own), and
+/// the cache of synthesised prompts (by voice and sentence).
 pub struct Voice {
     stt: Arc<dyn SpeechToText>,
-    tts: Arc<dyn TextToSpeech>,
+    voices: Voices,
     settings: VoiceSettings,
-    prompts: Mutex<HashMap<String, Arc<Vec<i16>>>>,
+    prompts: Mutex<HashMap<PromptKey, Arc<Vec<i16>>>>,
 }
 
 impl Voice {
     /// Voice over these engines.
-    pub fn new(stt: Arc<dyn SpeechToText>, tts: Arc<dyn TextToSpeech>, settings: VoiceSettings) -> Self {
-        Self { stt, tts, settings, prompts: Mutex::new(HashMap::new()) }
+    pub fn new(stt: Arc<dyn SpeechToText>, voices: Voices, settings: VoiceSettings) -> Self {
+        Self { stt, voices, settings, prompts: Mutex::new(HashMap::new()) }
     }
 
     /// The settings.
@@ -94,23 +101,25 @@ impl Voice {
         &self.settings
     }
 
-    /// The audio of one sentence, from the cache when it was said before.
-    pub async fn sentence(&self, text: &str) -> Result<Arc<Vec<i16>>, SpeechError> {
-        if let Some(pcm) = self.cached(text) {
+    /// The voices calls speak with.
+    pub fn voices(&self) -> &Voices {
+        &self.voices
+    }
+
+    /// The audio of one sentence in `speaking`'s voice, from the cache when it was said before.
+    pub async fn sentence(&self, speaking: &Speaking, text: &str) -> Result<Arc<Vec<i16>>, SpeechError> {
+        let key = (speaking.key.clone(), text.to_string());
+        if let Some(pcm) = self.prompts.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned() {
             return Ok(pcm);
         }
-        let mut pcm = self.tts.synthesize(text).await?;
+        let mut pcm = speaking.tts.synthesize(text).await?;
         tts::trim_silence(&mut pcm);
         let pcm = Arc::new(pcm);
         let mut prompts = self.prompts.lock().unwrap_or_else(|e| e.into_inner());
         if prompts.len() < PROMPT_CACHE_ENTRIES {
-            prompts.insert(text.to_string(), pcm.clone());
+            prompts.insert(key, pcm.clone());
         }
         Ok(pcm)
-    }
-
-    fn cached(&self, text: &str) -> Option<Arc<Vec<i16>>> {
-        self.prompts.lock().unwrap_or_else(|e| e.into_inner()).get(text).cloned()
     }
 
     /// Runs the speech-to-text engine once on `workers` short utterances at the same time, so every
@@ -131,11 +140,12 @@ impl Voice {
         tracing::info!(ms = started.elapsed().as_millis() as u64, workers, "speech to text is warm");
     }
 
-    /// Synthesises `texts` ahead of the first call (greetings, re-prompts), sentence by sentence.
-    pub async fn prepare(&self, texts: &[String]) {
+    /// Synthesises `texts` in `speaking`'s voice ahead of the first call (greetings, re-prompts),
+    /// sentence by sentence.
+    pub async fn prepare(&self, speaking: &Speaking, texts: &[&str]) {
         for text in texts {
             for sentence in tts::sentences(text) {
-                if let Err(e) = self.sentence(sentence).await {
+                if let Err(e) = self.sentence(speaking, sentence).await {
                     tracing::warn!(error = %e, "cannot pre-synthesise a prompt");
                     return;
                 }
@@ -300,6 +310,7 @@ struct TurnDone {
 )]
 pub async fn run(
     voice: Arc<Voice>,
+    speaking: Speaking,
     mut conversation: Conversation,
     mut interim: mpsc::UnboundedReceiver<String>,
     audio: CallAudio,
@@ -328,7 +339,7 @@ pub async fn run(
 
     let greeting = conversation.greet().await;
     note("agent", &greeting.say);
-    let mut speaker = Speaker::new(voice.clone(), output);
+    let mut speaker = Speaker::new(voice.clone(), speaking, output);
     speaker.say(greeting.say.clone(), None);
 
     // The turn worker owns the conversation, so the loop keeps listening while STT and tools run. It
@@ -371,6 +382,8 @@ pub async fn run(
     });
 
     let mut pending: VecDeque<TurnRequest> = VecDeque::new();
+    // Answered turns waiting for their reply's first audio, to record the turn's latency.
+    let mut first_audios: tokio::task::JoinSet<TurnTiming> = tokio::task::JoinSet::new();
     let mut waiting: Option<oneshot::Receiver<TurnDone>> = None;
     let mut hangup_after_speech = false;
     let mut pushed: u64 = 0;
@@ -530,16 +543,19 @@ pub async fn run(
                         hangup_after_speech = true;
                     }
                     let first_audio = speaker.say(done.reply.say.clone(), Some(Instant::now()));
-                    if let Ok(Some(first)) = first_audio.await {
-                        timing.tts_first_audio = first;
-                    }
-                    timing.record();
-                    report.turns.push(timing);
-                    tracing::info!(endpointing_ms = timing.endpointing.as_millis() as u64, stt_ms = timing.stt.as_millis() as u64,
-                        dialog_ms = timing.dialog.as_millis() as u64, tts_ms = timing.tts_first_audio.as_millis() as u64,
-                        "turn");
+                    // The loop does not wait for the synthesis: the caller's audio (and a barge-in) keeps
+                    // flowing while the first sentence is spoken; the turn is recorded once it was queued.
+                    first_audios.spawn(async move {
+                        if let Ok(Some(first)) = first_audio.await {
+                            timing.tts_first_audio = first;
+                        }
+                        timing
+                    });
                     tracing::debug!(heard = %done.heard, say = %done.reply.say, "turn words");
                 }
+            }
+            Some(Ok(timing)) = first_audios.join_next(), if !first_audios.is_empty() => {
+                finish_turn(&mut report, timing);
             }
             Some(sentence) = interim.recv() => {
                 note("agent", &sentence);
@@ -577,9 +593,32 @@ pub async fn run(
         }
     }
     speaker.stop();
+    // Turns whose reply was still being synthesised: the stopped speaker resolves them at once.
+    let _ = tokio::time::timeout(HANGUP_GRACE, async {
+        while let Some(timing) = first_audios.join_next().await {
+            if let Ok(timing) = timing {
+                finish_turn(&mut report, timing);
+            }
+        }
+    })
+    .await;
+    first_audios.abort_all();
     drop(turns_tx);
     report.outcome = worker.await.ok();
     report
+}
+
+/// Records an answered turn's latency, once its reply's first audio was queued (or never came).
+fn finish_turn(report: &mut SessionReport, timing: TurnTiming) {
+    timing.record();
+    report.turns.push(timing);
+    tracing::info!(
+        endpointing_ms = timing.endpointing.as_millis() as u64,
+        stt_ms = timing.stt.as_millis() as u64,
+        dialog_ms = timing.dialog.as_millis() as u64,
+        tts_ms = timing.tts_first_audio.as_millis() as u64,
+        "turn"
+    );
 }
 
 /// Queues a key as a turn of its own unless [`MAX_QUEUED_TURNS`] turns already wait; `false` when dropped.
@@ -616,6 +655,8 @@ async fn sleep_until(at: Option<Instant>) {
 /// Plays replies: one task per reply, sentence by sentence, cancellable (barge-in).
 struct Speaker {
     voice: Arc<Voice>,
+    /// The call's voice.
+    speaking: Speaking,
     sink: AudioSink,
     current: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
     /// When the queued audio will have been played.
@@ -625,8 +666,8 @@ struct Speaker {
 }
 
 impl Speaker {
-    fn new(voice: Arc<Voice>, sink: AudioSink) -> Self {
-        Self { voice, sink, current: None, until: Arc::new(Mutex::new(Instant::now())), busy: false }
+    fn new(voice: Arc<Voice>, speaking: Speaking, sink: AudioSink) -> Self {
+        Self { voice, speaking, sink, current: None, until: Arc::new(Mutex::new(Instant::now())), busy: false }
     }
 
     fn until(&self) -> Instant {
@@ -669,6 +710,7 @@ impl Speaker {
         let previous = self.current.take();
         let stop = CancellationToken::new();
         let (voice, sink, until, token) = (self.voice.clone(), self.sink.clone(), self.until.clone(), stop.clone());
+        let speaking = self.speaking.clone();
         let task = tokio::spawn(async move {
             if let Some((_, previous)) = previous {
                 let _ = previous.await;
@@ -677,10 +719,13 @@ impl Speaker {
             for sentence in tts::sentences(&text) {
                 let pcm = tokio::select! {
                     _ = token.cancelled() => return,
-                    pcm = voice.sentence(sentence) => pcm,
+                    pcm = voice.sentence(&speaking, sentence) => pcm,
                 };
                 let pcm = match pcm {
-                    Ok(pcm) => pcm,
+                    Ok(pcm) => {
+                        metrics::tts_sentence(speaking.engine);
+                        pcm
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "text to speech failed");
                         metrics::speech_error("tts");

@@ -34,6 +34,7 @@ use crate::calendar::CalendarRegistry;
 use crate::config::DialogConfig;
 use crate::livekit::LivekitSettings;
 use crate::metrics::{HTTP_REQUESTS_TOTAL, HTTP_REQUEST_DURATION_SECONDS};
+use crate::speech::tts::voices::VoiceCatalog;
 use crate::storage::crypto::MasterKey;
 use crate::storage::Store;
 
@@ -54,6 +55,8 @@ pub struct AppState {
     pub dialog: Arc<DialogConfig>,
     /// Open chat sessions.
     pub chats: Arc<ChatSessions>,
+    /// The voices agents may have (checked when an agent is created or changed).
+    pub voices: Arc<VoiceCatalog>,
 }
 
 #[derive(OpenApi)]

@@ -153,6 +153,8 @@ pub struct AgentRecord {
     pub timezone: String,
     /// The calendar.
     pub calendar: CalendarConfig,
+    /// The agent's own voice as JSON text (`speech::tts::voices::AgentVoice`); `None`: the default voice.
+    pub voice: Option<String>,
     /// Creation instant.
     pub created_at: DateTime<Utc>,
     /// Last change.

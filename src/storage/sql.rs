@@ -31,6 +31,7 @@ macro_rules! shared_store {
                         rules,
                         calcom_webhook_secret: row.try_get("calcom_webhook_secret_sealed")?,
                     },
+                    voice: row.try_get("voice")?,
                     created_at: row.try_get("created_at")?,
                     updated_at: row.try_get("updated_at")?,
                 })
@@ -186,8 +187,8 @@ macro_rules! shared_store {
                     "INSERT INTO agents (id, name, description, prompt, greeting, language, timezone, \
                      calendar_kind, calcom_api_key_sealed, calcom_api_key_hint, calcom_event_type_slug, \
                      calcom_event_type_id, calcom_username, slot_minutes, created_at, updated_at, calendar_rules, \
-                     calcom_webhook_secret_sealed) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+                     calcom_webhook_secret_sealed, voice) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
                 )
                 .bind(agent.id.to_string())
                 .bind(&agent.name)
@@ -207,6 +208,7 @@ macro_rules! shared_store {
                 .bind(agent.updated_at)
                 .bind(cal.rules.as_deref())
                 .bind(&cal.calcom_webhook_secret)
+                .bind(agent.voice.as_deref())
                 .execute(&self.pool)
                 .await
                 .map_err(|e| map_unique(e, "agent name"))?;
@@ -219,8 +221,8 @@ macro_rules! shared_store {
                     "UPDATE agents SET name = $2, description = $3, prompt = $4, greeting = $5, language = $6, \
                      timezone = $7, calendar_kind = $8, calcom_api_key_sealed = $9, calcom_api_key_hint = $10, \
                      calcom_event_type_slug = $11, calcom_event_type_id = $12, calcom_username = $13, \
-                     slot_minutes = $14, updated_at = $15, calendar_rules = $16, calcom_webhook_secret_sealed = $17 \
-                     WHERE id = $1",
+                     slot_minutes = $14, updated_at = $15, calendar_rules = $16, calcom_webhook_secret_sealed = $17, \
+                     voice = $18 WHERE id = $1",
                 )
                 .bind(agent.id.to_string())
                 .bind(&agent.name)
@@ -239,6 +241,7 @@ macro_rules! shared_store {
                 .bind(agent.updated_at)
                 .bind(cal.rules.as_deref())
                 .bind(&cal.calcom_webhook_secret)
+                .bind(agent.voice.as_deref())
                 .execute(&self.pool)
                 .await
                 .map_err(|e| map_unique(e, "agent name"))?;

@@ -3,7 +3,11 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{assert_error, spawn_app, Db};
+use std::sync::Arc;
+
+use slotline::calendar::SystemClock;
+
+use crate::helpers::{assert_error, setup_file, spawn_app, spawn_app_with, Db};
 
 crate::on_every_backend!(
     health_and_readiness_need_no_token,
@@ -13,6 +17,7 @@ crate::on_every_backend!(
     duplicate_names_conflict,
     first_start_creates_the_demo_agent,
     openapi_covers_every_route,
+    agents_have_a_voice_of_their_own,
 );
 
 async fn health_and_readiness_need_no_token(db: Db) {
@@ -272,5 +277,61 @@ async fn openapi_covers_every_route(db: Db) {
         assert_ne!(body["error"]["message"], "route not found", "{method} {concrete} is documented but not served");
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    app.stop().await;
+}
+
+/// Given a gateway with hibari and espeak-ng installed but not piper, when agents are given voices of
+/// their own, then the voice is stored, returned and cleared again, and a voice the gateway cannot speak
+/// with (piper missing, an unknown espeak-ng voice) or malformed is refused with a 422 naming the field.
+async fn agents_have_a_voice_of_their_own(db: Db) {
+    let app = spawn_app_with(db, Arc::new(SystemClock), |config| {
+        config.speech.hibari.python = Some(setup_file("IT_HIBARI_PYTHON", "hibari/python"));
+        config.speech.piper.python = Some(config.data_dir.join("no-piper/python"));
+    })
+    .await;
+    let create = |voice: serde_json::Value| json!({"name": "Voiced", "timezone": "UTC", "calendar": {"kind": "demo"}, "voice": voice});
+    let (status, created) =
+        app.post("/v1/agents", create(json!({"engine": "espeak", "name": "en-gb", "speed": 1.25}))).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["voice"], json!({"engine": "espeak", "name": "en-gb", "speed": 1.25}));
+    let id = created["id"].as_str().expect("id").to_string();
+    let (status, fetched) = app.get(&format!("/v1/agents/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(fetched["voice"], created["voice"]);
+
+    let (status, patched) = app.patch(&format!("/v1/agents/{id}"), json!({"voice": {"engine": "hibari"}})).await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["voice"], json!({"engine": "hibari"}));
+    let (status, patched) = app.patch(&format!("/v1/agents/{id}"), json!({"description": "kept"})).await;
+    assert_eq!((status, &patched["voice"]), (200, &json!({"engine": "hibari"})), "an absent voice is kept");
+    let (status, patched) = app.patch(&format!("/v1/agents/{id}"), json!({"voice": null})).await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["voice"], serde_json::Value::Null, "null: the default voice again");
+    let stored = app.store.get_agent(id.parse().expect("uuid")).await.expect("get").expect("agent");
+    assert_eq!(stored.voice, None);
+    let (status, demo) = app.get("/v1/agents").await;
+    assert_eq!(status, 200);
+    assert!(demo["agents"].as_array().expect("agents").iter().all(|a| a["voice"].is_null()), "{demo}");
+
+    let refused = [
+        (json!({"engine": "piper"}), "voice.engine", "not installed"),
+        (json!({"engine": "festival"}), "voice.engine", ""),
+        (json!({"engine": "espeak", "name": "xx-no-such-voice"}), "voice.name", "no voice"),
+        (json!({"engine": "espeak", "name": "-v"}), "voice.name", ""),
+        (json!({"engine": "hibari", "name": "joe"}), "voice.name", "one voice"),
+        (json!({"engine": "hibari", "speed": 2.5}), "voice.speed", ""),
+        (json!({"engine": "hibari", "pitch": 2}), "voice.pitch", "unknown field"),
+        (json!("hibari"), "voice", ""),
+    ];
+    for (voice, field, words) in refused {
+        let (status, body) = app.post("/v1/agents", create(voice.clone())).await;
+        assert_error(status, &body, 422, "validation_failed", Some(field));
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(words), "{voice}: {message}");
+        let (status, body) = app.patch(&format!("/v1/agents/{id}"), json!({"voice": voice})).await;
+        assert_error(status, &body, 422, "validation_failed", Some(field));
+    }
+    let (status, body) = app.get(&format!("/v1/agents/{id}")).await;
+    assert_eq!((status, &body["voice"]), (200, &serde_json::Value::Null), "refused changes changed nothing");
     app.stop().await;
 }

@@ -254,6 +254,7 @@ pub(crate) async fn play(fixture: &Fixture, path: &Path, hearing: Option<&dyn He
             rules: fixture.rules.as_ref().map(|rules| rules.to_stored().expect("rules")),
             calcom_webhook_secret: None,
         },
+        voice: None,
         created_at: now,
         updated_at: now,
     };

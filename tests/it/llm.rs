@@ -62,6 +62,7 @@ async fn given_demo_agent() -> Fixture {
             rules: None,
             calcom_webhook_secret: None,
         },
+        voice: None,
         created_at: at,
         updated_at: at,
     };

@@ -461,3 +461,55 @@ async fn serve_runs_the_voice_pipeline_on_openai_engines_without_whisper() {
     assert_eq!(double.transcriptions().len(), 0, "a remote transcriber is not warmed up with silence");
     app.stop().await;
 }
+
+/// A sidecar that answers a request only once another process of the pool has one too: each request
+/// leaves the process id in the shared directory and waits (up to `wait` seconds) for a second one there,
+/// then answers two samples at 8 kHz carrying its process id; alone it refuses.
+const RENDEZVOUS_SIDECAR: &str = r#"
+import json, os, struct, sys, time
+shared, wait = sys.argv[1], float(sys.argv[2])
+out = sys.stdout.buffer
+for line in sys.stdin.buffer:
+    request = json.loads(line)
+    open(os.path.join(shared, str(os.getpid())), "w").close()
+    deadline = time.monotonic() + wait
+    while len(os.listdir(shared)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if len(os.listdir(shared)) < 2:
+        out.write(json.dumps({"id": request["id"], "error": "alone"}).encode() + b"\n")
+    else:
+        pid = os.getpid()
+        header = {"id": request["id"], "rate": 8000, "samples": 2}
+        out.write(json.dumps(header).encode() + b"\n" + struct.pack("<2h", pid & 0x7FFF, pid >> 15))
+    out.flush()
+"#;
+
+/// The process id a [`RENDEZVOUS_SIDECAR`] answer carries.
+fn answering_pid(answer: &[i16]) -> u32 {
+    let [low, high] = answer else { panic!("not a rendezvous answer: {answer:?}") };
+    u32::try_from(*low).expect("low bits") | (u32::try_from(*high).expect("high bits") << 15)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentences_spoken_at_once_run_on_distinct_sidecar_processes_of_the_pool() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = dir.path().join("rendezvous_sidecar.py");
+    std::fs::write(&script, RENDEZVOUS_SIDECAR).expect("write the sidecar");
+    let shared = dir.path().join("requests");
+    std::fs::create_dir(&shared).expect("shared directory");
+    // Each request waits for the other: one process answering both in turn would leave the first alone.
+    let args = vec![script.display().to_string(), shared.display().to_string(), "60".into()];
+    let tts = ExternalTts::start_pool(&sidecar(args, 90_000), 2).await.expect("starts");
+    assert_eq!(tts.processes(), 2);
+    let pids: Vec<u32> = tts.process_ids().into_iter().map(|p| p.expect("running")).collect();
+    assert_ne!(pids[0], pids[1], "two processes");
+
+    let (first, second) = tokio::join!(tts.synthesize("One."), tts.synthesize("Two."));
+    let (first, second) = (first.expect("answered together"), second.expect("answered together"));
+    let (first, second) = (answering_pid(&first), answering_pid(&second));
+    assert_ne!(first, second, "each sentence had a process of its own");
+    for pid in [first, second] {
+        assert!(pids.contains(&pid), "{pid} is one of the pool's {pids:?}");
+    }
+    assert_eq!(tts.process_ids().into_iter().flatten().collect::<Vec<_>>(), pids, "both still run");
+}

@@ -41,6 +41,7 @@ fn agent(name: &str) -> AgentRecord {
             rules: None,
             calcom_webhook_secret: Some(vec![9, 9, 9]),
         },
+        voice: None,
         created_at: now,
         updated_at: now,
     }

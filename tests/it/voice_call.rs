@@ -354,3 +354,39 @@ async fn the_caller_interrupts_the_greeting() {
     assert_eq!(log.sipp_code, 0, "the agent hangs up after its goodbye: {}", summary(&log));
     app.stop().await;
 }
+
+/// Sentences the agents spoke in calls with a voice of `engine`.
+async fn spoken_by(app: &TestApp, engine: &str) -> f64 {
+    metric(app, "slotline_tts_sentences_total", &[&format!("engine=\"{engine}\"")]).await
+}
+
+/// Given a gateway whose default voice is hibari, when the demo agent is called, then it speaks with
+/// hibari; when it is then given espeak-ng as its own voice over the API and called again, then that call
+/// speaks with espeak-ng alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_speaks_with_the_voice_it_is_given() {
+    let app = voice_app_with(|config| {
+        config.speech.tts_engine = TtsEngineKind::Hibari;
+        config.speech.hibari.python = Some(crate::helpers::setup_file("IT_HIBARI_PYTHON", "hibari/python"));
+    })
+    .await;
+    let agent = demo_agent(&app).await;
+    let script = [("no thanks, goodbye", Cue::AfterPrompt)];
+
+    let log = place_call(&app, &script).await;
+    assert!(log.error.is_none(), "{}", summary(&log));
+    let (hibari, espeak) = (spoken_by(&app, "hibari").await, spoken_by(&app, "espeak").await);
+    assert!(hibari >= 2.0, "the greeting and the goodbye in the default voice: {hibari} sentences");
+    assert_eq!(espeak, 0.0, "nothing in espeak-ng yet");
+
+    let (status, body) = app
+        .patch(&format!("/v1/agents/{agent}"), serde_json::json!({"voice": {"engine": "espeak", "name": "en-gb"}}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let log = place_call(&app, &script).await;
+    assert!(log.error.is_none(), "{}", summary(&log));
+    assert_eq!(spoken_by(&app, "hibari").await, hibari, "the second call spoke no hibari sentence");
+    let espeak = spoken_by(&app, "espeak").await;
+    assert!(espeak >= 2.0, "the greeting and the goodbye in the agent's own voice: {espeak} sentences");
+    app.stop().await;
+}

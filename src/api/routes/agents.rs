@@ -18,6 +18,7 @@ use crate::api::extract::{ApiJson, ApiQuery};
 use crate::api::AppState;
 use crate::calendar::builtin::Rules;
 use crate::calendar::{calcom_key_context, calcom_webhook_context, CalendarKind};
+use crate::speech::tts::voices::AgentVoice;
 use crate::storage::crypto::MasterKey;
 use crate::storage::{AgentDeletion, AgentRecord, CalendarConfig, PhoneNumberRecord, SealedSecret};
 
@@ -75,6 +76,9 @@ pub struct CreateAgent {
     pub timezone: String,
     /// The calendar.
     pub calendar: CalendarInput,
+    /// The agent's own voice; absent or `null`: the gateway's default voice (`speech.tts_engine`). Its
+    /// engine must be installed on the gateway (422 naming `voice.engine` otherwise).
+    pub voice: Option<AgentVoice>,
 }
 
 /// Body of `PATCH /v1/agents/{id}`: only the fields given change. A `calendar` object replaces the
@@ -96,6 +100,19 @@ pub struct UpdateAgent {
     pub timezone: Option<String>,
     /// New calendar settings.
     pub calendar: Option<CalendarInput>,
+    /// A new voice; `null`: back to the gateway's default voice.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<AgentVoice>)]
+    pub voice: Option<Option<AgentVoice>>,
+}
+
+/// A field that may be `null`: `Some(None)` when it is, `None` (by `default`) when it is absent.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// Which Cal.com key an agent's calendar uses.
@@ -152,6 +169,8 @@ pub struct AgentView {
     pub timezone: String,
     /// Calendar settings.
     pub calendar: CalendarView,
+    /// The agent's own voice; `null`: the gateway's default voice.
+    pub voice: Option<AgentVoice>,
     /// Numbers routed to this agent (E.164).
     pub numbers: Vec<String>,
     /// Created.
@@ -206,6 +225,8 @@ impl AgentView {
                 // Storage checked that they are JSON; rules the calendar cannot read show as none.
                 rules: cal.rules.as_deref().and_then(|text| Rules::from_stored(text).ok()),
             },
+            // Storage checked nothing: a stored voice that is not one shows as none (calls use the default).
+            voice: agent.voice.as_deref().and_then(|text| AgentVoice::from_stored(text).ok()),
             numbers: numbers.iter().filter(|n| n.agent_id == agent.id).map(|n| n.e164.clone()).collect(),
             created_at: agent.created_at,
             updated_at: agent.updated_at,
@@ -263,6 +284,10 @@ pub async fn create_agent(
         language: valid_language(input.language.as_deref().unwrap_or("en"))?,
         timezone: valid_timezone(&input.timezone)?,
         calendar: calendar_config(&state, id, input.calendar, None)?,
+        voice: match input.voice {
+            Some(voice) => Some(valid_voice(&state, voice).await?),
+            None => None,
+        },
         created_at: now,
         updated_at: now,
     };
@@ -335,6 +360,11 @@ pub async fn update_agent(
     }
     if let Some(calendar) = input.calendar {
         agent.calendar = calendar_config(&state, agent.id, calendar, Some(&agent.calendar))?;
+    }
+    match input.voice {
+        Some(Some(voice)) => agent.voice = Some(valid_voice(&state, voice).await?),
+        Some(None) => agent.voice = None,
+        None => {}
     }
     agent.updated_at = crate::storage::now();
     if !state.store.update_agent(&agent).await.map_err(name_conflict)? {
@@ -440,6 +470,15 @@ pub fn valid_timezone(name: &str) -> Result<String, ApiError> {
     name.parse::<chrono_tz::Tz>().map(|tz| tz.name().to_string()).map_err(|_| {
         ApiError::validation("timezone", format!("`{name}` is not an IANA time zone such as `America/New_York`"))
     })
+}
+
+/// A voice this gateway can speak with, as stored.
+async fn valid_voice(state: &AppState, voice: AgentVoice) -> Result<String, ApiError> {
+    let voice = voice.normalised().map_err(|(field, message)| ApiError::validation(field, message))?;
+    if let Some((field, message)) = state.voices.unavailable(&voice).await {
+        return Err(ApiError::validation(field, message));
+    }
+    Ok(voice.to_stored())
 }
 
 fn calendar_config(

@@ -6,7 +6,7 @@
 //! # Protocol
 //!
 //! slotline writes one request per line to the sidecar's standard input, a JSON object with a request
-//! id (counting up from 1) and the text, which is one sentence or a short reply:
+//! id (counting up from 1 across the pool, so one process sees them increasing) and the text, which is one sentence or a short reply:
 //!
 //! ```text
 //! {"id":7,"text":"Your appointment is on Tuesday at two."}
@@ -28,15 +28,19 @@
 //!
 //! # Lifecycle
 //!
-//! [`ExternalTts::start`] starts the sidecar once; requests take turns (one at a time per sidecar,
-//! behind an async mutex), each bounded by `speech.external.timeout_ms` from writing the request to
-//! the last PCM byte (the first request of each process gets 30 s more, for loading a voice). When the sidecar exits, breaks the protocol or times out, that request fails with
-//! what happened (exit status and the last line of its standard error) and the process is killed; the
-//! next request starts a new one. So does a request whose caller stopped waiting half-way (a barge-in),
+//! [`ExternalTts::start_pool`] starts `speech.tts_processes` sidecars at once (one for
+//! [`ExternalTts::start`]); a sentence takes a free one, so sentences of concurrent calls are spoken at the
+//! same time, each by its own process, and wait only when every process is busy. Each request is bounded
+//! by `speech.external.timeout_ms` from writing the request to the last PCM byte (the first request of
+//! each process gets 30 s more, for loading a voice). When a sidecar exits, breaks the protocol or times
+//! out, that request fails with what happened (exit status and the last line of its standard error) and
+//! the process is killed; the next request on its place in the pool starts a new one. So does a request
+//! whose caller stopped waiting half-way (a barge-in),
 //! since the pipes are then out of step.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
@@ -44,7 +48,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout};
-use tokio::sync::Mutex;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::config::ExternalTtsConfig;
 use crate::speech::openai::excerpt;
@@ -206,18 +210,49 @@ impl Sidecar {
     }
 }
 
-/// The sidecar and the next request id.
-struct State {
+/// One place in the pool: a sidecar, or none until the next request starts one.
+struct Slot {
+    /// Its place in the pool (the index of its process id in [`ExternalTts::process_ids`]).
+    index: usize,
     sidecar: Option<Sidecar>,
-    next_id: u64,
 }
 
-/// A text-to-speech sidecar process, restarted when it fails.
+/// A slot taken for one request; dropped, it goes back to the idle slots (even when the request was
+/// abandoned half-way: its sidecar is then out of step and the next request restarts it).
+struct Lease<'a> {
+    pool: &'a ExternalTts,
+    slot: Option<Slot>,
+    /// Released after the slot is back (fields drop after [`Drop::drop`]).
+    _permit: SemaphorePermit<'a>,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            let pid = slot.sidecar.as_ref().and_then(|s| s.child.id());
+            lock(&self.pool.pids)[slot.index] = pid;
+            lock(&self.pool.idle).push(slot);
+        }
+    }
+}
+
+fn lock<T>(mutex: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A pool of text-to-speech sidecar processes, each restarted when it fails. Requests run at once on
+/// different processes, as many as the pool has; further requests wait for a free one.
 pub struct ExternalTts {
     command: PathBuf,
     args: Vec<String>,
     timeout: Duration,
-    state: Mutex<State>,
+    /// One permit per slot: a request holding one finds an idle slot.
+    permits: Semaphore,
+    /// The slots no request holds (the last used on top, so one caller at a time keeps one process).
+    idle: StdMutex<Vec<Slot>>,
+    /// The process id of each slot's sidecar, as it was when its last request ended.
+    pids: StdMutex<Vec<Option<u32>>>,
+    next_id: AtomicU64,
     /// 22.05 → 8 kHz, built once and cloned per sentence spoken at that rate.
     resampler: Resampler,
 }
@@ -229,26 +264,59 @@ impl std::fmt::Debug for ExternalTts {
 }
 
 impl ExternalTts {
-    /// Starts the sidecar of `config`. Fails when `speech.external.command` is unset or cannot be started.
+    /// Starts one sidecar of `config`. Fails when `speech.external.command` is unset or cannot be started.
     pub async fn start(config: &ExternalTtsConfig) -> Result<Self, SpeechError> {
+        Self::start_pool(config, 1).await
+    }
+
+    /// Starts `processes` sidecars of `config` (at least one), which speak sentences at the same time.
+    pub async fn start_pool(config: &ExternalTtsConfig, processes: usize) -> Result<Self, SpeechError> {
         let command = config.command.clone().ok_or_else(|| failed(format!("{COMMAND_SETTING} is not set")))?;
+        let processes = processes.max(1);
         let engine = Self {
             command,
             args: config.args.clone(),
             timeout: Duration::from_millis(config.timeout_ms),
-            state: Mutex::new(State { sidecar: None, next_id: 1 }),
+            permits: Semaphore::new(processes),
+            idle: StdMutex::new(Vec::with_capacity(processes)),
+            pids: StdMutex::new(vec![None; processes]),
+            next_id: AtomicU64::new(1),
             resampler: Resampler::new(USUAL_RATE, RATE),
         };
-        let sidecar = engine.spawn()?;
-        engine.state.lock().await.sidecar = Some(sidecar);
+        // Slot 0 on top of the idle stack: a lone caller uses the first process.
+        for index in (0..processes).rev() {
+            let sidecar = engine.spawn()?;
+            lock(&engine.pids)[index] = sidecar.child.id();
+            lock(&engine.idle).push(Slot { index, sidecar: Some(sidecar) });
+        }
         Ok(engine)
     }
 
-    /// The process id of the running sidecar, if one runs.
+    /// The process id of the first sidecar (a pool of one's only one), if it runs.
     pub async fn process_id(&self) -> Option<u32> {
-        self.state.lock().await.sidecar.as_ref().and_then(|s| s.child.id())
+        lock(&self.pids).first().copied().flatten()
     }
 
+    /// The process id of every sidecar in the pool, as it was when its last request ended (`None`: it
+    /// failed and is started again by the next request it takes).
+    pub fn process_ids(&self) -> Vec<Option<u32>> {
+        lock(&self.pids).clone()
+    }
+
+    /// The number of sidecar processes.
+    pub fn processes(&self) -> usize {
+        lock(&self.pids).len()
+    }
+
+    /// Waits for a free slot.
+    async fn lease(&self) -> Result<Lease<'_>, SpeechError> {
+        let permit = self.permits.acquire().await.map_err(|e| failed(format!("the sidecar pool is closed: {e}")))?;
+        let slot = lock(&self.idle).pop();
+        match slot {
+            Some(slot) => Ok(Lease { pool: self, slot: Some(slot), _permit: permit }),
+            None => Err(failed("no idle sidecar although a permit was free".into())),
+        }
+    }
     fn spawn(&self) -> Result<Sidecar, SpeechError> {
         let mut child = tokio::process::Command::new(&self.command)
             .args(&self.args)
@@ -293,22 +361,21 @@ impl ExternalTts {
         })
     }
 
-    /// Speaks `text` on the sidecar (started anew when the last one failed): PCM and its rate.
+    /// Speaks `text` on a free sidecar (started anew when its last one failed): PCM and its rate.
     async fn speak(&self, text: &str) -> Result<(Vec<i16>, u32), SpeechError> {
-        let mut guard = self.state.lock().await;
-        let state = &mut *guard;
-        let id = state.next_id;
-        state.next_id += 1;
-        let sidecar = match state.sidecar.take() {
+        let mut lease = self.lease().await?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let Some(slot) = lease.slot.as_mut() else { return Err(failed("the lease holds no slot".into())) };
+        let sidecar = match slot.sidecar.take() {
             Some(mut sidecar) => match sidecar.unusable() {
-                None => state.sidecar.insert(sidecar),
+                None => slot.sidecar.insert(sidecar),
                 Some(reason) => {
-                    tracing::warn!(reason = %reason, "restarting the text-to-speech sidecar");
+                    tracing::warn!(reason = %reason, slot = slot.index, "restarting a text-to-speech sidecar");
                     drop(sidecar);
-                    state.sidecar.insert(self.spawn()?)
+                    slot.sidecar.insert(self.spawn()?)
                 }
             },
-            None => state.sidecar.insert(self.spawn()?),
+            None => slot.sidecar.insert(self.spawn()?),
         };
         sidecar.in_step = false;
         let timeout = if sidecar.answered { self.timeout } else { self.timeout + STARTUP_GRACE };
@@ -326,8 +393,8 @@ impl ExternalTts {
             Ok(Err(Broken::Protocol(what))) => format!("the sidecar broke the protocol with {what}"),
             Err(_) => format!("no answer within the timeout of {} ms", timeout.as_millis()),
         };
-        // Killed when dropped; the next request starts a new one.
-        state.sidecar = None;
+        // Killed when dropped; the next request on this slot starts a new one.
+        slot.sidecar = None;
         Err(failed(format!("{message}; the sidecar is restarted for the next request")))
     }
 }

@@ -29,7 +29,7 @@ pub fn choose(config: &Config) -> Choice {
 }
 
 /// The sidecar's command line: `python -c <script> --engine hibari --speed S`.
-fn sidecar(python: &Path, speed: f32, timeout_ms: u64) -> ExternalTtsConfig {
+pub(crate) fn sidecar(python: &Path, speed: f32, timeout_ms: u64) -> ExternalTtsConfig {
     ExternalTtsConfig {
         command: Some(python.to_path_buf()),
         args: ["-c", SIDECAR, "--engine", "hibari", "--speed", &speed.to_string()].map(String::from).to_vec(),

@@ -4,7 +4,8 @@
 //! - [`espeak`]: the `espeak-ng` program (run as a separate process: its library is GPL-3.0);
 //! - [`openai`]: an OpenAI-compatible `POST /audio/speech` endpoint (WAV or 24 kHz PCM);
 //! - [`external`]: a long-running sidecar process (piper, hibari-tts, or `scripts/tts_sidecar.py`)
-//!   speaking a line protocol on its standard input and output.
+//!   speaking a line protocol on its standard input and output;
+//! - [`voices`]: the voices agents may have of their own, and the engines calls speak with.
 //!
 //! Engines speak at their own rate; [`to_telephone`] brings their audio to 8 kHz off the async runtime,
 //! and [`trim_silence`] cuts the silence engines pad their sentences with (neural voices add a third of
@@ -14,6 +15,7 @@ pub mod espeak;
 pub mod external;
 pub mod hibari;
 pub mod openai;
+pub mod voices;
 
 use crate::speech::resample::Resampler;
 use crate::speech::RATE;
