@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Turn latency of spoken calls over real SIP (sipp) and RTP on loopback: TURNS turns per call (default 10),
-# steps of 1..=MAX_CALLS concurrent calls (default 4); prints p50/p95 of the turn gap on the wire, its
-# parts from /metrics, and the concurrent-call capacity with p95 under 800 ms. Needs the model, sipp and
+# steps of 1..=MAX_CALLS concurrent calls (default 4), or the listed counts ("1,5,10,20,30", at most 30);
+# prints p50/p95 of the turn gap on the wire, the CPU time per call, its parts from /metrics, and the
+# concurrent-call capacity with p95 under 800 ms. Needs the model, sipp and
 # espeak-ng (scripts/setup.sh --test).
 # The calls of a step start STAGGER_MS apart (default 2000; 0 = in lockstep, every turn ending at once);
 # STT_WORKERS defaults to speech.stt_workers' default, 1 (each with speech.stt_threads, default 2).

@@ -1,8 +1,9 @@
 //! Turn latency of spoken calls over real SIP (sipp) and RTP on loopback, the whole voice pipeline behind
 //! slotline's SIP gateway: each call speaks TURNS scripted turns; the turn gap is measured on the wire
 //! (the caller's last voiced packet → the agent's first voiced packet) and its parts are read from
-//! `slotline_turn_latency_seconds{part}` on `/metrics` (mean per step). Steps of 1..=MAX_CALLS
-//! concurrent calls; the capacity is the largest step whose p95 stays under 800 ms. The calls of a step
+//! `slotline_turn_latency_seconds{part}` on `/metrics` (mean per step), beside the CPU time per call.
+//! Steps of 1..=MAX_CALLS concurrent calls, or the listed counts ("1,5,10,20,30", at most 30); the
+//! capacity is the largest step whose p95 stays under 800 ms with every smaller step's too. The calls of a step
 //! start STAGGER_MS apart (default 2000), as independent callers do; with 0 they speak in lockstep, every
 //! turn of every call ending at once (the worst case for the shared speech-to-text workers). Run by
 //! `bench/turn_latency.sh`.
@@ -46,7 +47,7 @@ use voice_caller::{CallSpec, Cue};
 /// The turn gap the capacity is judged by.
 const TARGET_P95: Duration = Duration::from_millis(800);
 const MAX_TURNS: usize = 20;
-const MAX_CALLS: usize = 4;
+const MAX_CALLS: usize = 30;
 
 /// Each part of the turn latency histogram: its name, `_sum` and `_count`.
 type Parts = Vec<(String, f64, f64)>;
@@ -85,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
     let usage = "usage: turn_latency MODEL [TURNS] [MAX_CALLS] [STT_WORKERS] [STAGGER_MS]";
     let model = PathBuf::from(args.get(1).expect(usage));
     let turns: usize = args.get(2).map_or(Ok(10), |a| a.parse())?.clamp(2, MAX_TURNS);
-    let max_calls: usize = args.get(3).map_or(Ok(MAX_CALLS), |a| a.parse())?.clamp(1, MAX_CALLS);
+    let steps = steps(args.get(3).map_or("4", String::as_str))?;
     let stt_workers: usize = args.get(4).map_or(Ok(1), |a| a.parse())?.clamp(1, 8);
     let stagger = Duration::from_millis(args.get(5).map_or(Ok(2000), |a| a.parse())?.min(10_000));
 
@@ -97,7 +98,7 @@ async fn main() -> anyhow::Result<()> {
     let scenario = gateway::scenario();
 
     println!(
-        "turn_latency: {turns} turns per call, 1..={max_calls} concurrent calls {} ms apart, {stt_workers} STT \
+        "turn_latency: {turns} turns per call, {steps:?} concurrent calls {} ms apart, {stt_workers} STT \
          workers × {} threads; voice.end_silence_ms {}, voice.pause_ms {}, voice.speculate_ms {}, voice.early_end {}",
         stagger.as_millis(),
         config.speech.stt_threads,
@@ -106,14 +107,82 @@ async fn main() -> anyhow::Result<()> {
         config.voice.speculate_ms,
         config.voice.early_end
     );
-    println!("{:>5} {:>6} {:>8} {:>8}   parts (mean ms)", "calls", "turns", "p50 ms", "p95 ms");
+    println!("{:>5} {:>6} {:>8} {:>8} {:>9}   parts (mean ms)", "calls", "turns", "p50 ms", "p95 ms", "CPU/call");
     let mut capacity = 0;
-    for calls in 1..=max_calls {
+    let mut held = true;
+    for calls in steps {
         let before = parts(&gateway).await?;
-        let placed = (0..calls).map(|i| {
-            let (spoken, scenario) = (spoken.clone(), scenario.clone());
+        let cpu_before = cpu_seconds();
+        let step = Step { sip, calls, stagger, turns };
+        let (mut gaps, failed) = step.run(&spoken, &scenario).await?;
+        let cpu = (cpu_seconds() - cpu_before) / calls as f64;
+        gaps.sort();
+        let after = parts(&gateway).await?;
+        let means = show_parts(&mean_parts(&[(before, after)]));
+        let (p50, p95) = (percentile(&gaps, 0.5), percentile(&gaps, 0.95));
+        println!(
+            "{calls:>5} {:>6} {:>8} {:>8} {:>8.1}s   {}{}",
+            gaps.len(),
+            p50.as_millis(),
+            p95.as_millis(),
+            cpu,
+            means,
+            if failed > 0 { format!("  ({failed} calls failed)") } else { String::new() }
+        );
+        held &= p95 < TARGET_P95 && failed == 0;
+        if held {
+            capacity = calls;
+        }
+    }
+    println!("capacity: {capacity} concurrent calls with the turn gap p95 under {} ms", TARGET_P95.as_millis());
+    gateway.stop().await
+}
+
+/// The steps of concurrent calls: "N" is every count from 1 to N, "1,5,10" those counts.
+fn steps(arg: &str) -> anyhow::Result<Vec<usize>> {
+    let steps: Vec<usize> = if arg.contains(',') {
+        arg.split(',').map(|n| n.trim().parse()).collect::<Result<_, _>>()?
+    } else {
+        (1..=arg.parse::<usize>()?).collect()
+    };
+    anyhow::ensure!(
+        !steps.is_empty() && steps.iter().all(|n| (1..=MAX_CALLS).contains(n)),
+        "MAX_CALLS: a count or a list of counts, each 1..={MAX_CALLS}"
+    );
+    Ok(steps)
+}
+
+/// CPU seconds this process has used (`utime` + `stime` of `/proc/self/stat`, in the kernel's 100 Hz
+/// clock ticks): the gateway, and the scripted callers beside it, which only send recorded audio.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces); utime and stime are
+    // the 14th and 15th fields of the line, the 12th and 13th after it.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks = |n: usize| after.split_whitespace().nth(n).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// One step: `calls` callers started `stagger` apart, each speaking `turns` turns.
+struct Step {
+    sip: std::net::SocketAddr,
+    calls: usize,
+    stagger: Duration,
+    turns: usize,
+}
+
+impl Step {
+    /// Places the calls and waits for every one; the turn gaps of all and the count that failed.
+    async fn run(
+        &self,
+        spoken: &[voice_caller::Turn],
+        scenario: &std::path::Path,
+    ) -> anyhow::Result<(Vec<Duration>, usize)> {
+        let placed = (0..self.calls).map(|i| {
+            let (spoken, scenario) = (spoken.to_vec(), scenario.to_path_buf());
+            let (sip, turns) = (self.sip, self.turns);
             let caller = format!("+1555123{:04}", 4567 + i);
-            let start = stagger * i as u32;
+            let start = self.stagger * i as u32;
             tokio::spawn(async move {
                 tokio::time::sleep(start).await;
                 let spec = CallSpec {
@@ -139,24 +208,8 @@ async fn main() -> anyhow::Result<()> {
             // The goodbye's gap is a cached prompt after a hang-up decision; every turn counts.
             gaps.extend((0..log.turns.len()).filter_map(|i| log.turn_gap(i)));
         }
-        gaps.sort();
-        let after = parts(&gateway).await?;
-        let means = show_parts(&mean_parts(&[(before, after)]));
-        let (p50, p95) = (percentile(&gaps, 0.5), percentile(&gaps, 0.95));
-        println!(
-            "{calls:>5} {:>6} {:>8} {:>8}   {}{}",
-            gaps.len(),
-            p50.as_millis(),
-            p95.as_millis(),
-            means,
-            if failed > 0 { format!("  ({failed} calls failed)") } else { String::new() }
-        );
-        if p95 < TARGET_P95 && failed == 0 && capacity == calls - 1 {
-            capacity = calls;
-        }
+        Ok((gaps, failed))
     }
-    println!("capacity: {capacity} concurrent calls with the turn gap p95 under {} ms", TARGET_P95.as_millis());
-    gateway.stop().await
 }
 
 /// The mean of each turn latency part over the calls whose metrics were read before and after.
