@@ -318,6 +318,18 @@ pub struct SpeechConfig {
     pub piper: PiperConfig,
 }
 
+/// The espeak-ng speaking rates slotline accepts (words per minute).
+pub const ESPEAK_RATES: std::ops::RangeInclusive<u32> = 80..=450;
+
+/// Whether `name` has the shape of an espeak-ng voice name (`en-us`, `en-gb+f3`, `mb/mb-en1`): at most 40
+/// letters, digits, `-`, `_`, `+` and `/`, starting with a letter or digit (so never an option).
+pub fn is_espeak_voice_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 40
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+' | '/'))
+}
+
 impl SpeechConfig {
     /// Checks the `speech.*` settings of the local engines.
     fn validate(&self) -> Result<(), ConfigError> {
@@ -331,16 +343,13 @@ impl SpeechConfig {
             return Err(ConfigError::new("speech.stt_threads", "must be between 1 and 16"));
         }
         let voice = &self.tts_voice;
-        if voice.is_empty()
-            || voice.starts_with('-')
-            || !voice.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+' | '/'))
-        {
+        if !is_espeak_voice_name(voice) {
             return Err(ConfigError::new(
                 "speech.tts_voice",
                 format!("`{voice}` is not an espeak-ng voice name such as `en-us` or `en-gb+f3`"),
             ));
         }
-        if !(80..=450).contains(&self.tts_rate) {
+        if !ESPEAK_RATES.contains(&self.tts_rate) {
             return Err(ConfigError::new("speech.tts_rate", "must be between 80 and 450 words per minute"));
         }
         if !(1..=16).contains(&self.tts_processes) {

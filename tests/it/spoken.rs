@@ -66,6 +66,15 @@ impl Tally {
         format!("{}/{} ({:.0} %)", self.as_asked, self.dialogs, self.percent())
     }
 
+    /// The dialogs and those that ended as asked, over `cells`.
+    fn total<'a>(cells: impl Iterator<Item = &'a Tally>) -> Tally {
+        cells.fold(Tally::default(), |mut t, c| {
+            t.dialogs += c.dialogs;
+            t.as_asked += c.as_asked;
+            t
+        })
+    }
+
     fn percent(&self) -> f64 {
         100.0 * self.as_asked as f64 / self.dialogs.max(1) as f64
     }
@@ -172,11 +181,7 @@ async fn the_spoken_corpus_ends_as_callers_asked() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     let sum = |voices: &[&str]| {
         let cells = table.iter().filter(|((_, voice), _)| voices.is_empty() || voices.contains(&voice.as_str()));
-        cells.fold(Tally::default(), |mut t, (_, c)| {
-            t.dialogs += c.dialogs;
-            t.as_asked += c.as_asked;
-            t
-        })
+        Tally::total(cells.map(|(_, c)| c))
     };
     if only.is_none() {
         let (total, neural) = (sum(&[]), sum(&NEURAL_VOICES));
@@ -230,18 +235,10 @@ fn report(table: &BTreeMap<(String, String), Tally>, voices: &[&str], dialogs: u
         }
         out.push_str(&format!("| {category} | {} | {} |\n", cells.join(" | "), row.cell()));
     }
-    let all = by_voice.values().fold(Tally::default(), |mut t, c| {
-        t.dialogs += c.dialogs;
-        t.as_asked += c.as_asked;
-        t
-    });
+    let all = Tally::total(by_voice.values());
     let totals: Vec<String> = voices.iter().map(|v| by_voice.get(v).copied().unwrap_or_default().cell()).collect();
     out.push_str(&format!("| **all** | {} | **{}** |\n", totals.join(" | "), all.cell()));
-    let neural = NEURAL_VOICES.iter().filter_map(|v| by_voice.get(v)).fold(Tally::default(), |mut t, c| {
-        t.dialogs += c.dialogs;
-        t.as_asked += c.as_asked;
-        t
-    });
+    let neural = Tally::total(NEURAL_VOICES.iter().filter_map(|v| by_voice.get(v)));
     out.push_str(&format!("\nneural voices ({}): {}\n", NEURAL_VOICES.join(", "), neural.cell()));
     out.push_str(&format!(
         "wrong bookings: {wrong}; dialogs ended otherwise without an honest last word: {dishonest}\n"

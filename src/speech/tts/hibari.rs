@@ -25,14 +25,15 @@ pub fn choose(config: &Config) -> Choice {
     if !python.is_file() {
         return Choice::NotInstalled(python);
     }
-    Choice::Hibari(sidecar(&python, config.speech.hibari.speed, config.speech.external.timeout_ms))
+    Choice::Hibari(sidecar(&python, "hibari", config.speech.hibari.speed, config.speech.external.timeout_ms))
 }
 
-/// The sidecar's command line: `python -c <script> --engine hibari --speed S`.
-pub(crate) fn sidecar(python: &Path, speed: f32, timeout_ms: u64) -> ExternalTtsConfig {
+/// The reference sidecar's command line for one of its engines (`hibari` or `piper`):
+/// `python -c <script> --engine ENGINE --speed S`.
+pub(crate) fn sidecar(python: &Path, engine: &str, speed: f32, timeout_ms: u64) -> ExternalTtsConfig {
     ExternalTtsConfig {
         command: Some(python.to_path_buf()),
-        args: ["-c", SIDECAR, "--engine", "hibari", "--speed", &speed.to_string()].map(String::from).to_vec(),
+        args: ["-c", SIDECAR, "--engine", engine, "--speed", &speed.to_string()].map(String::from).to_vec(),
         timeout_ms,
     }
 }
@@ -59,7 +60,7 @@ mod tests {
 
     #[test]
     fn the_sidecar_runs_the_bundled_script_with_hibari() {
-        let sidecar = sidecar(Path::new("/venv/python"), 1.1, 5000);
+        let sidecar = sidecar(Path::new("/venv/python"), "hibari", 1.1, 5000);
         assert_eq!(sidecar.command.as_deref(), Some(Path::new("/venv/python")));
         assert_eq!(sidecar.args[0], "-c");
         assert!(sidecar.args[1].contains("class HibariVoice"));

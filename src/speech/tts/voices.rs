@@ -10,7 +10,7 @@
 //!   here (its engine was removed since) speaks with the default voice, with one warning per voice.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex as StdMutex};
 
@@ -20,16 +20,13 @@ use utoipa::ToSchema;
 use super::espeak::{self, EspeakTts};
 use super::external::ExternalTts;
 use super::hibari;
-use crate::config::{Config, ExternalTtsConfig};
+use crate::config::{is_espeak_voice_name, Config, ESPEAK_RATES};
 use crate::speech::{SpeechError, TextToSpeech};
 
 /// Slowest speed an agent's voice may have.
 pub const MIN_SPEED: f32 = 0.5;
 /// Fastest speed.
 pub const MAX_SPEED: f32 = 2.0;
-/// The espeak-ng rates slotline accepts (words per minute).
-const ESPEAK_RATES: std::ops::RangeInclusive<u32> = 80..=450;
-const MAX_NAME: usize = 40;
 
 /// The engines an agent can speak with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -84,11 +81,7 @@ impl AgentVoice {
         match (&self.name, self.engine) {
             (None, _) => {}
             (Some(name), VoiceEngine::Espeak) => {
-                let shaped = !name.is_empty()
-                    && name.len() <= MAX_NAME
-                    && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-                    && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+' | '/'));
-                if !shaped {
+                if !is_espeak_voice_name(name) {
                     return Err(("voice.name", format!("`{name}` is not an espeak-ng voice name such as `en-gb+f3`")));
                 }
             }
@@ -197,11 +190,11 @@ impl VoiceCatalog {
         let speed = voice.speed_or_default();
         Ok(match voice.engine {
             VoiceEngine::Hibari => {
-                let sidecar = hibari::sidecar(&self.hibari_python, speed, self.timeout_ms);
+                let sidecar = hibari::sidecar(&self.hibari_python, "hibari", speed, self.timeout_ms);
                 Arc::new(ExternalTts::start_pool(&sidecar, self.processes).await?)
             }
             VoiceEngine::Piper => {
-                let sidecar = piper_sidecar(&self.piper_python, speed, self.timeout_ms);
+                let sidecar = hibari::sidecar(&self.piper_python, "piper", speed, self.timeout_ms);
                 Arc::new(ExternalTts::start_pool(&sidecar, self.processes).await?)
             }
             VoiceEngine::Espeak => {
@@ -210,15 +203,6 @@ impl VoiceCatalog {
                 Arc::new(EspeakTts::new(name, rate.clamp(*ESPEAK_RATES.start(), *ESPEAK_RATES.end()))?)
             }
         })
-    }
-}
-
-/// The reference sidecar with piper: `python -c <script> --engine piper --speed S`.
-fn piper_sidecar(python: &Path, speed: f32, timeout_ms: u64) -> ExternalTtsConfig {
-    ExternalTtsConfig {
-        command: Some(python.to_path_buf()),
-        args: ["-c", hibari::SIDECAR, "--engine", "piper", "--speed", &speed.to_string()].map(String::from).to_vec(),
-        timeout_ms,
     }
 }
 
