@@ -76,20 +76,26 @@ pub fn email_glued_to_name(u: &Utterance, name: &str) -> Option<String> {
 }
 
 /// `address` with its local part replaced by a word of the caller's `name` that it is a garbled spelling
-/// of ("ad@example.com" or "adi@example.com" from Ada Lovelace): most addresses begin with the owner's
-/// name, and the recogniser drops and mixes up spelled letters. `None` when the local part is not letters
-/// only, is a common name itself ("maria" stays, whatever the name was heard as), is already a word of the
-/// name, or is near none. The engine reads the address back either way.
+/// of ("ad@example.com" or "adi@example.com" from Ada Lovelace) or another spelling of the same sound
+/// ("allen@example.com" from Alan Turing): most addresses begin with the owner's name, the recogniser
+/// drops and mixes up spelled letters, and a spoken name it writes in one of its spellings. `None` when
+/// the local part is not letters only, is already a word of the name, or is near none; a common name of
+/// its own is kept unless it sounds as the name's word does ("maria" stays, whatever the name was heard
+/// as). The engine reads the address back, spelled, either way.
 pub fn email_like_name(address: &str, name: &str) -> Option<String> {
     let (local, domain) = address.split_once('@')?;
-    if local.chars().count() < 2 || !local.chars().all(|c| c.is_ascii_lowercase()) || super::names::is_known(local) {
+    if local.chars().count() < 2 || !local.chars().all(|c| c.is_ascii_lowercase()) {
         return None;
     }
     let words: Vec<String> = name.split_whitespace().map(str::to_lowercase).collect();
     if words.iter().any(|w| w == local) {
         return None;
     }
-    let word = words.iter().find(|w| w.chars().all(|c| c.is_ascii_lowercase()) && spelling::near(local, w))?;
+    let known = super::names::is_known(local);
+    let word = words
+        .iter()
+        .filter(|w| w.chars().all(|c| c.is_ascii_lowercase()))
+        .find(|w| super::sounds_alike(local, w) || (!known && spelling::near(local, w)))?;
     Some(format!("{word}@{domain}"))
 }
 
@@ -305,9 +311,11 @@ fn title(words: &[&str], how: Spelling) -> Option<String> {
     let mut letters = String::new();
     // Parts from here on are words as heard, which letters right after them may spell.
     let mut heard = 0;
+    let mut spelled = false;
     for word in words.iter().flat_map(|w| spelled_letters(w)) {
         if word.chars().count() == 1 && word.chars().all(char::is_alphabetic) {
             letters.push_str(&word);
+            spelled = true;
             continue;
         }
         if !letters.is_empty() {
@@ -317,11 +325,15 @@ fn title(words: &[&str], how: Spelling) -> Option<String> {
         // Letters the recogniser wrote as a word ("Grace GRCE", "Hopper, HOPPER"): the word before, spelled.
         if parts.len() > heard && parts.last().is_some_and(|previous| spelling::spells(&word, previous)) {
             heard = parts.len();
+            spelled = true;
             continue;
         }
         parts.push(word);
     }
     spelling::apply(&mut parts, heard, &letters, how);
+    if spelled && how == Spelling::Mended {
+        mend_run_together(&mut parts);
+    }
     let parts: Vec<String> = parts
         .into_iter()
         .filter(|p| p.chars().any(char::is_alphabetic))
@@ -331,6 +343,17 @@ fn title(words: &[&str], how: Spelling) -> Option<String> {
         })
         .collect();
     (!parts.is_empty() && parts.len() <= 4).then(|| parts.join(" "))
+}
+
+/// In an answer where the caller spelled, a word one letter off a frequent name is that name: the
+/// recogniser ran a word and its spelled letters together ("Maria, M A R I A" → "MIRIA"). The name is
+/// read back, and taken as heard once the caller turned the mended one down.
+fn mend_run_together(parts: &mut [String]) {
+    for part in parts.iter_mut() {
+        if let Some(name) = super::names::frequent_near(part) {
+            *part = name.to_string();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -375,6 +398,10 @@ mod tests {
         assert_eq!(like("ada.l@example.com"), None, "not letters only");
         let heard_as_mario = |a: &str| email_like_name(a, "Mario Garsha");
         assert_eq!(heard_as_mario("maria@example.com"), None, "a name of its own is kept");
+        let alan = |a: &str| email_like_name(a, "Alan Turing");
+        assert_eq!(alan("allen@example.com").as_deref(), Some("alan@example.com"), "the same sound");
+        assert_eq!(alan("ellen@example.com"), None, "another first letter");
+        assert_eq!(alan("alana@example.com"), None, "another ending");
     }
 
     #[test]
@@ -401,6 +428,14 @@ mod tests {
         assert_eq!(who(said), Some("Grace Hopper".into()));
         assert_eq!(name(&Utterance::new(said), Spelling::AsSaid), Some("Grace Hopppdr".into()));
         assert_eq!(who("Alan Turing, T U R I N G."), Some("Alan Turing".into()));
+    }
+
+    #[test]
+    fn a_spelled_answer_run_together_by_the_recogniser() {
+        let said = "MIRIA GARSH G-A-R-C-I-A.";
+        assert_eq!(who(said), Some("Maria Garcia".into()));
+        assert_eq!(name(&Utterance::new(said), Spelling::AsSaid), Some("Miria Garcia".into()));
+        assert_eq!(who("Miria Garcia"), Some("Miria Garcia".into()), "nothing spelled: as heard");
     }
 
     #[test]

@@ -188,6 +188,19 @@ fn skeleton(word: &str) -> String {
     out
 }
 
+/// `true` when `a` and `b` are two spellings of one sound, as a recogniser picks among them ("allen" and
+/// "alan", "jon" and "john"): different words with the same consonant skeleton, first letter and last
+/// letter. "maria" and "mario" end differently, and are two names.
+pub(crate) fn sounds_alike(a: &str, b: &str) -> bool {
+    let ends = |w: &str| (w.chars().next(), w.chars().last());
+    a != b
+        && a.len() >= 3
+        && b.len() >= 3
+        && ends(a) == ends(b)
+        && !skeleton(a).is_empty()
+        && skeleton(a) == skeleton(b)
+}
+
 /// Common words whose skeleton is that of a weekday: never read as one.
 const REAL_WORDS: &[&str] = &[
     "start",
@@ -274,6 +287,8 @@ mod tests {
         for word in ["forty", "minute", "street", "start", "thirty", "thanks", "friend", "mentioned", "sunny"] {
             assert_eq!(sounds_like(word, &days), None, "{word}");
         }
+        assert!(sounds_alike("allen", "alan") && sounds_alike("jon", "john"));
+        assert!(!sounds_alike("maria", "mario") && !sounds_alike("alan", "alan") && !sounds_alike("ada", "adi"));
         let u = Utterance::new("at ten, actually no, make it eleven");
         assert_eq!(u.rfind("no"), Some(3));
     }

@@ -82,6 +82,27 @@ pub(super) fn mend(letters: &str) -> Option<&'static str> {
         .map(|(_, _, name)| name)
 }
 
+/// How many of each list's most frequent names a word heard in a spelled answer may be taken for.
+const FREQUENT: usize = 1000;
+
+/// The frequent name that `word`, heard in an answer where the caller spelled their name, stands for:
+/// one letter off, the same first letter, among the [`FREQUENT`] most frequent of either list, the more
+/// frequent on a tie. A caller who spells says each word before its letters, and the recogniser runs the
+/// two together ("Maria, M A R I A" → "MIRIA"). `None` for a common name, a word under four letters, or
+/// one near no frequent name ("turing").
+pub(super) fn frequent_near(word: &str) -> Option<&'static str> {
+    let length = word.chars().count();
+    if length < 4 || !word.chars().all(|c| c.is_ascii_lowercase()) || is_known(word) {
+        return None;
+    }
+    let first = word.chars().next()?;
+    ranked()
+        .filter(|(rank, name)| *rank < FREQUENT && name.starts_with(first))
+        .filter(|(_, name)| name.len().abs_diff(length) <= 1 && edit_distance(word, name) == 1)
+        .min_by_key(|(rank, _)| *rank)
+        .map(|(_, name)| name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +121,14 @@ mod tests {
         assert_eq!(mend("lovlace"), None, "pronounceable: read back as spelled");
         assert_eq!(mend("xqzt"), None, "near no name");
         assert_eq!(mend("ab"), None, "too short to say");
+    }
+
+    #[test]
+    fn words_of_a_spelled_answer_one_letter_off_a_frequent_name() {
+        assert_eq!(frequent_near("miria"), Some("maria"), "the more frequent of maria and miriam");
+        assert_eq!(frequent_near("maria"), None, "a name already");
+        assert_eq!(frequent_near("turing"), None, "near no frequent name");
+        assert_eq!(frequent_near("garsh"), None, "two letters off garcia");
+        assert_eq!(frequent_near("ana"), None, "too short to tell");
     }
 }

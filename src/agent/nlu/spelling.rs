@@ -125,6 +125,9 @@ pub(super) fn apply(parts: &mut Vec<String>, heard: usize, letters: &str, spelli
     }
     // The alignment that accounts for the most letters; the later start (closer to the letters) on a tie.
     let best = (heard..parts.len()).map(|start| align(&chars, parts, start)).max_by_key(|a| (a.letters(), a.start));
+    if best.as_ref().is_none_or(|a| chars.len() - a.letters() >= 2) && whole_name_for(parts, heard, letters) {
+        return;
+    }
     let Some(best) = best.filter(|a| a.letters() > 0) else {
         replace_closest(parts, heard, &spelling.word(letters.to_string()));
         return;
@@ -140,6 +143,22 @@ pub(super) fn apply(parts: &mut Vec<String>, heard: usize, letters: &str, spelli
     if chars.len() - at >= 2 {
         parts.insert(best.start + best.taken.len(), spelling.word(chars[at..].iter().collect()));
     }
+}
+
+/// A run of letters that is a common name as a whole, where laying it over the heard words would leave
+/// some over ("G A R C I A" after "Garsh": "gar" spells it, "cia" would be a word of its own): the run is
+/// the spelling of the heard word nearest the letters that begins with the same two letters, and
+/// replaces it. `true` when it did.
+fn whole_name_for(parts: &mut [String], heard: usize, letters: &str) -> bool {
+    if letters.chars().count() < 3 || !names::is_known(letters) {
+        return false;
+    }
+    let opening: String = letters.chars().take(2).collect();
+    let Some(i) = (heard..parts.len()).rev().find(|&i| parts[i].starts_with(&opening)) else {
+        return false;
+    };
+    parts[i] = letters.to_string();
+    true
 }
 
 /// Letters that spell none of the heard words as they are: they stand for the closest one (the later on
@@ -172,6 +191,13 @@ mod tests {
         assert_eq!(spelled(&["grace", "hopper"], "grace"), ["grace", "hopper"], "the first word spelled");
         assert_eq!(spelled(&[], "jon"), ["jon"]);
         assert_eq!(spelled(&["harper"], "hopppdr"), ["hopppdr"], "far off: still the caller's letters");
+    }
+
+    #[test]
+    fn a_spelled_common_name_is_one_word() {
+        assert_eq!(spelled(&["miria", "garsh"], "garcia"), ["miria", "garcia"], "not garsh and cia");
+        assert_eq!(spelled(&["maria"], "mriagarcia"), ["maria", "garcia"], "not a name as a whole");
+        assert_eq!(spelled(&["grace", "hopper"], "grace"), ["grace", "hopper"], "all letters spell a word");
     }
 
     #[test]
