@@ -1,15 +1,16 @@
 //! Which of the offered options the caller picks: "the second one", "option 3", "number two", "the last
-//! one", "the first", or a DTMF digit.
+//! one", "the first", "the early one", or a DTMF digit.
 
 use super::{number, ordinal, Utterance};
 
 /// The 0-based index the caller picks among `count` options.
 pub fn pick(u: &Utterance, count: usize) -> Option<usize> {
     let index = |n: u32| (n >= 1 && (n as usize) <= count).then(|| n as usize - 1);
-    if u.has_any(&["last one", "the last", "latest one", "later one"]) {
+    // Offered options are in time order: "the early one" is the first, "the late one" the last.
+    if u.has_any(&["last one", "the last", "latest one", "later one", "late one"]) {
         return count.checked_sub(1);
     }
-    if u.has_any(&["earlier one", "earliest one"]) && count > 0 {
+    if u.has_any(&["earlier one", "earliest one", "early one"]) && count > 0 {
         return Some(0);
     }
     let words = &u.words;
@@ -61,6 +62,8 @@ mod tests {
         assert_eq!(of("option 3"), Some(2));
         assert_eq!(of("number two please"), Some(1));
         assert_eq!(of("the last one"), Some(2));
+        assert_eq!(of("the early one"), Some(0));
+        assert_eq!(of("the late one please"), Some(2));
         assert_eq!(of("two"), Some(1));
         assert_eq!(of("4"), None);
         assert_eq!(of("the third of december"), None);
