@@ -86,7 +86,7 @@ impl Reading {
             unreadable_correction: false,
         };
         let carries = reading.carries_something();
-        reading.unfinished = !carries && turn::unfinished(u, raw);
+        reading.unfinished = !carries && !answers_yes_no(u, asked) && turn::unfinished(u, raw);
         reading.unreadable_correction =
             correcting && !carries && u.words.iter().any(|w| !FILLER.contains(&w.as_str()) && w.len() > 1);
         reading
@@ -108,6 +108,14 @@ impl Reading {
     pub fn has_details(&self) -> bool {
         self.name.is_some() || self.email.is_some() || self.phone
     }
+}
+
+/// Whether `u` answers a yes/no question with its first word ("No, that's all", heard "No, not how"):
+/// an answer, however the words after it trail off, never a sentence to wait for the rest of.
+fn answers_yes_no(u: &Utterance, asked: Expect) -> bool {
+    asked == Expect::YesNo
+        && u.words.first().is_some_and(|w| matches!(w.as_str(), "no" | "nope" | "yes" | "yeah" | "yep"))
+        && intent::yes_no(u).is_some()
 }
 
 /// A reschedule request's two wishes: which appointment (criteria) and where to (target). "Move my
@@ -201,5 +209,7 @@ mod tests {
         for text in ["Yes.", "I would like to book an appointment.", "Monday", "purple monkey dishwasher"] {
             assert!(!read(text, Expect::Request).unfinished, "{text}");
         }
+        assert!(!read("No, not how.", Expect::YesNo).unfinished, "a no that trails off answers a yes/no question");
+        assert!(read("No, not how.", Expect::Request).unfinished, "elsewhere it waits for the rest");
     }
 }
