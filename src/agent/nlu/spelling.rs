@@ -10,7 +10,9 @@
 //! - letters close to the word **replace** it: the caller's spelling wins over what was heard ("Garsha,
 //!   G A R C I A" is Garcia);
 //! - letters left over after the heard words are a word the recogniser did not write ("G.A.R. C.I.A."
-//!   after "Maria M.R.I.A." is Garcia).
+//!   after "Maria M.R.I.A." is Garcia);
+//! - but a run that is a common name as a whole is one word: it replaces the heard word that begins like
+//!   it ("Garsh, G-A-R-C-I-A" is Garcia, not Garsh and "cia").
 //!
 //! With [`Spelling::Mended`], letters that could not be a name as written are read as the closest common
 //! name ([`super::names`]: "HOPP-PDR" is Hopper); [`Spelling::AsSaid`] keeps them, for a caller who
