@@ -37,8 +37,9 @@ pub struct Utterance {
 }
 
 impl Utterance {
-    /// Normalises `raw`.
+    /// Normalises `raw`, without the recogniser's notes on what it heard ([`without_annotations`]).
     pub fn new(raw: &str) -> Self {
+        let raw = without_annotations(raw);
         let mut cleaned = String::with_capacity(raw.len());
         for c in raw.chars() {
             let c = c.to_lowercase().next().unwrap_or(c);
@@ -90,6 +91,23 @@ impl Utterance {
     pub fn only(&self, allowed: &[&str]) -> bool {
         !self.words.is_empty() && self.words.iter().all(|w| allowed.contains(&w.as_str()))
     }
+}
+
+/// `raw` without the spans in brackets or parentheses: whisper's notes on sounds that were not words
+/// ("[Music]", "(speaking in foreign language)", "[unintelligible]"), never what the caller said, and so
+/// never a name or an answer. A bracket that is not closed is left to normalisation.
+fn without_annotations(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(open) = rest.find(['[', '(']) {
+        let close = if rest[open..].starts_with('[') { ']' } else { ')' };
+        let Some(length) = rest[open..].find(close) else { break };
+        out.push_str(&rest[..open]);
+        out.push(' ');
+        rest = &rest[open + length + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The value of a number word or digits: "two" → 2, "14" → 14, "twenty" → 20 (0–59).
@@ -275,6 +293,14 @@ mod tests {
         assert_eq!(ordinal("23rd"), Some(23));
         assert_eq!(ordinal("third"), Some(3));
         assert_eq!(ordinal("rd"), None);
+    }
+
+    #[test]
+    fn the_recognisers_notes_are_not_words() {
+        assert!(Utterance::new("(speaking in foreign language)").words.is_empty());
+        assert!(Utterance::new("[Music]").words.is_empty());
+        assert_eq!(Utterance::new("Yes [BLANK_AUDIO] please").text, "yes please");
+        assert_eq!(Utterance::new("Friday (at 10").text, "friday at 10", "not closed: kept");
     }
 
     #[test]
