@@ -331,6 +331,13 @@ impl RulesEngine {
         Reply::say(format!("{lead} {}", self.prompt()))
     }
 
+    /// Whether `u` names a part of the booking where the agent asked which to change ("My name.", "name"):
+    /// the answer, however short, never a sentence to wait for the rest of.
+    fn answers_what_to_change(&self, u: &Utterance) -> bool {
+        matches!(self.stage, Stage::AskWhatToChange(_))
+            && u.has_any(&["time", "day", "date", "name", "email", "e-mail", "address", "phone", "number"])
+    }
+
     /// The caller paused after a fragment and said nothing more: ask, without counting a miss.
     fn nudge(&mut self, held: &str) -> Reply {
         let greeted = Utterance::new(held).has_any(&["hi", "hello", "hey", "good morning", "good afternoon"]);
@@ -352,7 +359,8 @@ impl RulesEngine {
         };
         let u = Utterance::new(&text);
         let reading = Reading::new(&u, &text, self.today(), self.expecting());
-        if reading.unfinished && turn.dtmf.is_empty() && self.held_turns < MAX_HELD {
+        if reading.unfinished && !self.answers_what_to_change(&u) && turn.dtmf.is_empty() && self.held_turns < MAX_HELD
+        {
             self.held = Some(text);
             self.held_turns += 1;
             return Reply::wait();
