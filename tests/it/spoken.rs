@@ -205,7 +205,7 @@ async fn the_spoken_corpus_ends_as_callers_asked() {
 const NEURAL_VOICES: [&str; 3] = ["hibari", "hibari-fast", "piper-fast"];
 const NEURAL_FLOOR_PERCENT: f64 = 94.5;
 
-/// The share of heard dialogs over all voices that end as asked today (143 of 230): a regression floor.
+/// The share of heard dialogs over all voices that end as asked today (144 of 230, 62.6 %): a regression floor.
 const FLOOR_PERCENT: f64 = 62.0;
 
 /// The table: categories down, voices across, then the totals.
