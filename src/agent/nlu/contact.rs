@@ -311,28 +311,32 @@ fn title(words: &[&str], how: Spelling) -> Option<String> {
     let mut letters = String::new();
     // Parts from here on are words as heard, which letters right after them may spell.
     let mut heard = 0;
-    let mut spelled = false;
+    // Every run of spelled letters, and every word written as the spelling of the word before.
+    let mut runs: Vec<String> = Vec::new();
     for word in words.iter().flat_map(|w| spelled_letters(w)) {
         if word.chars().count() == 1 && word.chars().all(char::is_alphabetic) {
             letters.push_str(&word);
-            spelled = true;
             continue;
         }
         if !letters.is_empty() {
-            spelling::apply(&mut parts, heard, &std::mem::take(&mut letters), how);
+            spelling::apply(&mut parts, heard, &letters, how);
+            runs.push(std::mem::take(&mut letters));
             heard = parts.len();
         }
         // Letters the recogniser wrote as a word ("Grace GRCE", "Hopper, HOPPER"): the word before, spelled.
         if parts.len() > heard && parts.last().is_some_and(|previous| spelling::spells(&word, previous)) {
             heard = parts.len();
-            spelled = true;
+            runs.push(word);
             continue;
         }
         parts.push(word);
     }
     spelling::apply(&mut parts, heard, &letters, how);
-    if spelled && how == Spelling::Mended {
-        mend_run_together(&mut parts);
+    if !letters.is_empty() {
+        runs.push(letters);
+    }
+    if !runs.is_empty() && how == Spelling::Mended {
+        mend_run_together(&mut parts, &runs);
     }
     let parts: Vec<String> = parts
         .into_iter()
@@ -345,11 +349,12 @@ fn title(words: &[&str], how: Spelling) -> Option<String> {
     (!parts.is_empty() && parts.len() <= 4).then(|| parts.join(" "))
 }
 
-/// In an answer where the caller spelled, a word one letter off a frequent name is that name: the
-/// recogniser ran a word and its spelled letters together ("Maria, M A R I A" → "MIRIA"). The name is
-/// read back, and taken as heard once the caller turned the mended one down.
-fn mend_run_together(parts: &mut [String]) {
-    for part in parts.iter_mut() {
+/// In an answer where the caller spelled (the letter `runs`), a word that no run spells and that is one
+/// letter off a frequent name is that name: the recogniser ran a word and its spelled letters together
+/// ("Maria, M A R I A" → "MIRIA"). Letters the caller spelled as they are ("Jaxon, J A X O N") stay. The
+/// name is read back, and taken as heard once the caller turned the mended one down.
+fn mend_run_together(parts: &mut [String], runs: &[String]) {
+    for part in parts.iter_mut().filter(|p| !runs.iter().any(|run| run.contains(p.as_str()))) {
         if let Some(name) = super::names::frequent_near(part) {
             *part = name.to_string();
         }
@@ -436,6 +441,7 @@ mod tests {
         assert_eq!(who(said), Some("Maria Garcia".into()));
         assert_eq!(name(&Utterance::new(said), Spelling::AsSaid), Some("Miria Garcia".into()));
         assert_eq!(who("Miria Garcia"), Some("Miria Garcia".into()), "nothing spelled: as heard");
+        assert_eq!(who("Jaxon Smith, J A X O N."), Some("Jaxon Smith".into()), "spelled as it is: kept");
     }
 
     #[test]
