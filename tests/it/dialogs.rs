@@ -197,7 +197,7 @@ pub(crate) struct Played {
 }
 
 /// What a speech recogniser heard of each caller line: the spoken corpus's caller. It answers the agent
-/// the way a caller on the phone does: says a turn's `retry` once when the agent asks again, and answers a
+/// the way a caller on the phone does: says a turn's `retry` once when the agent asks again (spells its email when asked to spell it), and answers a
 /// read-back that does not match what it asked for with a "no" and hangs up, rather than with the
 /// script's yes.
 pub(crate) trait Hearing {
@@ -372,8 +372,8 @@ pub(crate) async fn play(fixture: &Fixture, path: &Path, hearing: Option<&dyn He
             }
         } else if asks_again(&say) && !retried[index] && line != REFUSE {
             retried[index] = true;
-            if let Some(retry) = &turn.retry {
-                lines.push_front((index, retry.clone(), String::new()));
+            if let Some(retry) = turn.retry.clone().or_else(|| spelled_when_asked(&say, fixture.repair.as_ref())) {
+                lines.push_front((index, retry, String::new()));
             }
         }
         if last.end_call {
@@ -438,6 +438,12 @@ impl Played {
     fn empty() -> Self {
         Self { transcript: String::new(), failure: None, wrong: Vec::new(), honest: true, last_say: String::new() }
     }
+}
+
+/// A caller asked to spell their email address spells it, as they would to correct a read-back: the
+/// fixture's `[repair].email`, when the turn has no `retry` of its own.
+fn spelled_when_asked(say: &str, repair: Option<&Repair>) -> Option<String> {
+    (say.contains("spell") && say.contains("email")).then(|| repair?.email.clone()).flatten()
 }
 
 /// Whether the agent asked again: the caller's words were not understood.
