@@ -500,7 +500,7 @@ impl Readback {
         repaired: &mut Vec<&'static str>,
     ) -> Option<(&'static str, String)> {
         let said = say.to_lowercase();
-        let name_ok = self.name.as_ref().is_none_or(|n| said.contains(&n.to_lowercase()));
+        let name_ok = self.name.as_ref().is_none_or(|n| read_back_as(&said, n));
         let email_ok = self.spoken_email().is_none_or(|e| said.contains(&e));
         let only = Self { name: None, email: None, ..self.clone() };
         if !only.matches(say, now) {
@@ -530,11 +530,20 @@ impl Readback {
         let when = self.start.map(|s| slotline::agent::speak::instant(local(self.tz, s), self.tz, now).to_lowercase());
         let spoken_email = self.email.as_ref().map(|e| e.replace('.', " dot ").replace('@', " at "));
         let phone = self.phone.as_ref().map(|p| format!("ending in {}", &p[p.len().saturating_sub(4)..]));
-        [when, self.name.clone().map(|n| n.to_lowercase()), spoken_email, phone]
-            .into_iter()
-            .flatten()
-            .all(|part| said.contains(&part))
+        let name_ok = self.name.as_ref().is_none_or(|n| read_back_as(&said, n));
+        name_ok && [when, spoken_email, phone].into_iter().flatten().all(|part| said.contains(&part))
     }
+}
+
+/// Whether a read-back (lowercased) names the caller as `name` and nothing more: "for grace hopper on …",
+/// not "for grace hopper er on …".
+fn read_back_as(said: &str, name: &str) -> bool {
+    let name = name.to_lowercase();
+    said.match_indices(&name).any(|(at, _)| {
+        let after = &said[at + name.len()..];
+        let before = &said[..at];
+        (before.is_empty() || before.ends_with(' ')) && (after.starts_with(" on ") || !after.starts_with(|c: char| c.is_alphanumeric() || c == ' '))
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -323,10 +323,10 @@ fn title(words: &[&str], how: Spelling) -> Option<String> {
             runs.push(std::mem::take(&mut letters));
             heard = parts.len();
         }
-        // Letters the recogniser wrote as a word ("Grace GRCE", "Hopper, HOPPER"): the word before, spelled.
+        // Letters the recogniser wrote as a word ("Grace GRCE", "Hopper, HOPPER"): the word before, spelled;
+        // single letters right after it go on with that spelling ("Hopper HOPP E R").
         if parts.len() > heard && parts.last().is_some_and(|previous| spelling::spells(&word, previous)) {
-            heard = parts.len();
-            runs.push(word);
+            letters.push_str(&word);
             continue;
         }
         parts.push(word);
