@@ -228,7 +228,7 @@ pub fn name(u: &Utterance, how: Spelling) -> Option<String> {
     let plausible = !bare.is_empty()
         && whole_words <= 6
         && whole_words + usize::from(spoken.len() > whole_words) <= 6
-        && spoken.iter().all(|w| w.chars().all(|c| c.is_alphabetic() || c == '\''))
+        && spoken.iter().all(|w| w.chars().all(|c| c.is_alphabetic() || c == '\'' || c == '-'))
         && !spoken
             .iter()
             .any(|w| w.chars().count() > 1 && (NOT_A_NAME.contains(&w.as_str()) || super::when::is_month(w)));
@@ -239,8 +239,8 @@ pub fn name(u: &Utterance, how: Spelling) -> Option<String> {
 }
 
 /// "g-a-r-c-i-a" or "g.a.r.c.i.a" as the letters it spells, and so a recogniser's letter groups
-/// ("grc-e", "hopp-pdr": a part of one letter or without a vowel is no name's); any other word, a double
-/// name such as "jean-luc" among them, as it is.
+/// ("grc-e", "hopp-pdr": a part of one letter or without a vowel is no name's); a common name cut in two
+/// ("love-lace") joined; any other word, a double name such as "jean-luc" among them, as it is.
 fn spelled_letters(word: &str) -> Vec<String> {
     let letters = |parts: &[&str]| parts.iter().flat_map(|p| p.chars()).map(String::from).collect();
     for separator in ['-', '.'] {
@@ -251,12 +251,28 @@ fn spelled_letters(word: &str) -> Vec<String> {
         if parts.iter().all(|p| p.chars().count() == 1) {
             return letters(&parts);
         }
+        // A common name the recogniser cut in two ("Love-Lace") is that name.
+        let joined: String = parts.concat();
+        if separator == '-' && super::names::is_known(&joined) {
+            return vec![joined];
+        }
         let no_vowel = |p: &&str| !p.chars().any(|c| "aeiouy".contains(c));
         if separator == '-' && parts.iter().any(|p| p.chars().count() == 1 || no_vowel(p)) {
             return letters(&parts);
         }
     }
     vec![word.to_string()]
+}
+
+/// The words of a name answer with spelled letters as single letters; in an answer where the caller
+/// spelled, a hyphenated word is the recogniser's grouping of what was said ("MIRIA-GARSH G-A-R-C-I-A" for
+/// "Maria, M A R I A. Garcia, G A R C I A."), so its parts are words of their own.
+fn in_spelled_answer(words: &[&str]) -> Vec<String> {
+    let spoken: Vec<String> = words.iter().flat_map(|w| spelled_letters(w)).collect();
+    if !spoken.iter().any(|w| w.chars().count() == 1) {
+        return spoken;
+    }
+    spoken.iter().flat_map(|w| w.split('-').filter(|p| !p.is_empty()).map(str::to_string).collect::<Vec<_>>()).collect()
 }
 
 /// A name the caller introduced ("my name is Ada Lovelace", "this is Ada Lovelace", "under the name
@@ -313,7 +329,7 @@ fn title(words: &[&str], how: Spelling) -> Option<String> {
     let mut heard = 0;
     // Every run of spelled letters, and every word written as the spelling of the word before.
     let mut runs: Vec<String> = Vec::new();
-    for word in words.iter().flat_map(|w| spelled_letters(w)) {
+    for word in in_spelled_answer(words) {
         if word.chars().count() == 1 && word.chars().all(char::is_alphabetic) {
             letters.push_str(&word);
             continue;
@@ -442,6 +458,10 @@ mod tests {
         assert_eq!(name(&Utterance::new(said), Spelling::AsSaid), Some("Miria Garcia".into()));
         assert_eq!(who("Miria Garcia"), Some("Miria Garcia".into()), "nothing spelled: as heard");
         assert_eq!(who("Jaxon Smith, J A X O N."), Some("Jaxon Smith".into()), "spelled as it is: kept");
+        assert_eq!(who("MIRIA-GARSH G-A-R-C-I-A."), Some("Maria Garcia".into()), "the words grouped by a hyphen");
+        assert_eq!(who("Grace Hopper HOPP E R"), Some("Grace Hopper".into()), "the letters go on after a group");
+        assert_eq!(who("Jean-Luc Picard"), Some("Jean-luc Picard".into()), "a bare double name is a name");
+        assert_eq!(who("Ada Love-Lace"), Some("Ada Lovelace".into()), "a common name cut in two");
     }
 
     #[test]
