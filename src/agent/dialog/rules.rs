@@ -400,7 +400,7 @@ impl RulesEngine {
             _ => turn.text.clone(),
         };
         let u = Utterance::new(&text);
-        (self.unsure, self.spelled) = (turn.unsure.clone(), contact::spelled(&u));
+        (self.unsure, self.spelled) = (turn.unsure.clone(), contact::spelled(&u, &text));
         let reading = Reading::new(&u, &text, self.today(), self.expecting());
         if reading.unfinished && !self.answers_what_to_change(&u) && turn.dtmf.is_empty() && self.held_turns < MAX_HELD
         {
