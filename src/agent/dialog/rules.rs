@@ -948,6 +948,7 @@ impl RulesEngine {
 
     /// Takes a name the caller gave: as mended from garbled spelled letters, or as said where the caller
     /// already turned the mended one down.
+    ///
     /// The surname (or the only word) is doubtful when the recogniser was unsure of it, the caller did
     /// not spell it and it is no common name.
     fn take_name(&mut self, name: String, as_said: Option<String>) {
