@@ -483,7 +483,8 @@ impl RulesEngine {
     }
 
     /// The caller was asked to spell the doubtful word of their name: spelled letters replace it (or the
-    /// whole name, said again with its spelling); anything else keeps the name as heard. Never asked again.
+    /// whole name, said again with its spelling), a name introduced again replaces the name; anything else
+    /// keeps the name as heard. Never asked again.
     async fn on_spell_name(&mut self, slot: Slot, u: &Utterance, reading: &Reading) -> Reply {
         if let Some(reply) = self.correction(reading, Purpose::Book, None).await {
             return reply;
@@ -509,6 +510,10 @@ impl RulesEngine {
             self.doubtful = name.split_whitespace().last().map(str::to_string);
             self.spell_asked.extend(self.doubtful.clone());
             self.name = Some(name);
+        } else if let Some(name) = contact::introduced_name(u, Spelling::Mended) {
+            // The name said again ("My name is Ada Lovelace"): taken, and not asked for again.
+            self.take_name(name, contact::introduced_name(u, Spelling::AsSaid));
+            self.spell_asked.extend(self.doubtful.clone());
         }
         // An address or the phone said in the same breath is kept.
         if let Some(email) = reading.email.clone() {
