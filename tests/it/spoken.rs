@@ -215,11 +215,11 @@ async fn the_spoken_corpus_ends_as_callers_asked() {
 }
 
 /// The voices closest to a person on the phone, and the share of their dialogs that end as asked today
-/// (133 of 138, 96.4 %): a regression floor above the goal of 95 %.
+/// (134 of 138, 97.1 %, with the spell request for a surname whisper was unsure of): a regression floor above the goal of 95 %.
 const NEURAL_VOICES: [&str; 3] = ["hibari", "hibari-fast", "piper-fast"];
 const NEURAL_FLOOR_PERCENT: f64 = 96.0;
 
-/// The share of heard dialogs over all voices that end as asked today (146 of 230, 63.5 %): a regression floor.
+/// The share of heard dialogs over all voices that end as asked today (147 of 230, 63.9 %): a regression floor.
 const FLOOR_PERCENT: f64 = 63.0;
 
 /// The table: categories down, voices across, then the totals.
