@@ -2,7 +2,8 @@
 //! retries, its repairs of a wrong read-back, and the refusal itself) spoken by each voice below, cut as the endpointer cuts an
 //! utterance (200 ms before the speech, 100 ms after), sent through G.711 μ-law as on a call, and
 //! transcribed by the project's own speech to text (whisper.cpp, tiny.en, greedy, two threads). The
-//! transcripts go to `tests/fixtures/spoken/transcripts.toml`, which the fast test
+//! transcripts, with the words whisper was unsure of (`unsure."voice" = [...]`, where there are some), go to
+//! `tests/fixtures/spoken/transcripts.toml`, which the fast test
 //! (`tests/it/spoken.rs`) plays through the dialog engine.
 //!
 //!     cargo run --example spoken_corpus [-- --missing]
@@ -22,7 +23,7 @@ use slotline::media::g711;
 use slotline::speech::stt::whisper::{WhisperOptions, WhisperStt};
 use slotline::speech::tts::espeak::EspeakTts;
 use slotline::speech::tts::external::ExternalTts;
-use slotline::speech::{tts, SpeechToText, TextToSpeech};
+use slotline::speech::{tts, SpeechToText, TextToSpeech, Transcript};
 
 /// The caller's lines when a read-back is wrong (`tests/it/dialogs.rs` says them).
 const REFUSE: &str = "No, that's not right.";
@@ -107,14 +108,14 @@ async fn start(voice: &VoiceSpec) -> anyhow::Result<Box<dyn TextToSpeech>> {
 
 /// The line as the gateway's speech to text receives it on a call: the voice's audio without its own
 /// padding, 200 ms of line before and 100 ms after (the endpointer's pre-roll and tail), through μ-law.
-async fn hear(voice: &dyn TextToSpeech, stt: &WhisperStt, line: &str) -> anyhow::Result<String> {
+async fn hear(voice: &dyn TextToSpeech, stt: &WhisperStt, line: &str) -> anyhow::Result<Transcript> {
     let mut speech = voice.synthesize(line).await?;
     tts::trim_silence(&mut speech);
     let mut utterance = vec![0i16; 1600];
     utterance.extend_from_slice(&speech);
     utterance.extend(std::iter::repeat_n(0i16, 800));
     let wire: Vec<i16> = utterance.iter().map(|&s| g711::ulaw_decode(g711::ulaw_encode(s))).collect();
-    Ok(stt.transcribe(&wire).await?.text)
+    Ok(stt.transcribe(&wire).await?)
 }
 
 /// The value after `name` on the command line.
@@ -123,9 +124,10 @@ fn option(name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
 }
 
-type Heard = BTreeMap<String, BTreeMap<String, String>>;
+/// What one voice was heard as: the text and the words whisper was unsure of.
+type Heard = BTreeMap<String, BTreeMap<String, (String, Vec<String>)>>;
 
-/// The transcripts already rendered (line → voice → transcript).
+/// The transcripts already rendered (line → voice → transcript and unsure words).
 fn existing(path: &Path) -> Heard {
     let Ok(text) = std::fs::read_to_string(path) else { return Heard::new() };
     let Ok(value) = toml::from_str::<toml::Value>(&text) else { return Heard::new() };
@@ -134,8 +136,13 @@ fn existing(path: &Path) -> Heard {
         let (Some(said), Some(voices)) = (line.get("said").and_then(toml::Value::as_str), line.get("heard")) else {
             continue;
         };
+        let unsure = line.get("unsure").and_then(toml::Value::as_table);
+        let unsure_of = |voice: &str| -> Vec<String> {
+            let words = unsure.and_then(|u| u.get(voice)).and_then(toml::Value::as_array).into_iter().flatten();
+            words.filter_map(|w| w.as_str().map(str::to_string)).collect()
+        };
         let voices = voices.as_table().into_iter().flatten();
-        let voices = voices.filter_map(|(v, t)| Some((v.clone(), t.as_str()?.to_string()))).collect();
+        let voices = voices.filter_map(|(v, t)| Some((v.clone(), (t.as_str()?.to_string(), unsure_of(v))))).collect();
         heard.insert(said.to_string(), voices);
     }
     heard
@@ -152,8 +159,12 @@ fn write(path: &Path, lines: &[String], heard: &Heard) -> anyhow::Result<()> {
     }
     for line in lines {
         writeln!(out, "\n[[line]]\nsaid = {}", quote(line))?;
-        for (voice, text) in heard.get(line).into_iter().flatten() {
+        for (voice, (text, _)) in heard.get(line).into_iter().flatten() {
             writeln!(out, "heard.{} = {}", quote(voice), quote(text))?;
+        }
+        for (voice, (_, unsure)) in heard.get(line).into_iter().flatten().filter(|(_, (_, u))| !u.is_empty()) {
+            let words: Vec<String> = unsure.iter().map(|w| quote(w)).collect();
+            writeln!(out, "unsure.{} = [{}]", quote(voice), words.join(", "))?;
         }
     }
     std::fs::write(path, out)?;
@@ -181,17 +192,21 @@ async fn main() -> anyhow::Result<()> {
         let at = Instant::now();
         for (i, line) in todo.iter().enumerate() {
             let one = Instant::now();
-            let text = hear(tts.as_ref(), &stt, line).await?;
+            let transcript = hear(tts.as_ref(), &stt, line).await?;
             if std::env::var_os("SPOKEN_VERBOSE").is_some() {
-                eprintln!("{} {i} {:.1} s {line:?} -> {text:?}", voice.name, one.elapsed().as_secs_f64());
+                let (text, unsure) = (&transcript.text, &transcript.unsure);
+                eprintln!("{} {i} {:.1} s {line:?} -> {text:?} {unsure:?}", voice.name, one.elapsed().as_secs_f64());
             }
-            heard.entry((*line).clone()).or_default().insert(voice.name.to_string(), text);
+            heard
+                .entry((*line).clone())
+                .or_default()
+                .insert(voice.name.to_string(), (transcript.text, transcript.unsure));
         }
         println!("{:<12} {} lines in {:.0} s ({})", voice.name, todo.len(), at.elapsed().as_secs_f64(), voice.about);
     }
     write(&out, &lines, &heard)?;
     let differ =
-        |v: &str| lines.iter().filter(|l| heard.get(*l).and_then(|h| h.get(v)).is_some_and(|t| t != *l)).count();
+        |v: &str| lines.iter().filter(|l| heard.get(*l).and_then(|h| h.get(v)).is_some_and(|(t, _)| t != *l)).count();
     for voice in &VOICES {
         println!("{:<12} {} of {} lines heard otherwise than written", voice.name, differ(voice.name), lines.len());
     }

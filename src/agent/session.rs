@@ -356,20 +356,21 @@ pub async fn run(
                 Heard::Audio(samples) => Some(stt.transcribe(&samples).await),
                 Heard::Speculated(speculation) => Some(speculation.result().await),
             };
-            let heard = match transcript {
-                None => String::new(),
+            let (heard, unsure) = match transcript {
+                None => (String::new(), Vec::new()),
                 Some(Ok(transcript)) => {
                     timing.stt = request.stt_before + asked.elapsed();
-                    transcript.text
+                    (transcript.text, transcript.unsure)
                 }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "speech to text failed");
                     metrics::speech_error("stt");
-                    String::new()
+                    (String::new(), Vec::new())
                 }
             };
             let started = Instant::now();
-            let turn = UserTurn { text: heard.clone(), dtmf: request.dtmf };
+            // The words whisper was unsure of go with the text: the dialog asks to spell such a name.
+            let turn = UserTurn { text: heard.clone(), dtmf: request.dtmf, unsure };
             let reply =
                 if request.continues { conversation.continue_turn(turn).await } else { conversation.turn(turn).await };
             timing.dialog = started.elapsed();

@@ -126,6 +126,10 @@ pub struct Transcript {
     pub queued: Duration,
     /// Time spent decoding.
     pub decode: Duration,
+    /// Words of `text` the recognizer was unsure of (as written in `text`, without the punctuation
+    /// around them), in order; empty when the engine does not say (see
+    /// [`stt::whisper::UNSURE_BELOW`]).
+    pub unsure: Vec<String>,
 }
 
 /// Speech to text, one utterance at a time (the endpointer decides where utterances end).

@@ -20,6 +20,7 @@
 //! not = ["..."]                   # must not appear
 //! taken = "2026-12-02T10:00"      # someone else books this local start just before the turn
 //! continues = true                # the whole of the turn before, which went on after an early end
+//! unsure = ["Garsha"]             # words the recogniser was unsure of (passed on the UserTurn)
 //! [expect]
 //! outcome = "booked"
 //! hangup = true
@@ -120,6 +121,9 @@ pub(crate) struct Turn {
     #[serde(default, deserialize_with = "optional_local_time")]
     taken: Option<NaiveDateTime>,
     greeting: Option<Vec<String>>,
+    /// Words of `caller` the recogniser was unsure of (its token probabilities), as written in the line.
+    #[serde(default)]
+    unsure: Vec<String>,
 }
 
 /// A caller's corrections of a read-back: after "No, that's not right." and "The name." / "The email.".
@@ -203,6 +207,10 @@ pub(crate) struct Played {
 pub(crate) trait Hearing {
     /// What the engine receives for `line`.
     fn heard(&self, line: &str) -> String;
+    /// The words of what was heard of `line` that the recogniser was unsure of.
+    fn unsure(&self, _line: &str) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The caller's lines when a read-back is wrong (rendered with the corpus).
@@ -330,11 +338,13 @@ pub(crate) async fn play(fixture: &Fixture, path: &Path, hearing: Option<&dyn He
             }
             line = REFUSE.to_string();
         }
-        let said = match hearing {
-            Some(h) if !line.trim().is_empty() => h.heard(&line),
-            _ => line.clone(),
+        let (said, unsure) = match hearing {
+            Some(h) if !line.trim().is_empty() => (h.heard(&line), h.unsure(&line)),
+            // As written, the fixture's own doubts go with the turn's script line.
+            _ if line == turn.caller => (line.clone(), turn.unsure.clone()),
+            _ => (line.clone(), Vec::new()),
         };
-        let user = UserTurn { text: said.clone(), dtmf: dtmf.clone() };
+        let user = UserTurn { dtmf: dtmf.clone(), ..UserTurn::text(said.clone()) }.with_unsure(unsure);
         let heard_note = if said == line { String::new() } else { format!("   (said: {line})") };
         transcript.push_str(&format!(
             "caller: {said}{}{heard_note}\n",
@@ -440,10 +450,20 @@ impl Played {
     }
 }
 
-/// A caller asked to spell their email address spells it, as they would to correct a read-back: the
-/// fixture's `[repair].email`, when the turn has no `retry` of its own.
+/// A caller asked to spell their email address or their name spells it, as they would to correct a
+/// read-back: the fixture's `[repair].email` or `[repair].name`, when the turn has no `retry` of its own.
 fn spelled_when_asked(say: &str, repair: Option<&Repair>) -> Option<String> {
-    (say.contains("spell") && say.contains("email")).then(|| repair?.email.clone()).flatten()
+    if !say.contains("spell") {
+        return None;
+    }
+    let repair = repair?;
+    if say.contains("email") {
+        repair.email.clone()
+    } else if say.contains("name") {
+        repair.name.clone()
+    } else {
+        None
+    }
 }
 
 /// Whether the agent asked again: the caller's words were not understood.

@@ -175,7 +175,7 @@ async fn books_the_slot_the_model_saw_through_the_tools() {
     assert_eq!(offer.tool_calls[0].outcome, "ok");
     assert!(!offer.end_call);
 
-    let pick = UserTurn { text: "I'm Jane Doe, jane@example.com".into(), dtmf: "1".into() };
+    let pick = UserTurn { dtmf: "1".into(), ..UserTurn::text("I'm Jane Doe, jane@example.com") };
     let booked = conversation.turn(pick).await;
     assert_eq!(booked.say, "You're booked, Jane. Anything else?");
     assert_eq!(booked.tool_calls.len(), 1, "{:?}", booked.tool_calls);

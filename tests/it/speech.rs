@@ -222,3 +222,33 @@ fn the_startup_check_says_what_is_missing_and_how_to_get_it() {
     config.speech.model_path = Some(model_path());
     speech::check(&config).expect("model and espeak-ng are installed");
 }
+
+/// Given hibari-tts saying an unusual surname and a plain request, when whisper transcribes them
+/// through G.711, then its own token probabilities mark the surname as a word it was unsure of and
+/// leave "Monday" and "name" alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whisper_says_which_words_it_was_unsure_of() {
+    let stt = WhisperStt::load(&model_path(), WhisperOptions::default()).await.expect("model loads");
+    let mut sidecar = voice_sidecar("hibari");
+    sidecar.args.extend(["--seed".to_string(), "0".to_string()]);
+    let tts = ExternalTts::start(&sidecar).await.expect("the sidecar starts");
+    let hear = async |line: &str| {
+        let mut speech = tts.synthesize(line).await.expect("speaks");
+        tts::trim_silence(&mut speech);
+        stt.transcribe(&through_g711(Codec::Pcmu, &speech)).await.expect("transcribes")
+    };
+    let surname = hear("My last name is Szczepanski.").await;
+    let text = words(&surname.text);
+    assert!(text.starts_with(&words("My last name is")), "{:?}", surname.text);
+    let last = text.last().expect("a surname");
+    assert!(
+        surname.unsure.iter().any(|w| &w.to_lowercase() == last),
+        "{:?}: unsure {:?}",
+        surname.text,
+        surname.unsure
+    );
+    assert!(!surname.unsure.iter().any(|w| w == "name"), "{:?}", surname.unsure);
+    let monday = hear("Could I come in on Monday morning?").await;
+    assert!(words(&monday.text).contains(&"monday".to_string()), "{:?}", monday.text);
+    assert!(!monday.unsure.iter().any(|w| w == "Monday"), "{:?}: unsure {:?}", monday.text, monday.unsure);
+}

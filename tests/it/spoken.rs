@@ -32,16 +32,24 @@ struct Line {
     said: String,
     /// Voice name → transcript.
     heard: BTreeMap<String, String>,
+    /// Voice name → the words of its transcript whisper was unsure of (only where there are some).
+    #[serde(default)]
+    unsure: BTreeMap<String, Vec<String>>,
 }
 
 /// One voice's transcripts.
 struct Voice<'a> {
     heard: HashMap<&'a str, &'a str>,
+    unsure: HashMap<&'a str, &'a [String]>,
 }
 
 impl Hearing for Voice<'_> {
     fn heard(&self, line: &str) -> String {
         self.heard.get(line).map_or_else(|| format!("<not rendered: {line}>"), |t| (*t).to_string())
+    }
+
+    fn unsure(&self, line: &str) -> Vec<String> {
+        self.unsure.get(line).map(|words| words.to_vec()).unwrap_or_default()
     }
 }
 
@@ -100,6 +108,20 @@ fn transcripts() -> Transcripts {
     toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// Each voice with what it was heard as.
+fn voices(transcripts: &Transcripts) -> Vec<(&str, Voice<'_>)> {
+    let lines = &transcripts.lines;
+    transcripts
+        .voices
+        .keys()
+        .map(|name| {
+            let heard = lines.iter().filter_map(|l| Some((l.said.as_str(), l.heard.get(name)?.as_str()))).collect();
+            let unsure = lines.iter().filter_map(|l| Some((l.said.as_str(), l.unsure.get(name)?.as_slice()))).collect();
+            (name.as_str(), Voice { heard, unsure })
+        })
+        .collect()
+}
+
 /// Every line a caller of the corpus may say: the script, its retries, and the refusal of a wrong read-back.
 pub(crate) fn caller_lines(fixtures: &[Fixture]) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
@@ -131,15 +153,7 @@ async fn the_spoken_corpus_ends_as_callers_asked() {
         assert!(turns >= 150, "at least 150 caller turns, found {turns}");
         assert!(transcripts.voices.len() >= 3, "at least three voices: {:?}", transcripts.voices.keys());
     }
-    let voices: Vec<(&str, Voice)> = transcripts
-        .voices
-        .keys()
-        .map(|name| {
-            let heard =
-                transcripts.lines.iter().filter_map(|l| Some((l.said.as_str(), l.heard.get(name)?.as_str()))).collect();
-            (name.as_str(), Voice { heard })
-        })
-        .collect();
+    let voices = voices(&transcripts);
     let unrendered: Vec<&String> =
         lines.iter().filter(|l| voices.iter().any(|(_, v)| !v.heard.contains_key(l.as_str()))).collect();
     assert!(
@@ -201,11 +215,11 @@ async fn the_spoken_corpus_ends_as_callers_asked() {
 }
 
 /// The voices closest to a person on the phone, and the share of their dialogs that end as asked today
-/// (133 of 138, 96.4 %): a regression floor above the goal of 95 %.
+/// (134 of 138, 97.1 %, with the spell request for a surname whisper was unsure of): a regression floor above the goal of 95 %.
 const NEURAL_VOICES: [&str; 3] = ["hibari", "hibari-fast", "piper-fast"];
 const NEURAL_FLOOR_PERCENT: f64 = 96.0;
 
-/// The share of heard dialogs over all voices that end as asked today (146 of 230, 63.5 %): a regression floor.
+/// The share of heard dialogs over all voices that end as asked today (147 of 230, 63.9 %): a regression floor.
 const FLOOR_PERCENT: f64 = 63.0;
 
 /// The table: categories down, voices across, then the totals.

@@ -35,17 +35,32 @@ pub struct UserTurn {
     pub text: String,
     /// DTMF keys pressed during the turn, in order.
     pub dtmf: String,
+    /// Words of `text` the speech recognizer was unsure of (its own token probabilities), as written in
+    /// `text`; empty for typed turns and for engines that do not say.
+    pub unsure: Vec<String>,
 }
 
 impl UserTurn {
     /// A spoken or typed turn.
     pub fn text(text: impl Into<String>) -> Self {
-        Self { text: text.into(), dtmf: String::new() }
+        Self { text: text.into(), dtmf: String::new(), unsure: Vec::new() }
+    }
+
+    /// The same turn, with the words the recognizer was unsure of.
+    #[must_use]
+    pub fn with_unsure(mut self, unsure: Vec<String>) -> Self {
+        self.unsure = unsure;
+        self
+    }
+
+    /// Whether the recognizer was unsure of `word` (compared without case or surrounding punctuation).
+    pub fn is_unsure(&self, word: &str) -> bool {
+        unsure_of(&self.unsure, word)
     }
 
     /// A turn of key presses.
     pub fn dtmf(keys: impl Into<String>) -> Self {
-        Self { text: String::new(), dtmf: keys.into() }
+        Self { text: String::new(), dtmf: keys.into(), unsure: Vec::new() }
     }
 
     /// Silence: the caller said nothing before the no-input timeout.
@@ -57,6 +72,14 @@ impl UserTurn {
     pub fn is_silent(&self) -> bool {
         self.text.trim().is_empty() && self.dtmf.is_empty()
     }
+}
+
+/// Whether `word` is one of the `unsure` words of a turn (compared without case or surrounding
+/// punctuation).
+pub fn unsure_of(unsure: &[String], word: &str) -> bool {
+    let plain = |w: &str| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase();
+    let word = plain(word);
+    !word.is_empty() && unsure.iter().any(|u| plain(u) == word)
 }
 
 /// What the agent does in reply.
@@ -247,5 +270,20 @@ impl Conversation {
 impl Drop for Conversation {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_turn_carries_the_words_the_recognizer_was_unsure_of() {
+        let typed = UserTurn::text("My name is Jane Garsha.");
+        assert!(typed.unsure.is_empty() && !typed.is_unsure("Garsha"));
+        let heard = typed.with_unsure(vec!["Garsha".into()]);
+        assert!(heard.is_unsure("garsha") && heard.is_unsure("Garsha,"));
+        assert!(!heard.is_unsure("Jane") && !heard.is_unsure(""));
+        assert!(UserTurn::dtmf("1").unsure.is_empty());
     }
 }

@@ -12,6 +12,11 @@
 //! A plainly unfinished turn ("Um", "I would like.") gets no answer: its words are kept for the next.
 //! DTMF works wherever a choice or a yes/no is asked (1/2/3 pick, 1 yes, 2 no), and 1 takes the caller's
 //! number when the email could not be understood.
+//!
+//! A surname (or a name of one word) the recogniser was unsure of ([`UserTurn::unsure`]), that the
+//! caller did not spell and that is no common name, is asked to be spelled once, before the contact or
+//! the read-back; the read-back then spells it letter by letter ("for Jane Garsha, spelled G A R S H
+//! A"). A caller who declines or answers something else keeps the name as heard, read back spelled.
 
 use std::sync::Arc;
 
@@ -97,6 +102,8 @@ enum Stage {
         rest: Vec<Slot>,
     },
     AskName(Slot),
+    /// The caller's surname was asked to be spelled.
+    SpellName(Slot),
     AskContact(Slot),
     Confirm(Slot),
     AskWhatToChange(Slot),
@@ -132,6 +139,15 @@ pub struct RulesEngine {
     before_last: Option<Snapshot>,
     /// Names and addresses the caller said were wrong at a read-back: never mended into again.
     turned_down: Vec<String>,
+    /// The words of the turn being answered that the recogniser was unsure of, and whether the caller
+    /// spelled letters in it.
+    unsure: Vec<String>,
+    spelled: bool,
+    /// The word of the name whose letters matter: the recogniser was unsure of it, or the caller spelled
+    /// it when asked. The read-back spells it.
+    doubtful: Option<String>,
+    /// Words the caller was asked to spell (once each).
+    spell_asked: Vec<String>,
 }
 
 /// The conversation's state between turns.
@@ -148,6 +164,8 @@ struct Snapshot {
     held_turns: u32,
     criteria: When,
     move_to: When,
+    doubtful: Option<String>,
+    spell_asked: Vec<String>,
 }
 
 /// One reply: what to say, and whether the call ends after it.
@@ -192,6 +210,10 @@ impl RulesEngine {
             move_to: When::default(),
             before_last: None,
             turned_down: Vec::new(),
+            unsure: Vec::new(),
+            spelled: false,
+            doubtful: None,
+            spell_asked: Vec::new(),
         }
     }
 
@@ -208,6 +230,8 @@ impl RulesEngine {
             held_turns: self.held_turns,
             criteria: self.criteria,
             move_to: self.move_to,
+            doubtful: self.doubtful.clone(),
+            spell_asked: self.spell_asked.clone(),
         }
     }
 
@@ -223,6 +247,8 @@ impl RulesEngine {
         self.held_turns = s.held_turns;
         self.criteria = s.criteria;
         self.move_to = s.move_to;
+        self.doubtful = s.doubtful;
+        self.spell_asked = s.spell_asked;
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -249,6 +275,7 @@ impl RulesEngine {
                 format!("I have {}. Which would you like? You can also press 1, 2 or 3.", speak::slots(offered, now))
             }
             Stage::AskName(_) => "May I have your full name, please?".to_string(),
+            Stage::SpellName(_) => self.ask_spelling(),
             Stage::AskContact(_) => self.ask_contact(),
             Stage::Confirm(slot) => self.confirmation(slot),
             Stage::AskWhatToChange(_) => "What would you like to change: the time, the name or the email?".to_string(),
@@ -275,8 +302,23 @@ impl RulesEngine {
         }
     }
 
+    /// Asks for the doubtful word of the name, spelled.
+    fn ask_spelling(&self) -> String {
+        let one_word = self.name.as_deref().is_some_and(|n| n.split_whitespace().count() < 2);
+        if one_word {
+            "Could you spell your name for me, letter by letter?".to_string()
+        } else {
+            "Could you spell your last name for me, letter by letter?".to_string()
+        }
+    }
+
     fn confirmation(&self, slot: &Slot) -> String {
-        let name = self.name.clone().unwrap_or_default();
+        let mut name = self.name.clone().unwrap_or_default();
+        // The word whose letters matter is read back letter by letter, as it will be booked.
+        let doubtful = self.doubtful.as_deref().filter(|d| name.split_whitespace().any(|w| w == *d));
+        if let Some(word) = doubtful {
+            name = format!("{name}, spelled {},", spell_word(word));
+        }
         let contact = match (&self.email, &self.context.caller) {
             (Some(email), _) if !self.use_phone => {
                 format!("with the confirmation sent to {}, spelled {}", say_email(email), spell_local(email))
@@ -358,6 +400,7 @@ impl RulesEngine {
             _ => turn.text.clone(),
         };
         let u = Utterance::new(&text);
+        (self.unsure, self.spelled) = (turn.unsure.clone(), contact::spelled(&u, &text));
         let reading = Reading::new(&u, &text, self.today(), self.expecting());
         if reading.unfinished && !self.answers_what_to_change(&u) && turn.dtmf.is_empty() && self.held_turns < MAX_HELD
         {
@@ -393,6 +436,7 @@ impl RulesEngine {
                 self.offering(&u, &turn.dtmf, purpose, offered, rest, &reading).await
             }
             Stage::AskName(slot) => self.on_ask_name(slot, &reading).await,
+            Stage::SpellName(slot) => self.on_spell_name(slot, &u, &reading).await,
             Stage::AskContact(slot) => self.on_ask_contact(slot, &u, &reading, &turn.dtmf).await,
             Stage::Confirm(slot) => self.on_confirm(slot, &u, &reading, key_yes).await,
             Stage::AskWhatToChange(slot) => self.on_what_to_change(slot, &u, &reading).await,
@@ -438,6 +482,71 @@ impl RulesEngine {
         self.miss(false)
     }
 
+    /// The caller was asked to spell the doubtful word of their name: spelled letters replace it (or the
+    /// whole name, said again with its spelling), a name introduced again replaces the name; anything else
+    /// keeps the name as heard. Never asked again.
+    async fn on_spell_name(&mut self, slot: Slot, u: &Utterance, reading: &Reading) -> Reply {
+        if let Some(reply) = self.correction(reading, Purpose::Book, None).await {
+            return reply;
+        }
+        let spelled = self.spelled.then(|| contact::name(u, Spelling::Mended)).flatten();
+        if let (Some(spelled), Some(name)) = (spelled, self.name.clone()) {
+            let as_said = contact::name(u, Spelling::AsSaid);
+            let spelled = match as_said {
+                Some(said) if self.turned_down.contains(&spelled) => said,
+                _ => spelled,
+            };
+            let words: Vec<&str> = spelled.split_whitespace().collect();
+            let name = match words.as_slice() {
+                [one] => {
+                    let mut parts: Vec<&str> = name.split_whitespace().collect();
+                    parts.pop();
+                    parts.push(one);
+                    parts.join(" ")
+                }
+                _ => spelled.clone(),
+            };
+            // Spelled: read back letter by letter, never asked for again.
+            self.doubtful = name.split_whitespace().last().map(str::to_string);
+            self.spell_asked.extend(self.doubtful.clone());
+            self.name = Some(name);
+        } else if let Some(name) = contact::introduced_name(u, Spelling::Mended) {
+            // The name said again ("My name is Ada Lovelace"): taken, and not asked for again.
+            self.take_name(name, contact::introduced_name(u, Spelling::AsSaid));
+            self.spell_asked.extend(self.doubtful.clone());
+        }
+        // An address or the phone said in the same breath is kept.
+        if let Some(email) = reading.email.clone() {
+            self.take_email(email);
+            self.use_phone = false;
+        } else if reading.phone && self.context.caller.is_some() {
+            self.use_phone = true;
+        }
+        self.next_detail(slot)
+    }
+
+    /// Asks to spell the name's doubtful word where it was not asked yet: the reply, with the stage set.
+    fn spelling_request(&mut self, slot: &Slot) -> Option<Reply> {
+        let word = self.doubtful.clone()?;
+        if self.spell_asked.contains(&word) {
+            return None;
+        }
+        self.spell_asked.push(word);
+        self.stage = Stage::SpellName(slot.clone());
+        let first = self.first_name().map(|f| format!("Thank you, {f}. ")).unwrap_or_default();
+        Some(Reply::say(format!("{first}{}", self.ask_spelling())))
+    }
+
+    /// The read-back, unless the name's doubtful word is to be spelled first.
+    fn read_back(&mut self, slot: Slot) -> Reply {
+        if let Some(reply) = self.spelling_request(&slot) {
+            return reply;
+        }
+        let say = self.confirmation(&slot);
+        self.stage = Stage::Confirm(slot);
+        Reply::say(say)
+    }
+
     /// Waiting for an email address, or the caller's own number (said or key 1).
     async fn on_ask_contact(&mut self, slot: Slot, u: &Utterance, reading: &Reading, dtmf: &str) -> Reply {
         let again = self.turned_down.iter().rev().find_map(|address| address.split_once('@')).map(|(_, domain)| domain);
@@ -446,8 +555,7 @@ impl RulesEngine {
         if let Some(email) = email {
             self.take_email(email);
             self.use_phone = false;
-            self.stage = Stage::Confirm(slot.clone());
-            return Reply::say(self.confirmation(&slot));
+            return self.read_back(slot);
         }
         if intent::prefers_phone(u) || dtmf.starts_with('1') {
             if self.context.caller.is_none() {
@@ -456,8 +564,7 @@ impl RulesEngine {
                 );
             }
             self.use_phone = true;
-            self.stage = Stage::Confirm(slot.clone());
-            return Reply::say(self.confirmation(&slot));
+            return self.read_back(slot);
         }
         if let Some(reply) = self.correction(reading, Purpose::Book, None).await {
             return reply;
@@ -484,7 +591,7 @@ impl RulesEngine {
                     return reply;
                 }
                 if self.amend_details(u, reading) {
-                    return Reply::say(self.confirmation(&slot));
+                    return self.read_back(slot);
                 }
                 self.stage = Stage::AskWhatToChange(slot);
                 Reply::say("No problem. What would you like to change: the time, the name or the email?")
@@ -494,7 +601,7 @@ impl RulesEngine {
                     return reply;
                 }
                 if self.amend_details(u, reading) {
-                    return Reply::say(self.confirmation(&slot));
+                    return self.read_back(slot);
                 }
                 if reading.accepts {
                     return self.book(slot).await;
@@ -526,8 +633,7 @@ impl RulesEngine {
             return Reply::say(self.ask_contact());
         }
         if self.amend_details(u, reading) {
-            self.stage = Stage::Confirm(slot.clone());
-            return Reply::say(self.confirmation(&slot));
+            return self.read_back(slot);
         }
         self.miss(false)
     }
@@ -847,11 +953,21 @@ impl RulesEngine {
 
     /// Takes a name the caller gave: as mended from garbled spelled letters, or as said where the caller
     /// already turned the mended one down.
+    ///
+    /// The surname (or the only word) is doubtful when the recogniser was unsure of it, the caller did
+    /// not spell it and it is no common name.
     fn take_name(&mut self, name: String, as_said: Option<String>) {
-        self.name = Some(match as_said {
+        let name = match as_said {
             Some(said) if self.turned_down.contains(&name) => said,
             _ => name,
-        });
+        };
+        let surname = name.split_whitespace().last().unwrap_or_default();
+        let doubtful = super::unsure_of(&self.unsure, surname) && !self.spelled && !contact::is_common_name(surname);
+        if doubtful {
+            tracing::debug!("the recogniser was unsure of the caller's surname");
+        }
+        self.doubtful = doubtful.then(|| surname.to_string());
+        self.name = Some(name);
     }
 
     /// Takes an address the caller gave; spelled letters near a word of the caller's name are that word
@@ -882,7 +998,7 @@ impl RulesEngine {
         match &self.stage {
             Stage::Listening(Some(Purpose::Book)) => Some(Step::Intent),
             Stage::Offering { purpose: Purpose::Book, .. } => Some(Step::Offered),
-            Stage::AskName(_) | Stage::AskContact(_) => Some(Step::Chosen),
+            Stage::AskName(_) | Stage::SpellName(_) | Stage::AskContact(_) => Some(Step::Chosen),
             Stage::Confirm(_) | Stage::AskWhatToChange(_) => Some(Step::Details),
             _ => None,
         }
@@ -914,6 +1030,9 @@ impl RulesEngine {
 
     /// After a name: the contact if still missing, else the read-back.
     fn next_detail(&mut self, slot: Slot) -> Reply {
+        if let Some(reply) = self.spelling_request(&slot) {
+            return reply;
+        }
         if self.email.is_none() && !self.use_phone {
             self.stage = Stage::AskContact(slot);
             let first = self.name.as_deref().and_then(|n| n.split_whitespace().next()).unwrap_or("").to_string();
@@ -1225,6 +1344,13 @@ fn spell_local(email: &str) -> String {
     spoken.join(" ")
 }
 
+/// A word letter by letter ("Garsha" → "G A R S H A").
+fn spell_word(word: &str) -> String {
+    let letters: Vec<String> =
+        word.chars().filter(|c| c.is_alphanumeric()).map(|c| c.to_uppercase().to_string()).collect();
+    letters.join(" ")
+}
+
 /// A phone number read in groups of digits.
 fn say_phone(phone: &str) -> String {
     let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
@@ -1251,6 +1377,8 @@ impl DialogEngine for RulesEngine {
             Stage::Listening(Some(_)) => Expect::When,
             Stage::Offering { .. } | Stage::PickBooking(..) => Expect::Choice,
             Stage::AskName(_) => Expect::Name,
+            // Letters come with pauses between them: the turn is not ended early.
+            Stage::SpellName(_) => Expect::Anything,
             Stage::AskContact(_) | Stage::AskLookupEmail(_) => Expect::Contact,
             Stage::Confirm(_) | Stage::ConfirmCancel(_) | Stage::ConfirmMove(..) | Stage::AnythingElse => Expect::YesNo,
             Stage::AskWhatToChange(_) | Stage::Ended => Expect::Anything,
@@ -1297,5 +1425,17 @@ impl DialogEngine for RulesEngine {
             }
             None => self.on_user_turn(whole).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_word_is_spelled_letter_by_letter() {
+        assert_eq!(spell_word("Kowalczyk"), "K O W A L C Z Y K");
+        assert_eq!(spell_word("O'Neil"), "O N E I L");
+        assert_eq!(spell_word(""), "");
     }
 }

@@ -377,9 +377,47 @@ fn mend_run_together(parts: &mut [String], runs: &[String]) {
     }
 }
 
+/// `true` when the caller spelled letters in `u` ("G A R S H A", "g-a-r-s-h-a", "Garsha, G A R"): two
+/// letters or more said one by one ("a" and "I", which are words, not counted), or, in `raw` as the
+/// recogniser wrote it, a word of three capitals or more, its way of writing spelled letters ("JOH").
+pub fn spelled(u: &Utterance, raw: &str) -> bool {
+    let capitals =
+        raw.split(|c: char| !c.is_alphabetic()).any(|w| w.chars().count() >= 3 && w.chars().all(char::is_uppercase));
+    capitals || spelled_one_by_one(u)
+}
+
+fn spelled_one_by_one(u: &Utterance) -> bool {
+    let letters = u
+        .words
+        .iter()
+        .flat_map(|w| spelled_letters(w))
+        .filter(|w| w.chars().count() == 1 && w.chars().all(char::is_alphabetic) && w != "a" && w != "i")
+        .count();
+    letters >= 2
+}
+
+/// `true` when `word` (any case) is a common given name or surname: among the thousand most frequent of
+/// the census lexicon's lists.
+pub fn is_common_name(word: &str) -> bool {
+    super::names::is_frequent(&word.to_lowercase())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spelled_letters_and_common_names_are_told() {
+        let spelled = |text: &str| spelled(&Utterance::new(text), text);
+        assert!(spelled("G A R S H A"));
+        assert!(spelled("Garsha, g-a-r-s-h-a."));
+        assert!(spelled("It's J.O.N."));
+        assert!(spelled("Ada, ADA. Lovelace, LOVLACE."));
+        assert!(!spelled("I'd like a Monday slot at 10 AM"));
+        assert!(!spelled("My name is Jane Garsha"));
+        assert!(is_common_name("Garcia") && is_common_name("smith") && is_common_name("Nguyen"));
+        assert!(!is_common_name("Szczepanski") && !is_common_name("Kowalczyk") && !is_common_name("Cowelksyk"));
+    }
 
     fn mail(text: &str) -> Option<String> {
         email(&Utterance::new(text))

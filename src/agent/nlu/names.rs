@@ -103,6 +103,17 @@ pub(super) fn frequent_near(word: &str) -> Option<&'static str> {
         .map(|(_, name)| name)
 }
 
+/// The [`FREQUENT`] most frequent names of either list.
+static FREQUENT_NAMES: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| ranked().filter(|(rank, _)| *rank < FREQUENT).map(|(_, name)| name).collect());
+
+/// `true` when `word` (lowercase) is among the [`FREQUENT`] most frequent given names or surnames: a name
+/// the recogniser writes the usual way ("Garcia", "Nguyen"), where a rarer one ("Kowalczyk") may be
+/// written in many.
+pub(super) fn is_frequent(word: &str) -> bool {
+    FREQUENT_NAMES.contains(word)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,7 +52,13 @@ impl SpeechToText for OpenAiStt {
     async fn transcribe(&self, utterance: &[i16]) -> Result<Transcript, SpeechError> {
         let audio = duration_of(utterance.len());
         if utterance.is_empty() {
-            return Ok(Transcript { text: String::new(), audio, queued: Duration::ZERO, decode: Duration::ZERO });
+            return Ok(Transcript {
+                text: String::new(),
+                audio,
+                queued: Duration::ZERO,
+                decode: Duration::ZERO,
+                unsure: Vec::new(),
+            });
         }
         let started = Instant::now();
         let file = Part::bytes(wav::encode(RATE, utterance))
@@ -74,6 +80,8 @@ impl SpeechToText for OpenAiStt {
             audio,
             queued: Duration::ZERO,
             decode: started.elapsed(),
+            // The JSON answer carries no token probabilities.
+            unsure: Vec::new(),
         })
     }
 }

@@ -10,6 +10,12 @@
 //! English, a token budget proportional to the audio. Whisper's encoder normally looks at 30 s (1500 positions of 20 ms);
 //! [`AudioContext::Scaled`] gives it only the utterance plus a margin, which makes short turns several
 //! times cheaper.
+//!
+//! Whisper's own confidence comes with the words: after a decode the segment's tokens (special ones
+//! left out) are joined into words (a token starting with a space begins one) and each word gets the
+//! lowest probability of its tokens. The words below [`UNSURE_BELOW`] are [`Transcript::unsure`]; the
+//! dialog asks the caller to spell a name whisper was unsure of. Reading the probabilities costs
+//! nothing beyond the decode.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -37,6 +43,14 @@ const AUDIO_CTX_MARGIN: u32 = 64;
 const MIN_AUDIO_CTX: u32 = 512;
 /// Utterances shorter than this (16 kHz samples, 1 s) are padded with silence.
 const MIN_SAMPLES: usize = WHISPER_RATE as usize;
+
+/// A word whose least likely token whisper gave less than this is one it was unsure of. Measured with
+/// tiny.en (greedy, through μ-law) on hibari-tts and espeak-ng saying names and times (`docs/speech.md`):
+/// unusual surnames came out at 0.04–0.34 whether whisper spelled them right or not (Kowalczyk 0.09,
+/// Szczepanski 0.17, Raghunathan 0.10, Okafor 0.25), words it misheard mostly below 0.35, while words it
+/// heard right stayed above 0.45 (Jane 0.48, Garcia 0.58, Monday 0.95–0.99, Hopper 0.87). 0.4 sits
+/// in that gap; a common name below it is still not asked for (the dialog checks its lexicon).
+pub const UNSURE_BELOW: f32 = 0.4;
 
 /// Tokens one utterance of `samples` (16 kHz) may produce: 8 a second plus 16.
 fn max_tokens(samples: usize) -> i32 {
@@ -151,6 +165,7 @@ impl WhisperStt {
                 audio: Duration::ZERO,
                 queued: Duration::ZERO,
                 decode: Duration::ZERO,
+                unsure: Vec::new(),
             });
         }
         let asked = Instant::now();
@@ -162,19 +177,68 @@ impl WhisperStt {
         let shared = Arc::clone(&self.shared);
         let audio = duration_of(utterance.len());
         let utterance = utterance.to_vec();
-        let (text, decode) = tokio::task::spawn_blocking(move || {
+        let (Decoded { text, words }, decode) = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             shared.decode(&utterance, audio_ctx)
         })
         .await
         .map_err(|e| SpeechError::Engine { engine: "whisper", message: format!("decoder stopped: {e}") })??;
-        Ok(Transcript { text, audio, queued, decode })
+        let unsure = unsure(&words, UNSURE_BELOW);
+        Ok(Transcript { text, audio, queued, decode, unsure })
     }
+}
+
+/// One decode: the text and its words with whisper's confidence in each.
+struct Decoded {
+    text: String,
+    words: Vec<HeardWord>,
+}
+
+/// A word as whisper wrote it (with any punctuation its tokens carry) and the lowest probability of its
+/// tokens (punctuation-only tokens left out: a doubtful full stop does not make a word doubtful).
+#[derive(Debug, Clone, PartialEq)]
+struct HeardWord {
+    text: String,
+    probability: f32,
+}
+
+/// Joins tokens (their text and probability, special tokens already left out) into words: a token
+/// starting with a space begins a word, any other continues the one before.
+fn join_words<'a>(tokens: impl IntoIterator<Item = (&'a [u8], f32)>) -> Vec<HeardWord> {
+    let mut words: Vec<(Vec<u8>, f32)> = Vec::new();
+    for (bytes, probability) in tokens {
+        let starts = bytes.first() == Some(&b' ') || words.is_empty();
+        if starts {
+            words.push((Vec::new(), 1.0));
+        }
+        let Some((word, lowest)) = words.last_mut() else { continue };
+        word.extend_from_slice(bytes);
+        // Pieces of one UTF-8 character carry no letters of their own but belong to a word: they count.
+        let punctuation = bytes.iter().all(|b| b.is_ascii() && !b.is_ascii_alphanumeric());
+        if !punctuation {
+            *lowest = lowest.min(probability);
+        }
+    }
+    words
+        .into_iter()
+        .map(|(bytes, probability)| HeardWord { text: String::from_utf8_lossy(&bytes).trim().to_string(), probability })
+        .filter(|w| !w.text.is_empty())
+        .collect()
+}
+
+/// The words below `threshold`, without the punctuation around them, in order.
+fn unsure(words: &[HeardWord], threshold: f32) -> Vec<String> {
+    words
+        .iter()
+        .filter(|w| w.probability < threshold)
+        .map(|w| w.text.trim_matches(|c: char| !c.is_alphanumeric()).to_string())
+        .filter(|w| !w.is_empty())
+        .collect()
 }
 
 impl Shared {
     /// Runs on a blocking thread, holding a permit.
-    fn decode(&self, utterance: &[i16], audio_ctx: AudioContext) -> Result<(String, Duration), SpeechError> {
+    fn decode(&self, utterance: &[i16], audio_ctx: AudioContext) -> Result<(Decoded, Duration), SpeechError> {
         let started = Instant::now();
         let mut pcm = Vec::with_capacity(utterance.len() * 2 + MIN_SAMPLES);
         let mut resampler = Resampler::new(RATE, WHISPER_RATE);
@@ -222,25 +286,37 @@ impl Shared {
             // A worker that panicked took its state with it.
             None => self.context.create_state().map_err(|e| engine_error("no decoder state", e))?,
         };
+        let eot = self.context.token_eot();
         let mut run = |positions: u32| {
             state.full(params(positions), &audio).map_err(|e| engine_error("decoding", e))?;
-            let (mut text, mut tokens) = (String::new(), 0);
+            let (mut text, mut tokens, mut pieces) = (String::new(), 0, Vec::new());
             for segment in state.as_iter() {
                 tokens += segment.n_tokens();
                 if let Ok(words) = segment.to_str_lossy() {
                     text.push_str(&words);
                 }
+                for i in 0..segment.n_tokens() {
+                    let Some(token) = segment.get_token(i) else { continue };
+                    // [_BEG_], [_TT_…], [_SOT_] and the like: ids from the end-of-text token on.
+                    if token.token_id() >= eot {
+                        continue;
+                    }
+                    if let Ok(bytes) = token.to_bytes() {
+                        pieces.push((bytes.to_vec(), token.token_probability()));
+                    }
+                }
             }
-            Ok::<_, SpeechError>((text.trim().to_string(), tokens))
+            let words = join_words(pieces.iter().map(|(b, p)| (b.as_slice(), *p)));
+            Ok::<_, SpeechError>((Decoded { text: text.trim().to_string(), words }, tokens))
         };
         // A cut window occasionally sends tiny.en into a loop (it runs into the token budget); the full
         // 30 s window, which the model was trained on, then decodes the turn once more.
         let result = match run(positions) {
             Ok((_, tokens)) if tokens >= budget && positions < FULL_AUDIO_CTX => {
                 tracing::debug!(positions, tokens, "whisper looped with a scaled window; decoding with the full one");
-                run(FULL_AUDIO_CTX).map(|(text, _)| text)
+                run(FULL_AUDIO_CTX).map(|(decoded, _)| decoded)
             }
-            other => other.map(|(text, _)| text),
+            other => other.map(|(decoded, _)| decoded),
         };
         if let Ok(mut states) = self.states.lock() {
             states.push(state);
@@ -268,6 +344,34 @@ mod tests {
         assert_eq!(AudioContext::Scaled.positions(60 * 16_000), FULL_AUDIO_CTX);
         assert_eq!(AudioContext::Full.positions(16_000), 1500);
         assert_eq!(AudioContext::Fixed(0).positions(16_000), 1);
+    }
+
+    fn word(text: &str, probability: f32) -> HeardWord {
+        HeardWord { text: text.into(), probability }
+    }
+
+    #[test]
+    fn tokens_join_into_words_with_their_least_likely_token() {
+        let tokens: [(&[u8], f32); 7] = [
+            (b" My", 0.9),
+            (b" name", 0.99),
+            (b" is", 0.98),
+            (b" Cow", 0.7),
+            (b"elk", 0.2),
+            (b"syk", 0.5),
+            (b".", 0.01),
+        ];
+        let words = join_words(tokens);
+        assert_eq!(words, vec![word("My", 0.9), word("name", 0.99), word("is", 0.98), word("Cowelksyk.", 0.2)]);
+        assert_eq!(unsure(&words, UNSURE_BELOW), vec!["Cowelksyk".to_string()]);
+        // The first token of a turn may lack its space; a doubtful comma does not make a word doubtful.
+        let words = join_words([(b"Monday".as_slice(), 0.95), (b",", 0.1), (b" 10", 0.3)]);
+        assert_eq!(words, vec![word("Monday,", 0.95), word("10", 0.3)]);
+        assert_eq!(unsure(&words, UNSURE_BELOW), vec!["10".to_string()]);
+        // Pieces of one UTF-8 character are joined before the text is read.
+        let words = join_words([(b" Jos".as_slice(), 0.8), (&[0xC3], 0.3), (&[0xA9], 0.9)]);
+        assert_eq!(words, vec![word("José", 0.3)]);
+        assert!(join_words(std::iter::empty()).is_empty());
     }
 
     #[tokio::test]
