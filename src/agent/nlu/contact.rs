@@ -354,6 +354,11 @@ fn title(words: &[&str], how: Spelling) -> Option<String> {
     if !runs.is_empty() && how == Spelling::Mended {
         mend_run_together(&mut parts, &runs);
     }
+    if !runs.is_empty() {
+        // A spelling the recogniser garbled, mended to the word it spells, is that word once ("Hopper,
+        // HOPPPR" is Hopper, not Hopper Hopper).
+        parts.dedup();
+    }
     let parts: Vec<String> = parts
         .into_iter()
         .filter(|p| p.chars().any(char::is_alphabetic))
@@ -500,6 +505,7 @@ mod tests {
         assert_eq!(who("Grace Hopper HOPP E R"), Some("Grace Hopper".into()), "the letters go on after a group");
         assert_eq!(who("Jean-Luc Picard"), Some("Jean-luc Picard".into()), "a bare double name is a name");
         assert_eq!(who("Ada Love-Lace"), Some("Ada Lovelace".into()), "a common name cut in two");
+        assert_eq!(who("Grace G R C E, Hopper, HOPPPR."), Some("Grace Hopper".into()), "a garbled spelling once");
     }
 
     #[test]
