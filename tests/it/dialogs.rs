@@ -201,9 +201,9 @@ pub(crate) struct Played {
 }
 
 /// What a speech recogniser heard of each caller line: the spoken corpus's caller. It answers the agent
-/// the way a caller on the phone does: says a turn's `retry` once when the agent asks again (spells its email when asked to spell it), and answers a
-/// read-back that does not match what it asked for with a "no" and hangs up, rather than with the
-/// script's yes.
+/// the way a caller on the phone does: says a turn's `retry` once when the agent asks again (spells its
+/// email or name when asked to spell it), and answers a read-back that does not match what it asked for
+/// with a "no" and hangs up, rather than with the script's yes.
 pub(crate) trait Hearing {
     /// What the engine receives for `line`.
     fn heard(&self, line: &str) -> String;

@@ -53,11 +53,6 @@ impl UserTurn {
         self
     }
 
-    /// Whether the recognizer was unsure of `word` (compared without case or surrounding punctuation).
-    pub fn is_unsure(&self, word: &str) -> bool {
-        unsure_of(&self.unsure, word)
-    }
-
     /// A turn of key presses.
     pub fn dtmf(keys: impl Into<String>) -> Self {
         Self { text: String::new(), dtmf: keys.into(), unsure: Vec::new() }
@@ -280,10 +275,10 @@ mod tests {
     #[test]
     fn a_turn_carries_the_words_the_recognizer_was_unsure_of() {
         let typed = UserTurn::text("My name is Jane Garsha.");
-        assert!(typed.unsure.is_empty() && !typed.is_unsure("Garsha"));
+        assert!(typed.unsure.is_empty() && !unsure_of(&typed.unsure, "Garsha"));
         let heard = typed.with_unsure(vec!["Garsha".into()]);
-        assert!(heard.is_unsure("garsha") && heard.is_unsure("Garsha,"));
-        assert!(!heard.is_unsure("Jane") && !heard.is_unsure(""));
+        assert!(unsure_of(&heard.unsure, "garsha") && unsure_of(&heard.unsure, "Garsha,"));
+        assert!(!unsure_of(&heard.unsure, "Jane") && !unsure_of(&heard.unsure, ""));
         assert!(UserTurn::dtmf("1").unsure.is_empty());
     }
 }

@@ -491,11 +491,7 @@ impl RulesEngine {
         }
         let spelled = self.spelled.then(|| contact::name(u, Spelling::Mended)).flatten();
         if let (Some(spelled), Some(name)) = (spelled, self.name.clone()) {
-            let as_said = contact::name(u, Spelling::AsSaid);
-            let spelled = match as_said {
-                Some(said) if self.turned_down.contains(&spelled) => said,
-                _ => spelled,
-            };
+            let spelled = self.unless_turned_down(spelled, contact::name(u, Spelling::AsSaid));
             let words: Vec<&str> = spelled.split_whitespace().collect();
             let name = match words.as_slice() {
                 [one] => {
@@ -957,10 +953,7 @@ impl RulesEngine {
     /// The surname (or the only word) is doubtful when the recogniser was unsure of it, the caller did
     /// not spell it and it is no common name.
     fn take_name(&mut self, name: String, as_said: Option<String>) {
-        let name = match as_said {
-            Some(said) if self.turned_down.contains(&name) => said,
-            _ => name,
-        };
+        let name = self.unless_turned_down(name, as_said);
         let surname = name.split_whitespace().last().unwrap_or_default();
         let doubtful = super::unsure_of(&self.unsure, surname) && !self.spelled && !contact::is_common_name(surname);
         if doubtful {
@@ -968,6 +961,14 @@ impl RulesEngine {
         }
         self.doubtful = doubtful.then(|| surname.to_string());
         self.name = Some(name);
+    }
+
+    /// The name as mended, or as said where the caller already turned the mended one down.
+    fn unless_turned_down(&self, mended: String, as_said: Option<String>) -> String {
+        match as_said {
+            Some(said) if self.turned_down.contains(&mended) => said,
+            _ => mended,
+        }
     }
 
     /// Takes an address the caller gave; spelled letters near a word of the caller's name are that word
