@@ -176,7 +176,7 @@ pub fn last_user(messages: &[Value]) -> String {
     messages.iter().rev().find(|m| m["role"] == "user").and_then(|m| m["content"].as_str()).unwrap_or_default().into()
 }
 
-/// The slot ids in a `list_available_slots` result (`ST_xxx = Tuesday the 3rd at 2 PM; ...`), in order.
+/// The slot ids in a `list_available_slots` result (`ST_xxx = Thursday, December 3rd at 2 PM; ...`), in order.
 pub fn slot_ids(text: &str) -> Vec<String> {
     text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|w| w.starts_with("ST_"))

@@ -863,7 +863,7 @@ impl RulesEngine {
             .map_or_else(|| self.now(), |t| t.with_timezone(&Utc))
     }
 
-    /// "on Saturday the 5th", "at 2 PM on Thursday the 3rd", "in the morning".
+    /// "on Saturday, December 5th", "at 2 PM on Thursday, December 3rd", "in the morning".
     fn describe_wish(&self, wish: When) -> String {
         let day = match wish.days {
             Some(Days::On(d)) => format!("on {}", self.say_day(d)),
