@@ -313,6 +313,7 @@ pub(crate) async fn play(fixture: &Fixture, path: &Path, hearing: Option<&dyn He
         fixture.turns.iter().enumerate().map(|(i, t)| (i, t.caller.clone(), t.dtmf.clone())).collect();
     let mut retried = vec![false; fixture.turns.len()];
     let mut repaired: Vec<&'static str> = Vec::new();
+    let mut gave_email = false;
     while let Some((index, mut line, dtmf)) = lines.pop_front() {
         let turn = &fixture.turns[index];
         if turn.greeting.is_some() {
@@ -321,6 +322,15 @@ pub(crate) async fn play(fixture: &Fixture, path: &Path, hearing: Option<&dyn He
         if let Some(at) = turn.taken {
             book_elsewhere(at, someone(), Some("other@example.com".into()), None).await?;
             transcript.push_str(&format!("   (someone else books {at})\n"));
+        }
+        // A caller asked for their address gives it when their next words are not one (the address they
+        // gave earlier was lost in the hearing), spelled as to correct a read-back, once.
+        if !strict && !gave_email && asks_for_email(&last.say) && dtmf.is_empty() && !gives_contact(&line) {
+            if let Some(email) = fixture.repair.as_ref().and_then(|r| r.email.clone()) {
+                gave_email = true;
+                lines.push_front((index, line.clone(), dtmf.clone()));
+                line = email;
+            }
         }
         // A caller who listens: a read-back that is not what they asked for gets a no; a wrong name or
         // email is spelled once, anything else makes them leave.
@@ -464,6 +474,17 @@ fn spelled_when_asked(say: &str, repair: Option<&Repair>) -> Option<String> {
     } else {
         None
     }
+}
+
+/// Whether the agent asked for the caller's email address.
+fn asks_for_email(say: &str) -> bool {
+    say.to_lowercase().contains("what email address")
+}
+
+/// Whether a caller's line gives an address or says how to be reached instead.
+fn gives_contact(line: &str) -> bool {
+    let line = line.to_lowercase();
+    [" at ", "@", "phone", "number", "no email"].iter().any(|p| line.contains(p)) || line.starts_with("at ")
 }
 
 /// Whether the agent asked again: the caller's words were not understood.

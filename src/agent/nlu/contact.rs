@@ -44,6 +44,34 @@ pub fn email(u: &Utterance) -> Option<String> {
     is_email(&address).then_some(address)
 }
 
+/// An address in `raw` (a transcript as written) whose spoken "dot" the recogniser wrote as a full stop
+/// between two words ("John. Smith at example.com." for "john dot smith at example dot com"). `None`
+/// unless such a stop is there and reading it as "dot" gives an address with a dot in its local part.
+pub fn email_with_written_dots(raw: &str) -> Option<String> {
+    let chars: Vec<char> = raw.chars().collect();
+    let mut dotted = String::with_capacity(raw.len() + 8);
+    let mut found = false;
+    for (i, &c) in chars.iter().enumerate() {
+        let after_word = i > 0 && chars[i - 1].is_alphabetic();
+        let before_word =
+            chars.get(i + 1).is_some_and(|c| c.is_whitespace()) && chars.get(i + 2).is_some_and(|c| c.is_alphabetic());
+        if c == '.' && after_word && before_word {
+            dotted.push_str(" dot");
+            found = true;
+        } else {
+            dotted.push(c);
+        }
+    }
+    if !found {
+        return None;
+    }
+    let address = email(&Utterance::new(&dotted))?;
+    let dot_inside = |local: &str| {
+        local.contains('.') && !local.starts_with('.') && !local.ends_with('.') && !local.contains("..")
+    };
+    address.split_once('@').is_some_and(|(local, _)| dot_inside(local)).then_some(address)
+}
+
 /// An address whose "at" the recogniser swallowed into a `domain` the caller gave before ("a laandexample.com"
 /// for "a l a n at example dot com", after an address at example.com was turned down): the spelled letters
 /// before the word that ends with the domain, and that word's start without the "and" or "at" it ends
@@ -410,6 +438,15 @@ pub fn is_common_name(word: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dot_written_as_a_full_stop_is_read_as_a_dot() {
+        assert_eq!(email_with_written_dots("John. Smith at example.com.").as_deref(), Some("john.smith@example.com"));
+        assert_eq!(email_with_written_dots("Sure. Jane at example.com."), None, "a sentence before the address");
+        assert_eq!(email_with_written_dots("jane at example.com."), None, "no stop between words");
+        assert_eq!(email_with_written_dots("a D. at example.com."), None, "a stop before the at");
+        assert_eq!(email_with_written_dots("John. Smith."), None, "no address");
+    }
 
     #[test]
     fn spelled_letters_and_common_names_are_told() {

@@ -66,7 +66,9 @@ impl Reading {
             |how| if asked == Expect::Name { contact::name(u, how) } else { contact::introduced_name(u, how) };
         let name = name_as(Spelling::Mended);
         let name_as_said = name.as_ref().and_then(|_| name_as(Spelling::AsSaid)).filter(|s| Some(s) != name.as_ref());
-        let email = contact::email(u);
+        // Asked for an address, a full stop between two words is the "dot" the caller said.
+        let written_dots = (asked == Expect::Contact).then(|| contact::email_with_written_dots(raw)).flatten();
+        let email = written_dots.or_else(|| contact::email(u));
         let yes = intent::yes_no(u);
         let correcting = (yes == Some(false) && u.words.first().is_some_and(|w| matches!(w.as_str(), "no" | "nope")))
             || u.has_any(&["actually", "instead", "rather", "make it", "i mean", "change it to", "change that to"]);
