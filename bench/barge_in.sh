@@ -6,7 +6,7 @@
 #   bench/barge_in.sh [BARGE_INS] [MAX_CALLS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-model="${SLOTLINE_SPEECH__MODEL_PATH:-${SLOTLINE_DATA_DIR:-data}/models/ggml-tiny.en.bin}"
+model="${SLOTLINE_SPEECH__MODEL_PATH:-${SLOTLINE_DATA_DIR:-data}/models/ggml-tiny.en-q8_0.bin}"
 [[ -f "$model" ]] || { echo "bench: $model is missing; run scripts/setup.sh" >&2; exit 1; }
 command -v sipp >/dev/null || { echo "bench: sipp is missing (Debian package sip-tester)" >&2; exit 1; }
 exec cargo run --quiet --locked --release --example barge_in -- "$model" "${1:-6}" "${2:-2}"

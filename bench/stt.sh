@@ -6,6 +6,6 @@
 # figures are those of an optimised engine; the release profile would only speed up the Rust glue.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-model="${SLOTLINE_SPEECH__MODEL_PATH:-${SLOTLINE_DATA_DIR:-data}/models/ggml-tiny.en.bin}"
+model="${SLOTLINE_SPEECH__MODEL_PATH:-${SLOTLINE_DATA_DIR:-data}/models/ggml-tiny.en-q8_0.bin}"
 [[ -f "$model" ]] || { echo "bench: $model is missing; run scripts/setup.sh" >&2; exit 1; }
 exec cargo run --quiet --locked --example speech_bench -- "$model" "${1:-5}"

@@ -13,7 +13,7 @@
 #   bench/turn_latency.sh --livekit [TURNS] [CALLS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-model="${SLOTLINE_SPEECH__MODEL_PATH:-${SLOTLINE_DATA_DIR:-data}/models/ggml-tiny.en.bin}"
+model="${SLOTLINE_SPEECH__MODEL_PATH:-${SLOTLINE_DATA_DIR:-data}/models/ggml-tiny.en-q8_0.bin}"
 [[ -f "$model" ]] || { echo "bench: $model is missing; run scripts/setup.sh" >&2; exit 1; }
 command -v sipp >/dev/null || { echo "bench: sipp is missing (Debian package sip-tester)" >&2; exit 1; }
 if [[ "${1:-}" == --livekit ]]; then

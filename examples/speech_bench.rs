@@ -29,7 +29,7 @@ fn ms(d: Duration) -> f64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let model = args.next().map_or_else(|| PathBuf::from("data/models/ggml-tiny.en.bin"), PathBuf::from);
+    let model = args.next().map_or_else(|| PathBuf::from("data/models/ggml-tiny.en-q8_0.bin"), PathBuf::from);
     let runs: usize = args.next().map_or(Ok(5), |r| r.parse())?.clamp(1, 50);
 
     let tts = EspeakTts::new("en-us", 160)?;

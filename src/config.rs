@@ -294,7 +294,8 @@ pub struct SpeechConfig {
     pub stt_engine: SttEngineKind,
     /// Which engine speaks the agent's replies.
     pub tts_engine: TtsEngineKind,
-    /// whisper.cpp model file; defaults to `<data_dir>/models/ggml-tiny.en.bin` (made by `scripts/setup.sh`).
+    /// whisper.cpp model file; defaults to `<data_dir>/models/ggml-tiny.en-q8_0.bin`, the Q8_0 quantization
+    /// of tiny.en that `scripts/setup.sh` makes beside the fp16 model (`ggml-tiny.en.bin`).
     pub model_path: Option<PathBuf>,
     /// Utterances transcribed at once, each on a blocking thread.
     pub stt_workers: usize,
@@ -880,12 +881,12 @@ impl Config {
         }
     }
 
-    /// The speech-to-text model file in effect (`<data_dir>/models/ggml-tiny.en.bin` unless
+    /// The speech-to-text model file in effect (`<data_dir>/models/ggml-tiny.en-q8_0.bin` unless
     /// `speech.model_path` is set).
     pub fn speech_model_path(&self) -> PathBuf {
         match &self.speech.model_path {
             Some(path) => path.clone(),
-            None => self.data_dir.join("models").join("ggml-tiny.en.bin"),
+            None => self.data_dir.join("models").join("ggml-tiny.en-q8_0.bin"),
         }
     }
 
@@ -1067,7 +1068,7 @@ mod tests {
             assert_eq!(config.api.addr.to_string(), "127.0.0.1:8080");
             assert_eq!(config.metrics.addr.to_string(), "127.0.0.1:9464");
             assert_eq!(config.database_url().expose(), "sqlite://./data/slotline.db");
-            assert_eq!(config.speech_model_path(), PathBuf::from("./data/models/ggml-tiny.en.bin"));
+            assert_eq!(config.speech_model_path(), PathBuf::from("./data/models/ggml-tiny.en-q8_0.bin"));
             assert_eq!(config.speech.stt_workers, 1);
             Ok(())
         });

@@ -88,7 +88,7 @@ impl fmt::Display for Missing {
             Self::Model { path } => write!(
                 f,
                 "the speech-to-text model {} does not exist (create it with `scripts/setup.sh`, or \
-                 `python3 scripts/whisper_model.py --data-dir DIR` for `DIR/models/ggml-tiny.en.bin`)",
+                 `python3 scripts/whisper_model.py --data-dir DIR` for `DIR/models/ggml-tiny.en-q8_0.bin`)",
                 path.display()
             ),
             Self::Program { program, package } => {

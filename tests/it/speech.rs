@@ -2,7 +2,7 @@
 //! G.711 as on a call, whisper.cpp transcribes it; the sidecar's neural voices are heard word for word; the WebRTC VAD finds speech inside line noise; STT
 //! decodes off the async runtime, one utterance at a time.
 //!
-//! The model comes from `scripts/setup.sh --test` (`data/models/ggml-tiny.en.bin`, or
+//! The model comes from `scripts/setup.sh --test` (`data/models/ggml-tiny.en-q8_0.bin`, the default, or
 //! `IT_WHISPER_MODEL`); espeak-ng from the Debian package the same script installs.
 
 use std::path::PathBuf;
@@ -21,9 +21,10 @@ use slotline::speech::{self, Missing, SpeechError, SpeechToText, TextToSpeech};
 
 use crate::speech_engines::voice_sidecar;
 
-/// The whisper model `scripts/setup.sh --test` makes (`IT_WHISPER_MODEL` overrides).
+/// The whisper model slotline uses by default, Q8_0, which `scripts/setup.sh --test` makes
+/// (`IT_WHISPER_MODEL` overrides).
 pub(crate) fn model_path() -> PathBuf {
-    crate::helpers::setup_file("IT_WHISPER_MODEL", "models/ggml-tiny.en.bin")
+    crate::helpers::setup_file("IT_WHISPER_MODEL", "models/ggml-tiny.en-q8_0.bin")
 }
 
 /// The caller: espeak-ng's male US variant speaking slowly and clearly (its robotic default voice at
@@ -72,14 +73,15 @@ async fn a_spoken_booking_request_through_g711_is_transcribed() {
     assert_eq!(stt.transcribe(&[]).await.expect("empty").text, "");
 }
 
-/// Given the Q8_0 quantization `scripts/whisper_model.py` makes beside the model, when whisper.cpp loads
-/// it (it checks every tensor's type and size against the header's file type) and transcribes the same
-/// request through G.711, then it hears the same words as the fp16 model.
+/// Given the Q8_0 quantization `scripts/whisper_model.py` makes from the fp16 model (the default), when
+/// whisper.cpp loads it (it checks every tensor's type and size against the header's file type) and
+/// transcribes the same request through G.711, then it hears the same words as the fp16 model.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_quantized_model_hears_what_the_model_hears() {
-    let quantized = crate::helpers::setup_file("IT_WHISPER_Q8_MODEL", "models/ggml-tiny.en-q8_0.bin");
+    let quantized = model_path();
+    let fp16_model = crate::helpers::setup_file("IT_WHISPER_FP16_MODEL", "models/ggml-tiny.en.bin");
     let q8 = WhisperStt::load(&quantized, WhisperOptions::default()).await.expect("the Q8_0 model loads");
-    let fp16 = WhisperStt::load(&model_path(), WhisperOptions::default()).await.expect("model loads");
+    let fp16 = WhisperStt::load(&fp16_model, WhisperOptions::default()).await.expect("the fp16 model loads");
     let caller = espeak().synthesize("I would like to book an appointment tomorrow at two.").await.expect("speaks");
     let heard = through_g711(Codec::Pcmu, &caller);
     let (q8_words, fp16_words) = (
@@ -91,7 +93,7 @@ async fn the_quantized_model_hears_what_the_model_hears() {
     }
     assert_eq!(q8_words, fp16_words, "the same words from both models");
     assert!(
-        std::fs::metadata(&quantized).expect("Q8_0 file").len() < std::fs::metadata(model_path()).expect("file").len()
+        std::fs::metadata(&quantized).expect("Q8_0 file").len() < std::fs::metadata(&fp16_model).expect("file").len()
     );
 }
 

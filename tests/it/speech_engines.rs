@@ -428,7 +428,7 @@ fn check_asks_only_for_what_the_chosen_engines_need() {
 
     config.speech.stt_engine = SttEngineKind::Whisper;
     let Err(SpeechError::Missing(missing)) = speech::check(&config) else { panic!("the model is missing") };
-    assert_eq!(missing, [Missing::Model { path: "/nonexistent/models/ggml-tiny.en.bin".into() }]);
+    assert_eq!(missing, [Missing::Model { path: "/nonexistent/models/ggml-tiny.en-q8_0.bin".into() }]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -66,9 +66,8 @@ pub fn email_with_written_dots(raw: &str) -> Option<String> {
         return None;
     }
     let address = email(&Utterance::new(&dotted))?;
-    let dot_inside = |local: &str| {
-        local.contains('.') && !local.starts_with('.') && !local.ends_with('.') && !local.contains("..")
-    };
+    let dot_inside =
+        |local: &str| local.contains('.') && !local.starts_with('.') && !local.ends_with('.') && !local.contains("..");
     address.split_once('@').is_some_and(|(local, _)| dot_inside(local)).then_some(address)
 }
 
