@@ -577,15 +577,23 @@ impl Readback {
 }
 
 /// Whether a read-back (lowercased) names the caller as `name` and nothing more: "for grace hopper on …",
-/// not "for grace hopper er on …".
+/// not "for grace hopper er on …" nor "for jane doe jane doe on …".
 fn read_back_as(said: &str, name: &str) -> bool {
     let name = name.to_lowercase();
     said.match_indices(&name).any(|(at, _)| {
         let after = &said[at + name.len()..];
         let before = &said[..at];
-        (before.is_empty() || before.ends_with(' '))
+        (before.is_empty() || before.ends_with("for "))
             && (after.starts_with(" on ") || !after.starts_with(|c: char| c.is_alphanumeric() || c == ' '))
     })
+}
+
+#[test]
+fn a_read_back_must_name_the_caller_exactly() {
+    assert!(read_back_as("just to confirm: an appointment for jane doe on tuesday", "Jane Doe"));
+    assert!(read_back_as("for jane doe, spelled d o e, on tuesday", "Jane Doe"));
+    assert!(!read_back_as("an appointment for jane doe jane doe on tuesday", "Jane Doe"));
+    assert!(!read_back_as("an appointment for grace hopper er on tuesday", "Grace Hopper"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
