@@ -40,6 +40,8 @@ const AUDIO_CTX_MARGIN: u32 = 64;
 /// Fewest positions a scaled context gets (10.24 s). With 256 tiny.en fell into repetition loops on
 /// short turns (a 1.7 s turn looped, and its full-window retry cost 2.9 s in release); 384 stopped the
 /// loop but misheard; 512 decodes 1.5–3 s turns in ~0.6 s with the full window's words (`bench/stt.sh`).
+/// Measured again with Q8_0 on the spoken corpus and the agent's sentences (`docs/speech.md`): 448
+/// saves a sixth of a short decode but repeated a phrase of an agent sentence, 384 and less repeat more.
 const MIN_AUDIO_CTX: u32 = 512;
 /// Utterances shorter than this (16 kHz samples, 1 s) are padded with silence.
 const MIN_SAMPLES: usize = WHISPER_RATE as usize;
