@@ -512,12 +512,7 @@ impl RulesEngine {
             self.spell_asked.extend(self.doubtful.clone());
         }
         // An address or the phone said in the same breath is kept.
-        if let Some(email) = reading.email.clone() {
-            self.take_email(email);
-            self.use_phone = false;
-        } else if reading.phone && self.context.caller.is_some() {
-            self.use_phone = true;
-        }
+        self.absorb_contact(reading);
         self.next_detail(slot)
     }
 
@@ -986,6 +981,11 @@ impl RulesEngine {
         if let Some(name) = &reading.name {
             self.take_name(name.clone(), reading.name_as_said.clone());
         }
+        self.absorb_contact(reading);
+    }
+
+    /// Takes the email or the wish to be reached on the calling number that a turn carries.
+    fn absorb_contact(&mut self, reading: &Reading) {
         if let Some(email) = &reading.email {
             self.take_email(email.clone());
             self.use_phone = false;
