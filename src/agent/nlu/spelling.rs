@@ -18,6 +18,8 @@
 //! name ([`super::names`]: "HOPP-PDR" is Hopper); [`Spelling::AsSaid`] keeps them, for a caller who
 //! already turned the mended name down.
 
+use std::collections::HashMap;
+
 use super::{edit_distance, names};
 
 /// How letters that spell no heard word become a word of the name.
@@ -94,28 +96,51 @@ impl Alignment {
     }
 }
 
-/// Lays `letters` over `words[start..]`, each word taking the prefix of what is left that spells it best
-/// (the longer on a tie), until a word is not spelled or the letters run out.
+/// Letters taken by consecutive words, each with how it fits.
+type Taken = Vec<(usize, Fit)>;
+
+/// Better is more letters accounted for, then closer fits, then fewer words.
+fn rank(taken: &Taken) -> (usize, std::cmp::Reverse<usize>, std::cmp::Reverse<usize>) {
+    let letters = taken.iter().map(|(n, _)| n).sum();
+    let looseness = taken.iter().map(|(_, fit)| *fit as usize).sum();
+    (letters, std::cmp::Reverse(looseness), std::cmp::Reverse(taken.len()))
+}
+
+/// Lays `letters` over `words[start..]` in order, each word taking a prefix of what is left that spells
+/// it, and keeps the way that accounts for the most letters ([`rank`]). Every split is tried: a word
+/// that takes the prefix it fits best can leave letters no later word takes ("HOPP-P-E-R" after
+/// "Hopper": "hopp" is Hopper with letters dropped, but "per" would then be a word of its own; all seven
+/// letters are Hopper with one too many).
 fn align(letters: &[char], words: &[String], start: usize) -> Alignment {
-    let mut taken = Vec::new();
-    let mut at = 0;
-    for word in &words[start..] {
-        let left = letters.len() - at;
-        if left == 0 {
-            break;
-        }
-        let longest = left.min(word.chars().count() + 1);
-        let best = (2..=longest)
-            .filter_map(|n| {
-                let prefix: String = letters[at..at + n].iter().collect();
-                fit(&prefix, word).map(|f| (f, std::cmp::Reverse(n)))
-            })
-            .min();
-        let Some((how, std::cmp::Reverse(n))) = best else { break };
-        taken.push((n, how));
-        at += n;
+    Alignment { start, taken: best_from(letters, words, (start, 0), &mut HashMap::new()) }
+}
+
+/// The best way to lay `letters[at..]` over `words[word..]`, remembered by `(word, at)`: a name has a few
+/// words, but a recogniser's text is not bounded, and without it the splits multiply word by word.
+fn best_from(
+    letters: &[char],
+    words: &[String],
+    (word, at): (usize, usize),
+    known: &mut HashMap<(usize, usize), Taken>,
+) -> Taken {
+    if let Some(taken) = known.get(&(word, at)) {
+        return taken.clone();
     }
-    Alignment { start, taken }
+    let mut best = Taken::new();
+    if let Some(heard) = words.get(word) {
+        let longest = (letters.len() - at).min(heard.chars().count() + 1);
+        for n in 2..=longest {
+            let prefix: String = letters[at..at + n].iter().collect();
+            let Some(how) = fit(&prefix, heard) else { continue };
+            let mut taken = vec![(n, how)];
+            taken.extend(best_from(letters, words, (word + 1, at + n), known));
+            if rank(&taken) > rank(&best) {
+                best = taken;
+            }
+        }
+    }
+    known.insert((word, at), best.clone());
+    best
 }
 
 /// Applies a run of spelled `letters` to the name's `parts`, of which those from `heard` on are words as
@@ -193,6 +218,9 @@ mod tests {
         assert_eq!(spelled(&["grace", "hopper"], "grace"), ["grace", "hopper"], "the first word spelled");
         assert_eq!(spelled(&[], "jon"), ["jon"]);
         assert_eq!(spelled(&["harper"], "hopppdr"), ["hopppdr"], "far off: still the caller's letters");
+        assert_eq!(spelled(&["grace", "hopper"], "hoppper"), ["grace", "hoppper"], "a letter too many, no extra word");
+        let many = vec!["aaaa"; 40];
+        assert_eq!(spelled(&many, &"a".repeat(160)).len(), 40, "forty like words and their letters, at once");
     }
 
     #[test]
