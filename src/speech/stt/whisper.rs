@@ -16,9 +16,13 @@
 //! lowest probability of its tokens. The words below [`UNSURE_BELOW`] are [`Transcript::unsure`]; the
 //! dialog asks the caller to spell a name whisper was unsure of. Reading the probabilities costs
 //! nothing beyond the decode.
+//!
+//! The encoder's matrix products are most of a decode. `.cargo/config.toml` builds whisper.cpp with
+//! llamafile's tiled kernels (`GGML_LLAMAFILE`), which take about 60 % of the time of ggml's default
+//! ones here; [`system_info`] says what the build uses, and is logged when the model loads.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -53,6 +57,17 @@ const MIN_SAMPLES: usize = WHISPER_RATE as usize;
 /// heard right stayed above 0.45 (Jane 0.48, Garcia 0.58, Monday 0.95–0.99, Hopper 0.87). 0.4 sits
 /// in that gap; a common name below it is still not asked for (the dialog checks its lexicon).
 pub const UNSURE_BELOW: f32 = 0.4;
+
+/// What whisper.cpp was built to use on this CPU (`CPU : SSE3 = 1 | … | AVX512 = 1 | LLAMAFILE = 1 |`),
+/// read once and logged: whisper.cpp writes it into a static buffer, which concurrent calls would race on.
+pub fn system_info() -> &'static str {
+    static INFO: OnceLock<String> = OnceLock::new();
+    INFO.get_or_init(|| {
+        let info = whisper_rs::print_system_info().trim().to_string();
+        tracing::info!(system = %info, "whisper.cpp build");
+        info
+    })
+}
 
 /// Tokens one utterance of `samples` (16 kHz) may produce: 8 a second plus 16.
 fn max_tokens(samples: usize) -> i32 {
@@ -140,6 +155,7 @@ impl WhisperStt {
         }
         // whisper.cpp and ggml log through tracing (target `whisper_rs`) instead of stderr.
         whisper_rs::install_logging_hooks();
+        system_info();
         let load_error = |reason: String| SpeechError::ModelLoad { path: PathBuf::from(path), reason };
         let mut parameters = WhisperContextParameters::default();
         parameters.use_gpu(false);
@@ -346,6 +362,13 @@ mod tests {
         assert_eq!(AudioContext::Scaled.positions(60 * 16_000), FULL_AUDIO_CTX);
         assert_eq!(AudioContext::Full.positions(16_000), 1500);
         assert_eq!(AudioContext::Fixed(0).positions(16_000), 1);
+    }
+
+    #[test]
+    fn whisper_cpp_is_built_with_llamafile_kernels() {
+        // whisper-rs-sys does not rebuild when a GGML_* variable changes: a target dir that built it
+        // before `.cargo/config.toml` set GGML_LLAMAFILE needs `cargo clean -p whisper-rs-sys`.
+        assert!(system_info().contains("LLAMAFILE = 1"), "whisper.cpp without llamafile's kernels: {}", system_info());
     }
 
     fn word(text: &str, probability: f32) -> HeardWord {
