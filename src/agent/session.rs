@@ -15,7 +15,8 @@
 //!   the speculation. An early end is a guess: when the caller speaks again before the full end-of-turn
 //!   silence would have passed ("Monday, … at eleven"), the new words continue the same turn: the
 //!   answer to the first part is dropped (or stopped), both parts are transcribed again as one, and
-//!   the engine answers the whole turn instead ([`Conversation::continue_turn`]).
+//!   the engine answers the whole turn instead ([`Conversation::continue_turn`]). Only a reply that
+//!   ends the call is not taken back: its goodbye is said in full and the call ends.
 //! - **Barge-in**: when the caller starts speaking while the agent talks, the sink is flushed at once
 //!   (the queued audio is dropped) and the agent listens; DTMF interrupts the same way. Each key is a turn;
 //!   while [`MAX_QUEUED_TURNS`] turns wait for the engine, further keys are dropped (and counted), so a
@@ -437,7 +438,9 @@ pub async fn run(
             Some(event) = endpointer.events.recv() => match event {
                 Endpoint::Started { at } => {
                     in_utterance = true;
-                    if let Some((_, before)) = early_words.take().filter(|(end, _)| at.saturating_sub(*end) < end_silence) {
+                    let went_on = early_words.take().filter(|(end, _)| at.saturating_sub(*end) < end_silence);
+                    // A goodbye already decided is said in full: no later words change a call that ends.
+                    if let Some((_, before)) = went_on.filter(|_| !hangup_after_speech) {
                         // Still the same turn: its early answer is dropped, or stopped where it plays.
                         continuing = Some(before);
                         superseded = waiting.is_some() || !pending.is_empty();

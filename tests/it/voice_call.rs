@@ -76,13 +76,18 @@ pub(crate) async fn natural_turns(script: &[(&str, Cue)]) -> Vec<Turn> {
 
 /// The turns of `script` spoken by `voice`; ` | ` in a line is a [`HESITATION`].
 async fn turns_in(voice: &dyn TextToSpeech, script: &[(&str, Cue)]) -> Vec<Turn> {
+    turns_pausing(voice, script, HESITATION).await
+}
+
+/// The turns of `script` spoken by `voice`; ` | ` in a line is a pause of `hesitation`.
+async fn turns_pausing(voice: &dyn TextToSpeech, script: &[(&str, Cue)], hesitation: Duration) -> Vec<Turn> {
     let mut turns = Vec::new();
     for (text, cue) in script {
         let mut audio = Vec::new();
         for (i, part) in text.split(" | ").enumerate() {
             if i > 0 {
                 let trailing = audio.iter().rev().take_while(|s: &&i16| s.abs() < 64).count();
-                let silence = (HESITATION.as_millis() as usize * 8).saturating_sub(trailing);
+                let silence = (hesitation.as_millis() as usize * 8).saturating_sub(trailing);
                 audio.extend(std::iter::repeat_n(0, silence));
             }
             audio.extend(voice.synthesize(part).await.expect("the caller's voice speaks"));
@@ -239,6 +244,44 @@ async fn a_spoken_booking_over_sip() {
     assert!(lines.iter().any(|(who, text)| who == "agent" && text.contains("You're all set, Jane")), "{lines:#?}");
     assert!(lines.iter().any(|(who, text)| who == "caller" && text.to_lowercase().contains("jane doe")), "{lines:#?}");
     assert_eq!(lines.first().map(|(who, _)| who.as_str()), Some("agent"), "the greeting comes first");
+    app.stop().await;
+}
+
+/// Given a caller who says goodbye, pauses and adds a word ("bye for now | thank you"), when the turn
+/// ended at the pause (its words answer: the caller leaves) and the agent's goodbye has begun, then the
+/// added words do not cut it off: the caller hears the whole goodbye, then the agent hangs up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_goodbye_begun_at_a_pause_is_said_in_full() {
+    let app = voice_app_with(|config| {
+        hibari_agent(config);
+        config.voice.end_silence_ms = PATIENT_END_MS;
+    })
+    .await;
+    let early_before = app.value("slotline_turn_ends_total", &["at=\"pause\""]).await;
+    let voice = EspeakTts::new("en-us+m3", 130).expect("espeak-ng is installed by scripts/setup.sh");
+    // The pause leaves a loaded machine time to transcribe "bye for now" and start the goodbye, which
+    // (about two seconds in hibari's voice) is still playing when the caller goes on.
+    let script = [("bye for now | thank you", Cue::AfterPrompt)];
+    let log = place_call_with(&app, turns_pausing(&voice, &script, Duration::from_millis(1_200)).await).await;
+    let call = crate::sip::call_row(&app).await;
+    let lines = transcript(&app, &call, 3).await;
+    assert!(log.error.is_none() && log.turns.len() == 1, "{}\ntranscript: {lines:#?}", summary(&log));
+    assert_eq!(call.end_reason.as_deref(), Some("agent_bye"), "{call:?}\n{lines:#?}");
+    let early = app.value("slotline_turn_ends_total", &["at=\"pause\""]).await - early_before;
+
+    // The agent's speech since the caller began the turn, from its first voiced packet to its last.
+    let turn = &log.turns[0];
+    let received = &log.received[turn.received_at_start..];
+    let first = received.iter().position(|p| p.voiced).expect("the agent spoke");
+    let last = received.iter().rposition(|p| p.voiced).expect("the agent spoke");
+    // On a machine too loaded to transcribe within the pause the turn ends after "thank you" instead;
+    // the goodbye must be whole either way.
+    let overlapped = turn.last_voiced.is_some_and(|end| received[first].at < end);
+    eprintln!("turns ended at a pause: {early}; the goodbye began before the caller's last word: {overlapped}");
+    let from = (turn.received_at_start + first) * voice_caller::FRAME;
+    let to = (turn.received_at_start + last + 1) * voice_caller::FRAME;
+    let heard = hear(&log.audio[from..to]).await;
+    assert!(heard.contains("thank you for calling") && heard.ends_with("goodbye"), "the caller heard: {heard:?}");
     app.stop().await;
 }
 
