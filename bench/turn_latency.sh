@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Turn latency of spoken calls over real SIP (sipp) and RTP on loopback: TURNS turns per call (default 10),
-# steps of 1..=MAX_CALLS concurrent calls (default 4), or the listed counts ("1,5,10,20,30", at most 30);
+# steps of 1..=MAX_CALLS concurrent calls (default 4), or the listed counts ("1,5,10,20,30", at most 50);
 # prints p50/p95 of the turn gap on the wire, the CPU time per call, its parts from /metrics, and the
 # concurrent-call capacity with p95 under 800 ms. Needs the model, sipp and
 # espeak-ng (scripts/setup.sh --test).

@@ -2,7 +2,7 @@
 //! slotline's SIP gateway: each call speaks TURNS scripted turns; the turn gap is measured on the wire
 //! (the caller's last voiced packet → the agent's first voiced packet) and its parts are read from
 //! `slotline_turn_latency_seconds{part}` on `/metrics` (mean per step), beside the CPU time per call.
-//! Steps of 1..=MAX_CALLS concurrent calls, or the listed counts ("1,5,10,20,30", at most 30); the
+//! Steps of 1..=MAX_CALLS concurrent calls, or the listed counts ("1,5,10,20,30", at most 50); the
 //! capacity is the largest step whose p95 stays under 800 ms with every smaller step's too. The calls of a step
 //! start STAGGER_MS apart (default 2000), as independent callers do; with 0 they speak in lockstep, every
 //! turn of every call ending at once (the worst case for the shared speech-to-text workers). Run by
@@ -47,7 +47,7 @@ use voice_caller::{CallSpec, Cue};
 /// The turn gap the capacity is judged by.
 const TARGET_P95: Duration = Duration::from_millis(800);
 const MAX_TURNS: usize = 20;
-const MAX_CALLS: usize = 30;
+const MAX_CALLS: usize = 50;
 
 /// Each part of the turn latency histogram: its name, `_sum` and `_count`.
 type Parts = Vec<(String, f64, f64)>;
