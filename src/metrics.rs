@@ -116,6 +116,9 @@ pub const TURN_ENDS_TOTAL: &str = "slotline_turn_ends_total";
 pub const STT_SPECULATIONS_TOTAL: &str = "slotline_stt_speculations_total";
 /// Silent turns after the no-input timeout.
 pub const NO_INPUT_TIMEOUTS_TOTAL: &str = "slotline_no_input_timeouts_total";
+/// Sounds the voice detector took for speech in which the recogniser found no words (line noise, a
+/// breath, a door): not turns.
+pub const WORDLESS_UTTERANCES_TOTAL: &str = "slotline_wordless_utterances_total";
 /// Sentences the agents spoke in calls (cached prompts included), by `engine` of the call's voice
 /// (`hibari`, `piper`, `espeak`, `openai`, `external`).
 pub const TTS_SENTENCES_TOTAL: &str = "slotline_tts_sentences_total";
@@ -433,6 +436,11 @@ pub fn no_input() {
     metrics::counter!(NO_INPUT_TIMEOUTS_TOTAL).increment(1);
 }
 
+/// Counts a sound without words that was not taken as a turn.
+pub fn wordless_utterance() {
+    metrics::counter!(WORDLESS_UTTERANCES_TOTAL).increment(1);
+}
+
 /// Counts a sentence spoken in a call by a voice of `engine`.
 pub fn tts_sentence(engine: &'static str) {
     metrics::counter!(TTS_SENTENCES_TOTAL, "engine" => engine).increment(1);
@@ -565,6 +573,7 @@ fn describe_voice() {
     );
     describe_counter!(BARGE_INS_TOTAL, "Times the caller spoke or pressed a key over the agent.");
     describe_counter!(NO_INPUT_TIMEOUTS_TOTAL, "Silent caller turns after the no-input timeout.");
+    describe_counter!(WORDLESS_UTTERANCES_TOTAL, "Sounds without words (noise, a breath), not taken as turns.");
     describe_counter!(TURN_ENDS_TOTAL, "Caller turns that ended, at a pause or after the full silence.");
     describe_counter!(STT_SPECULATIONS_TOTAL, "Transcriptions started at a pause, used or discarded.");
     describe_counter!(SPEECH_ERRORS_TOTAL, "Speech engine failures by engine.");
@@ -591,6 +600,7 @@ fn zero() {
     }
     metrics::counter!(BARGE_INS_TOTAL).increment(0);
     metrics::counter!(NO_INPUT_TIMEOUTS_TOTAL).increment(0);
+    metrics::counter!(WORDLESS_UTTERANCES_TOTAL).increment(0);
     for engine in ["stt", "tts"] {
         metrics::counter!(SPEECH_ERRORS_TOTAL, "engine" => engine).increment(0);
     }

@@ -21,6 +21,9 @@
 //!   (the queued audio is dropped) and the agent listens; DTMF interrupts the same way. Each key is a turn;
 //!   while [`MAX_QUEUED_TURNS`] turns wait for the engine, further keys are dropped (and counted), so a
 //!   flood of DTMF cannot queue unlimited turns.
+//! - **Sounds without words**: an utterance in which the recogniser found no words (a breath, a door,
+//!   loud line noise; whisper writes nothing, or a note such as "[BLANK_AUDIO]") is not a turn: nothing
+//!   is answered, and the no-input timer starts again.
 //! - **No input**: `voice.no_input_ms` after the agent stopped talking without a word or key, the engine
 //!   gets a silent turn (it re-prompts, and gives up after three).
 //! - **Slow calendar**: the toolbox's interim sentence ("Let me check available slots for you.") is
@@ -302,6 +305,8 @@ struct TurnDone {
     heard: String,
     reply: AgentTurn,
     timing: TurnTiming,
+    /// A sound in which the recogniser found no words: not a turn, nothing to answer.
+    wordless: bool,
 }
 
 /// Runs the call until the caller hangs up (the endpoint's input closes) or the agent ends it.
@@ -352,6 +357,7 @@ pub async fn run(
         while let Some((request, done)) = turns_rx.recv().await {
             let mut timing = TurnTiming { endpointing: request.endpointing, ..TurnTiming::default() };
             let asked = Instant::now();
+            let spoken = request.dtmf.is_empty() && !request.continues && !matches!(request.heard, Heard::Nothing);
             let transcript = match request.heard {
                 Heard::Nothing => None,
                 Heard::Audio(samples) => Some(stt.transcribe(&samples).await),
@@ -369,6 +375,16 @@ pub async fn run(
                     (String::new(), Vec::new())
                 }
             };
+            // A sound the detector took for speech (a breath, a door, loud line noise) in which whisper wrote
+            // no words, or only a note such as "[BLANK_AUDIO]": no turn, the agent goes on listening.
+            if spoken && nlu::Utterance::new(&heard).words.is_empty() {
+                metrics::wordless_utterance();
+                let wordless = TurnDone { heard: String::new(), reply: AgentTurn::default(), timing, wordless: true };
+                if done.send(wordless).is_err() {
+                    break;
+                }
+                continue;
+            }
             let started = Instant::now();
             // The words whisper was unsure of go with the text: the dialog asks to spell such a name.
             let turn = UserTurn { text: heard.clone(), dtmf: request.dtmf, unsure };
@@ -376,7 +392,7 @@ pub async fn run(
                 if request.continues { conversation.continue_turn(turn).await } else { conversation.turn(turn).await };
             timing.dialog = started.elapsed();
             expect_tx.send_replace(conversation.expecting());
-            if done.send(TurnDone { heard, reply, timing }).is_err() {
+            if done.send(TurnDone { heard, reply, timing, wordless: false }).is_err() {
                 break;
             }
         }
@@ -538,6 +554,11 @@ pub async fn run(
             }
             Some(done) = next_done(&mut waiting), if waiting.is_some() => {
                 waiting = None;
+                if done.wordless {
+                    speaker.listen();
+                    tracing::debug!("a sound without words: no turn");
+                    continue;
+                }
                 note("caller", &done.heard);
                 // The caller went on speaking after an early end: the whole turn is answered when it ends.
                 if !std::mem::take(&mut superseded) || done.reply.end_call {
@@ -699,6 +720,13 @@ impl Speaker {
 
     fn mark_busy(&mut self) {
         self.busy = true;
+    }
+
+    /// No turn after all: idle again, the silence before a re-prompt counted from now.
+    fn listen(&mut self) {
+        self.busy = false;
+        let mut until = self.until.lock().unwrap_or_else(|e| e.into_inner());
+        *until = (*until).max(Instant::now());
     }
 
     /// Says `text` after what is already queued; resolves to the time until its first audio was queued

@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use slotline::agent::nlu::Utterance;
 use slotline::call::{Frame, FRAME};
 use slotline::config::Config;
 use slotline::media::codec::Codec;
@@ -253,4 +254,75 @@ async fn whisper_says_which_words_it_was_unsure_of() {
     let monday = hear("Could I come in on Monday morning?").await;
     assert!(words(&monday.text).contains(&"monday".to_string()), "{:?}", monday.text);
     assert!(!monday.unsure.iter().any(|w| w == "Monday"), "{:?}: unsure {:?}", monday.text, monday.unsure);
+}
+
+/// Sounds of a line on which nobody speaks, 8 kHz, made from a fixed seed: a loud line hiss, three
+/// breaths (band-limited noise swelling and fading), and a door (a low thump, then the latch's click).
+pub(crate) fn noises() -> [(&'static str, Vec<i16>); 3] {
+    let mut seed = 11u32;
+    let mut white = move || {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        f32::from((seed >> 16) as u16 as i16) / 32768.0
+    };
+    let hiss: Vec<i16> = (0..16_000).map(|_| (white() * 1_200.0) as i16).collect();
+    let mut breaths = Vec::new();
+    for _ in 0..3 {
+        let (mut fast, mut slow) = (0.0f32, 0.0f32);
+        let n = 7_200; // 0.9 s in, out
+        for i in 0..n {
+            let x = white();
+            fast += 0.35 * (x - fast);
+            slow += 0.02 * (x - slow);
+            let swell = (std::f32::consts::PI * i as f32 / n as f32).sin();
+            breaths.push(((fast - slow) * swell * 9_000.0) as i16);
+        }
+        breaths.extend(std::iter::repeat_n(0, 4_000));
+    }
+    let mut door = Vec::with_capacity(8_000);
+    for i in 0..8_000 {
+        let t = i as f32 / 8_000.0;
+        let thump = (2.0 * std::f32::consts::PI * 70.0 * t).sin() * (-t / 0.06).exp() * 14_000.0;
+        let crack = if i < 160 { white() * 9_000.0 } else { 0.0 };
+        let latch = if (1_800..1_880).contains(&i) { white() * 6_000.0 } else { 0.0 };
+        door.push((thump + crack + latch).clamp(-32_000.0, 32_000.0) as i16);
+    }
+    [("line hiss", hiss), ("breathing", breaths), ("a door", door)]
+}
+
+/// Given a line hiss, breathing and a door, each through G.711 between silences, when the voice detector
+/// takes some of it for speech (it does: every sound starts an utterance), then whisper finds no words
+/// in those utterances: it writes nothing, or a note ("[Music]", "(click)") that is no caller's word.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sounds_without_words_are_heard_as_no_words() {
+    let stt = WhisperStt::load(&model_path(), WhisperOptions::default()).await.expect("model loads");
+    for (name, sound) in noises() {
+        let mut line = vec![0i16; 8_000];
+        line.extend(through_g711(Codec::Pcmu, &sound));
+        line.extend(std::iter::repeat_n(0, 16_000));
+        let mut endpointer = EndpointerThread::spawn(2, EndpointSettings::default()).expect("vad");
+        for chunk in line.chunks_exact(FRAME) {
+            let mut frame: Frame = [0; FRAME];
+            frame.copy_from_slice(chunk);
+            assert!(endpointer.send(frame).await, "the VAD thread is running");
+        }
+        // Without its frame sender the thread ends after the queued frames, and then the events end.
+        let (_, closed) = tokio::sync::mpsc::channel(1);
+        let mut events = std::mem::replace(&mut endpointer.events, closed);
+        drop(endpointer);
+        let mut utterances = 0;
+        while let Some(event) = events.recv().await {
+            if let Endpoint::Ended(utterance) = event {
+                utterances += 1;
+                let heard = stt.transcribe(&utterance.samples).await.expect("transcribes");
+                let words = Utterance::new(&heard.text).words;
+                assert!(
+                    words.is_empty(),
+                    "{name}: whisper heard {:?} in {} ms",
+                    heard.text,
+                    utterance.samples.len() / 8
+                );
+            }
+        }
+        assert!(utterances > 0, "{name}: the detector took none of it for speech, so this proves nothing");
+    }
 }
