@@ -303,10 +303,9 @@ async fn speculation_done(speculation: &mut Option<Speculation>) -> Result<Trans
 /// The worker's answer.
 struct TurnDone {
     heard: String,
-    reply: AgentTurn,
+    /// None for a sound in which the recogniser found no words: not a turn, nothing to answer.
+    reply: Option<AgentTurn>,
     timing: TurnTiming,
-    /// A sound in which the recogniser found no words: not a turn, nothing to answer.
-    wordless: bool,
 }
 
 /// Runs the call until the caller hangs up (the endpoint's input closes) or the agent ends it.
@@ -379,8 +378,7 @@ pub async fn run(
             // no words, or only a note such as "[BLANK_AUDIO]": no turn, the agent goes on listening.
             if spoken && nlu::Utterance::new(&heard).words.is_empty() {
                 metrics::wordless_utterance();
-                let wordless = TurnDone { heard: String::new(), reply: AgentTurn::default(), timing, wordless: true };
-                if done.send(wordless).is_err() {
+                if done.send(TurnDone { heard, reply: None, timing }).is_err() {
                     break;
                 }
                 continue;
@@ -392,7 +390,7 @@ pub async fn run(
                 if request.continues { conversation.continue_turn(turn).await } else { conversation.turn(turn).await };
             timing.dialog = started.elapsed();
             expect_tx.send_replace(conversation.expecting());
-            if done.send(TurnDone { heard, reply, timing, wordless: false }).is_err() {
+            if done.send(TurnDone { heard, reply: Some(reply), timing }).is_err() {
                 break;
             }
         }
@@ -554,20 +552,20 @@ pub async fn run(
             }
             Some(done) = next_done(&mut waiting), if waiting.is_some() => {
                 waiting = None;
-                if done.wordless {
+                let Some(reply) = done.reply else {
                     speaker.listen();
                     tracing::debug!("a sound without words: no turn");
                     continue;
-                }
+                };
                 note("caller", &done.heard);
                 // The caller went on speaking after an early end: the whole turn is answered when it ends.
-                if !std::mem::take(&mut superseded) || done.reply.end_call {
-                    note("agent", &done.reply.say);
+                if !std::mem::take(&mut superseded) || reply.end_call {
+                    note("agent", &reply.say);
                     let mut timing = done.timing;
-                    if done.reply.end_call {
+                    if reply.end_call {
                         hangup_after_speech = true;
                     }
-                    let first_audio = speaker.say(done.reply.say.clone(), Some(Instant::now()));
+                    let first_audio = speaker.say(reply.say.clone(), Some(Instant::now()));
                     // The loop does not wait for the synthesis: the caller's audio (and a barge-in) keeps
                     // flowing while the first sentence is spoken; the turn is recorded once it was queued.
                     first_audios.spawn(async move {
@@ -576,7 +574,7 @@ pub async fn run(
                         }
                         timing
                     });
-                    tracing::debug!(heard = %done.heard, say = %done.reply.say, "turn words");
+                    tracing::debug!(heard = %done.heard, say = %reply.say, "turn words");
                 }
             }
             Some(Ok(timing)) = first_audios.join_next(), if !first_audios.is_empty() => {
@@ -722,7 +720,7 @@ impl Speaker {
         self.busy = true;
     }
 
-    /// No turn after all: idle again, the silence before a re-prompt counted from now.
+    /// Nothing to say after all: idle again, the silence before a re-prompt counted from now.
     fn listen(&mut self) {
         self.busy = false;
         let mut until = self.until.lock().unwrap_or_else(|e| e.into_inner());
@@ -735,8 +733,7 @@ impl Speaker {
         self.busy = false;
         if text.trim().is_empty() {
             // Nothing to say (the caller has not finished): the silence before a re-prompt starts now.
-            let mut until = self.until.lock().unwrap_or_else(|e| e.into_inner());
-            *until = (*until).max(Instant::now());
+            self.listen();
         }
         let (first_tx, first_rx) = oneshot::channel();
         let previous = self.current.take();

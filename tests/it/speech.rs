@@ -145,11 +145,7 @@ async fn the_vad_finds_where_speech_starts_and_ends_inside_silence() {
     let (truth_start, truth_end) = ((lead + first) as i64, (lead + last + 1) as i64);
 
     let mut endpointer = EndpointerThread::spawn(2, EndpointSettings::default()).expect("vad");
-    for chunk in heard.chunks_exact(FRAME) {
-        let mut frame: Frame = [0; FRAME];
-        frame.copy_from_slice(chunk);
-        assert!(endpointer.send(frame).await, "the VAD thread is running");
-    }
+    feed(&endpointer, &heard).await;
     let events = &mut endpointer.events;
     let Some(Endpoint::Started { at }) = next_event(events).await else { panic!("no start") };
     // Pauses inside the sentence (speculation points) may come first; the end follows them.
@@ -177,6 +173,15 @@ async fn the_vad_finds_where_speech_starts_and_ends_inside_silence() {
     // The utterance holds the speech, with a little before and after.
     assert!(utterance.samples.len() as i64 >= truth_end - truth_start);
     assert!(utterance.samples.len() < speech.len() + 8000);
+}
+
+/// Sends `audio` to the endpointer in 20 ms frames.
+async fn feed(endpointer: &EndpointerThread, audio: &[i16]) {
+    for chunk in audio.chunks_exact(FRAME) {
+        let mut frame: Frame = [0; FRAME];
+        frame.copy_from_slice(chunk);
+        assert!(endpointer.send(frame).await, "the VAD thread is running");
+    }
 }
 
 async fn next_event(events: &mut tokio::sync::mpsc::Receiver<Endpoint>) -> Option<Endpoint> {
@@ -300,11 +305,7 @@ async fn sounds_without_words_are_heard_as_no_words() {
         line.extend(through_g711(Codec::Pcmu, &sound));
         line.extend(std::iter::repeat_n(0, 16_000));
         let mut endpointer = EndpointerThread::spawn(2, EndpointSettings::default()).expect("vad");
-        for chunk in line.chunks_exact(FRAME) {
-            let mut frame: Frame = [0; FRAME];
-            frame.copy_from_slice(chunk);
-            assert!(endpointer.send(frame).await, "the VAD thread is running");
-        }
+        feed(&endpointer, &line).await;
         // Without its frame sender the thread ends after the queued frames, and then the events end.
         let (_, closed) = tokio::sync::mpsc::channel(1);
         let mut events = std::mem::replace(&mut endpointer.events, closed);
