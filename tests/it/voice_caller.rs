@@ -101,11 +101,9 @@ impl CallLog {
         &self.audio[start * FRAME..end * FRAME]
     }
 
-    /// The agent's speech in [`reply_audio`](Self::reply_audio) without the silence around it, cut at the
-    /// first pause of `pause` after `at_least` of it (whisper tiny loops on long tails of silence).
-    pub fn reply_speech(&self, index: usize, at_least: Duration, pause: Duration) -> &[i16] {
-        let start = self.turns[index].received_at_end;
-        let end = self.turns.get(index + 1).map_or(self.received.len(), |t| t.received_at_start);
+    /// The agent's speech in the packets `start..end` without the silence around it, cut at the first
+    /// pause of `pause` after `at_least` of it (whisper tiny loops on long tails of silence).
+    pub fn speech_between(&self, start: usize, end: usize, at_least: Duration, pause: Duration) -> &[i16] {
         let packets = &self.received[start..end];
         let frames = |d: Duration| (d.as_millis() / 20) as usize;
         let Some(first) = packets.iter().position(|p| p.voiced) else { return &[] };
